@@ -1,0 +1,248 @@
+"""Reading and writing Databento DBN ``ohlcv-1m`` data as bar frames.
+
+A *bar frame* is a DataFrame with the columns of :data:`BAR_COLUMNS`: ``symbol`` (the
+registry symbol), ``ts`` (bar open time, int64 ns UTC) and ``open``..``close`` as int64
+fixed-point prices (1e-9, exactly as Databento sends them), ``volume`` int64. Keeping
+integers end to end means no float drift and no pandas datetime-unit surprises.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+BAR_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+UNDEF_PRICE = np.iinfo(np.int64).max
+OHLCV_1M_RTYPE = 33
+OHLCV_1M = "ohlcv-1m"
+FIXED_SCALE_INT = 1_000_000_000
+_READ_BLOCK = 1 << 18
+
+
+class DbnDataError(ValueError):
+    """A DBN input cannot be used (corrupt, truncated, wrong schema); the message names it."""
+
+
+def empty_bars() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "symbol": pd.Series([], dtype=object),
+            **{c: pd.Series([], dtype=np.int64) for c in BAR_COLUMNS[1:]},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Interval:
+    instrument_id: int
+    start_day: int  # days since epoch, inclusive
+    end_day: int  # exclusive
+    raw_symbol: str
+
+
+def _intervals(metadata: Any) -> list[_Interval]:
+    out = []
+    for raw_symbol, intervals in (metadata.mappings or {}).items():
+        for iv in intervals:
+            try:
+                iid = int(iv["symbol"])
+            except (TypeError, ValueError):
+                continue
+            out.append(
+                _Interval(iid, _day(iv["start_date"]), _day(iv["end_date"]), str(raw_symbol))
+            )
+    return out
+
+
+def _day(value: Any) -> int:
+    return (pd.Timestamp(value).date() - date(1970, 1, 1)).days
+
+
+def open_store(source: Path | bytes, name: str) -> Any:
+    """Open DBN bytes or a ``.dbn`` / ``.dbn.zst`` file as a ``DBNStore``; check the schema."""
+    from databento import DBNStore
+
+    try:
+        store = (
+            DBNStore.from_bytes(source) if isinstance(source, bytes) else DBNStore.from_file(source)
+        )
+        schema = str(store.schema) if store.schema is not None else None
+    except Exception as exc:
+        raise DbnDataError(
+            f"{name}: not a readable DBN file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if schema != OHLCV_1M:
+        raise DbnDataError(f"{name}: DBN schema is {schema!r}, but ohlcv-1m bars are required")
+    return store
+
+
+def _blocks(store: Any, name: str) -> Iterator[np.ndarray]:
+    try:
+        yield from store.to_ndarray(count=_READ_BLOCK)
+    except Exception as exc:
+        raise DbnDataError(
+            f"{name}: DBN records cannot be decoded, the file may be truncated "
+            f"or corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def read_bars(
+    store: Any,
+    wanted: Mapping[str, str],
+    start_ns: int,
+    end_ns: int,
+    name: str = "DBN data",
+) -> pd.DataFrame:
+    """Bars of ``store`` whose mapped symbol is a key of ``wanted`` (e.g. ``{'NQ.v.0':
+    'GLBX.MDP3:NQ'}``) and whose open time is in ``[start_ns, end_ns)``, in file order.
+
+    Streams the records block by block, so a large file never sits in memory whole.
+    """
+    meta = store.metadata
+    if (
+        meta.end is not None
+        and meta.start is not None
+        and (meta.start >= end_ns or (meta.end and meta.end <= start_ns))
+    ):
+        return empty_bars()
+    intervals = [iv for iv in _intervals(meta) if iv.raw_symbol in wanted]
+    single = _single_symbol(meta, wanted)
+    if not intervals and single is None:
+        log.info("%s holds none of %s (it has %s)", name, sorted(wanted), list(meta.symbols)[:5])
+        return empty_bars()
+    frames = []
+    for block in _blocks(store, name):
+        ts = block["ts_event"].astype(np.int64)
+        in_range = (ts >= start_ns) & (ts < end_ns)
+        if not in_range.any():
+            continue
+        block, ts = block[in_range], ts[in_range]
+        symbols = np.full(len(block), None, dtype=object)
+        if single is not None:
+            symbols[:] = single
+        else:
+            iids = block["instrument_id"].astype(np.int64)
+            days = ts // 86_400_000_000_000
+            for iv in intervals:
+                hit = (iids == iv.instrument_id) & (days >= iv.start_day) & (days < iv.end_day)
+                symbols[hit] = wanted[iv.raw_symbol]
+        keep = symbols != None  # noqa: E711 - elementwise comparison on an object array
+        if not keep.any():
+            continue
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbols[keep],
+                    "ts": ts[keep],
+                    **{c: block[c][keep].astype(np.int64) for c in PRICE_COLUMNS},
+                    "volume": block["volume"][keep].astype(np.int64),
+                }
+            )
+        )
+    if not frames:
+        return empty_bars()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _single_symbol(meta: Any, wanted: Mapping[str, str]) -> str | None:
+    """A file requested for exactly one wanted symbol needs no instrument mapping."""
+    symbols = list(meta.symbols or [])
+    if len(symbols) == 1 and symbols[0] in wanted and not (meta.mappings or {}).get(symbols[0]):
+        return wanted[symbols[0]]
+    return None
+
+
+# -- writing (sample data, test fixtures, the local gateway stand-in) ----------------------------
+
+
+def encode_bars(
+    bars: pd.DataFrame,
+    *,
+    dataset: str,
+    instruments: Mapping[str, int],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+) -> bytes:
+    """Encode a bar frame as uncompressed DBN ``ohlcv-1m`` bytes.
+
+    ``instruments`` maps each Databento continuous symbol in ``bars['symbol']`` (e.g.
+    ``NQ.v.0``) to an instrument id; the metadata maps it over the whole data span.
+    """
+    from types import SimpleNamespace
+
+    from databento_dbn import Metadata, OHLCVMsg, Schema, SType
+
+    bars = bars.sort_values("ts", kind="stable")
+    ts = bars["ts"].to_numpy(dtype=np.int64)
+    lo = int(ts.min()) if len(ts) else 0
+    hi = int(ts.max()) + 60_000_000_000 if len(ts) else 0
+    start_ns = lo if start_ns is None else start_ns
+    end_ns = hi if end_ns is None else end_ns
+    first_day = pd.Timestamp(start_ns, unit="ns", tz="UTC").date()
+    last_day = pd.Timestamp(max(end_ns, start_ns + 1), unit="ns", tz="UTC").date()
+    mappings = [
+        SimpleNamespace(
+            raw_symbol=sym,
+            intervals=[
+                SimpleNamespace(
+                    start_date=first_day,
+                    end_date=last_day + pd.Timedelta(days=1),
+                    symbol=str(iid),
+                )
+            ],
+        )
+        for sym, iid in instruments.items()
+    ]
+    meta = Metadata(
+        dataset=dataset,
+        start=start_ns,
+        end=end_ns,
+        stype_in=SType.CONTINUOUS,
+        stype_out=SType.INSTRUMENT_ID,
+        schema=Schema.OHLCV_1M,
+        symbols=list(instruments),
+        mappings=mappings,
+    )
+    records = np.zeros(len(bars), dtype=OHLCVMsg._dtypes)
+    records["length"] = OHLCVMsg.size_hint // 4
+    records["rtype"] = OHLCV_1M_RTYPE
+    records["publisher_id"] = 1
+    records["instrument_id"] = bars["symbol"].map(dict(instruments)).to_numpy(dtype=np.uint32)
+    records["ts_event"] = ts.astype(np.uint64)
+    for c in PRICE_COLUMNS:
+        records[c] = bars[c].to_numpy(dtype=np.int64)
+    records["volume"] = bars["volume"].to_numpy(dtype=np.uint64)
+    return bytes(meta) + records.tobytes()
+
+
+def write_bars(path: Path, bars: pd.DataFrame, **kwargs: Any) -> Path:
+    """Write :func:`encode_bars` output to ``path`` (zstd-compressed for ``.zst``)."""
+    data = encode_bars(bars, **kwargs)
+    if path.suffix == ".zst":
+        import zstandard
+
+        data = zstandard.ZstdCompressor(level=3).compress(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def files_for(patterns: Sequence[str]) -> list[Path]:
+    """Expand file paths and globs (``*.dbn``, ``*.dbn.zst``); sorted, de-duplicated."""
+    import glob
+
+    found: set[Path] = set()
+    for pattern in patterns:
+        matches = glob.glob(str(Path(pattern).expanduser()), recursive=True)
+        found.update(Path(m) for m in matches if Path(m).is_file())
+    return sorted(found)

@@ -1,0 +1,289 @@
+"""The shared batch inserter: idempotent writes in committed batches that survive lost connections.
+
+Every stage writes through :class:`BatchInserter`. Rows go in batches of ``batch_size``
+(500 by default); each batch is one transaction: COPY into a session-private staging table,
+then ``INSERT ... SELECT ... ON CONFLICT`` into the target, then COMMIT. Because the
+statement is an upsert (or insert-ignore), a batch retried after a lost connection, even
+one whose COMMIT reached the server before the connection dropped, never doubles a row.
+
+On a lost connection the inserter closes the connection, waits (exponential backoff),
+reconnects through the connector (``PostgresHook`` in the DAGs) and retries the same batch,
+at most ``max_attempts`` times; then it raises :class:`BatchInsertError`. Any other database
+error (bad data) rolls the batch back and raises at once, naming the batch; batches
+committed before it stay committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import Any
+
+import pandas as pd
+from psycopg import sql
+
+from market_backfill.copy_format import ColumnKind, frame_to_lines, tuples_to_lines
+from market_backfill.db import Connector, close_quietly, is_lost_connection
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+
+
+class BatchInsertError(RuntimeError):
+    """A batch could not be written; ``batch`` is 1-based, earlier batches are committed."""
+
+    def __init__(self, message: str, *, batch: int, first_row: int, last_row: int) -> None:
+        super().__init__(message)
+        self.batch = batch
+        self.first_row = first_row
+        self.last_row = last_row
+
+
+@dataclass
+class InsertStats:
+    """What a write did: ``rows`` offered, ``written`` inserted or changed, and the cadence."""
+
+    rows: int = 0
+    written: int = 0
+    batches: int = 0
+    commits: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    retry_errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConflictPolicy:
+    """``ON CONFLICT (key) DO UPDATE SET update...`` or, with no ``update``, ``DO NOTHING``.
+
+    ``changed_only`` skips rewriting rows whose values are already the same, so a re-run
+    leaves ``updated_at`` (and the table's bloat) alone. ``touch`` columns are set to now().
+    """
+
+    key: tuple[str, ...]
+    update: tuple[str, ...] = ()
+    changed_only: bool = True
+    touch: tuple[str, ...] = ()
+
+
+class BatchInserter:
+    """Write rows into ``table`` in committed batches; see the module docstring for guarantees."""
+
+    def __init__(
+        self,
+        connect: Connector,
+        table: str,
+        columns: Sequence[str],
+        conflict: ConflictPolicy,
+        *,
+        kinds: Mapping[str, ColumnKind] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_attempts: int = 3,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        progress_every: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if not columns:
+            raise ValueError("columns must not be empty")
+        self._connect = connect
+        self.table = table
+        self.columns = tuple(columns)
+        self.conflict = conflict
+        self.kinds = dict(kinds or {})
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.progress_every = max(1, progress_every)
+        self._sleep = sleep
+        self._conn: Any = None
+        self._staging = sql.Identifier(f"_stage_{table}"[:63])
+        self._copy_sql, self._insert_sql, self._stage_sql = self._build_sql()
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def _build_sql(self) -> tuple[sql.Composed, sql.Composed, sql.Composed]:
+        target = sql.Identifier(self.table)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
+        stage = sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {stg} (LIKE {target} INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        ).format(stg=self._staging, target=target)
+        copy = sql.SQL("COPY {stg} ({cols}) FROM STDIN").format(stg=self._staging, cols=cols)
+        key = sql.SQL(", ").join(sql.Identifier(c) for c in self.conflict.key)
+        if self.conflict.update:
+            sets = [
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                for c in self.conflict.update
+            ] + [sql.SQL("{c} = now()").format(c=sql.Identifier(c)) for c in self.conflict.touch]
+            action = sql.SQL("DO UPDATE SET {sets}").format(sets=sql.SQL(", ").join(sets))
+            if self.conflict.changed_only:
+                old = sql.SQL(", ").join(
+                    sql.SQL("{t}.{c}").format(t=target, c=sql.Identifier(c))
+                    for c in self.conflict.update
+                )
+                new = sql.SQL(", ").join(
+                    sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c))
+                    for c in self.conflict.update
+                )
+                action = sql.SQL("{a} WHERE ({old}) IS DISTINCT FROM ({new})").format(
+                    a=action, old=old, new=new
+                )
+        else:
+            action = sql.SQL("DO NOTHING")
+        insert = sql.SQL(
+            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} ON CONFLICT ({key}) {action}"
+        ).format(target=target, cols=cols, stg=self._staging, key=key, action=action)
+        return copy, insert, stage
+
+    # -- connection --------------------------------------------------------------------------
+    def _ensure_connection(self) -> Any:
+        if self._conn is None:
+            conn = self._connect()
+            with conn.cursor() as cur:
+                cur.execute(self._stage_sql)
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        close_quietly(self._conn)
+        self._conn = None
+
+    def close(self) -> None:
+        """Close the inserter's connection (it is reopened on the next write)."""
+        self._drop_connection()
+
+    def __enter__(self) -> BatchInserter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+    def _write_batch(self, payload: str) -> int:
+        conn = self._ensure_connection()
+        try:
+            with conn.cursor() as cur:
+                with cur.copy(self._copy_sql) as copy:
+                    copy.write(payload)
+                cur.execute(self._insert_sql)
+                written = max(cur.rowcount, 0)
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - the connection may be gone
+                log.debug("rollback failed on a broken connection", exc_info=True)
+            raise
+        return written
+
+    def _write_with_retry(
+        self,
+        payload: str,
+        stats: InsertStats,
+        batch_no: int,
+        first: int,
+        last: int,
+        total_batches: int | None,
+    ) -> None:
+        label = f"batch {batch_no}" + (f"/{total_batches}" if total_batches else "")
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                stats.written += self._write_batch(payload)
+                stats.commits += 1
+                return
+            except Exception as exc:
+                if not is_lost_connection(exc):
+                    raise BatchInsertError(
+                        f"{self.table}: {label} (rows {first}-{last}) was rejected by the "
+                        f"database and rolled back: {type(exc).__name__}: {exc}. "
+                        f"{stats.commits} earlier batches are committed.",
+                        batch=batch_no,
+                        first_row=first,
+                        last_row=last,
+                    ) from exc
+                self._drop_connection()
+                if attempt == self.max_attempts:
+                    raise BatchInsertError(
+                        f"{self.table}: {label} (rows {first}-{last}) failed after "
+                        f"{self.max_attempts} attempts, the database connection kept failing: "
+                        f"{type(exc).__name__}: {str(exc).strip()}. {stats.commits} earlier "
+                        "batches are committed; re-running the task resumes safely.",
+                        batch=batch_no,
+                        first_row=first,
+                        last_row=last,
+                    ) from exc
+                delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                stats.retries += 1
+                stats.retry_errors.append(type(exc).__name__)
+                log.warning(
+                    "%s: database connection lost during %s (%s); reconnecting in %.1fs "
+                    "(attempt %d/%d)",
+                    self.table,
+                    label,
+                    type(exc).__name__,
+                    delay,
+                    attempt + 1,
+                    self.max_attempts,
+                )
+                self._sleep(delay)
+
+    def insert(self, rows: pd.DataFrame | Iterable[Sequence[Any]]) -> InsertStats:
+        """Write ``rows`` (a DataFrame with the inserter's columns, or row tuples in column order).
+
+        Returns the counts; raises :class:`BatchInsertError` when a batch cannot be written.
+        """
+        started = time.monotonic()
+        stats = InsertStats()
+        if isinstance(rows, pd.DataFrame):
+            missing = [c for c in self.columns if c not in rows.columns]
+            if missing:
+                raise ValueError(f"{self.table}: missing columns {missing}")
+            lines = frame_to_lines(rows, self.columns, self.kinds)
+            total = len(lines)
+            batches: Iterator[list[str]] = (
+                lines[i : i + self.batch_size].tolist() for i in range(0, total, self.batch_size)
+            )
+            total_batches: int | None = -(-total // self.batch_size)
+        else:
+            batches = self._tuple_batches(rows)
+            total_batches = None
+        for lines_batch in batches:
+            batch_no = stats.batches + 1
+            first = stats.rows + 1
+            stats.rows += len(lines_batch)
+            stats.batches = batch_no
+            payload = "\n".join(lines_batch) + "\n"
+            self._write_with_retry(payload, stats, batch_no, first, stats.rows, total_batches)
+            if batch_no % self.progress_every == 0 or batch_no == total_batches:
+                log.info(
+                    "%s: batch %d%s, %d rows (commits: %d, retries: %d)",
+                    self.table,
+                    batch_no,
+                    f"/{total_batches}" if total_batches else "",
+                    stats.rows,
+                    stats.commits,
+                    stats.retries,
+                )
+        stats.seconds = round(time.monotonic() - started, 3)
+        return stats
+
+    def _tuple_batches(self, rows: Iterable[Sequence[Any]]) -> Iterator[list[str]]:
+        iterator = iter(rows)
+        while chunk := list(islice(iterator, self.batch_size)):
+            width = {len(r) for r in chunk}
+            if width != {len(self.columns)}:
+                raise ValueError(f"{self.table}: rows must have {len(self.columns)} values")
+            yield tuples_to_lines(chunk)

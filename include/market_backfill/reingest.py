@@ -1,0 +1,255 @@
+"""The ``ohlcv_reingest`` stage: plan chunks, load one chunk, summarise a run.
+
+A chunk (one symbol, one month cut to the range) is loaded as one idempotent unit:
+fetch bars from the source, validate them (hygiene), upsert them into
+``market_bars_ohlcv_1m_clean`` through the shared batch inserter (500-row committed
+batches). Re-running a chunk gives the same table; only changed bars are rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import sql
+
+from market_backfill.db import Connector, run_transaction
+from market_backfill.hygiene import validate_bars
+from market_backfill.inserter import DEFAULT_BATCH_SIZE, BatchInserter, ConflictPolicy
+from market_backfill.planning import (
+    MINUTE,
+    Chunk,
+    ParamError,
+    date_range,
+    floor_minute,
+    plan,
+    summarize_plan,
+)
+from market_backfill.sources import BarSource
+from market_backfill.symbols import (
+    Symbol,
+    SymbolError,
+    SymbolSettings,
+    check_roll,
+    load_settings,
+    parse_symbols,
+)
+
+log = logging.getLogger(__name__)
+
+CLEAN_TABLE = "market_bars_ohlcv_1m_clean"
+BAR_DB_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
+BAR_KINDS = {
+    "ts": "ts_ns",
+    "open": "fixed9",
+    "high": "fixed9",
+    "low": "fixed9",
+    "close": "fixed9",
+    "volume": "int",
+    "symbol": "text",
+}
+BAR_UPSERT = ConflictPolicy(
+    key=("symbol", "ts"),
+    update=("open", "high", "low", "close", "volume"),
+    changed_only=True,
+    touch=("updated_at",),
+)
+SOURCES = ("databento", "dbn_file")
+CATCHUP_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class ReingestParams:
+    """Validated ``ohlcv_reingest`` params."""
+
+    symbols: tuple[Symbol, ...]
+    window: tuple[datetime, datetime] | None  # None: catch-up mode
+    roll_rule: str
+    rank: int
+    source: str
+    dbn_path: str | None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+def parse_params(params: Mapping[str, Any]) -> ReingestParams:
+    """Validate the DAG params; raise :class:`ParamError` naming the first bad one."""
+    try:
+        symbols = tuple(parse_symbols(params.get("symbols") or []))
+    except SymbolError as exc:
+        raise ParamError(f"param 'symbols': {exc}") from None
+    window = date_range(params.get("start"), params.get("end"))
+    roll_rule = params.get("roll_rule", "v")
+    rank = params.get("rank", 0)
+    try:
+        check_roll(roll_rule, rank)
+    except SymbolError as exc:
+        raise ParamError(f"param {'roll_rule' if 'roll' in str(exc) else 'rank'}: {exc}") from None
+    source = params.get("source", "databento")
+    if source not in SOURCES:
+        raise ParamError(f"param 'source' must be one of {list(SOURCES)}, got {source!r}")
+    dbn_path = params.get("dbn_path") or None
+    if source == "dbn_file" and not dbn_path:
+        raise ParamError("param 'dbn_path' is required when source is 'dbn_file'")
+    batch_size = int(params.get("batch_size", DEFAULT_BATCH_SIZE))
+    if batch_size < 1:
+        raise ParamError(f"param 'batch_size' must be >= 1, got {batch_size}")
+    return ReingestParams(symbols, window, roll_rule, rank, source, dbn_path, batch_size)
+
+
+def last_bar_times(conn: Any, symbols: Sequence[Symbol]) -> dict[Symbol, datetime | None]:
+    """The newest stored bar per symbol (one index-only probe each)."""
+    out: dict[Symbol, datetime | None] = {}
+    query = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s").format(sql.Identifier(CLEAN_TABLE))
+    with conn.cursor() as cur:
+        for sym in symbols:
+            cur.execute(query, (sym.key,))
+            out[sym] = cur.fetchone()[0]
+    return out
+
+
+def plan_run(
+    connect: Connector,
+    params: Mapping[str, Any],
+    *,
+    run_end: datetime | None,
+    now: datetime | None = None,
+    max_chunks: int = 1024,
+) -> list[dict[str, str]]:
+    """Validate params and symbols, then cut the work into chunks.
+
+    With dates: ``[start, end + 1 day)`` for every symbol. Catch-up mode (no dates): per
+    symbol from the minute after its last stored bar (or ``CATCHUP_LOOKBACK`` before the
+    end when nothing is stored) up to ``run_end`` (the run's data interval end; now for a
+    manual run), never beyond now.
+    """
+    parsed = parse_params(params)
+    now = floor_minute(now or datetime.now(UTC))
+
+    def work(conn: Any) -> dict[Symbol, tuple[datetime, datetime]]:
+        try:
+            load_settings(conn, parsed.symbols)
+        except SymbolError as exc:
+            raise ParamError(f"param 'symbols': {exc}") from None
+        if parsed.window is not None:
+            return dict.fromkeys(parsed.symbols, parsed.window)
+        end = min(floor_minute(run_end) if run_end else now, now)
+        ranges = {}
+        for sym, last in last_bar_times(conn, parsed.symbols).items():
+            start = last + MINUTE if last is not None else end - CATCHUP_LOOKBACK
+            if last is None:
+                log.info(
+                    "%s: no stored bars; catch-up starts %s before the end", sym, CATCHUP_LOOKBACK
+                )
+            ranges[sym] = (start, end)
+        return ranges
+
+    ranges = run_transaction(connect, work, what="plan")
+    chunks = plan(ranges, max_chunks=max_chunks)
+    log.info("plan: %s", summarize_plan(chunks))
+    return chunks
+
+
+def load_chunk(
+    chunk: Chunk,
+    settings: SymbolSettings,
+    parsed: ReingestParams,
+    source: BarSource,
+    connect: Connector,
+) -> dict[str, Any]:
+    """Fetch, validate and upsert one chunk; return its counts (the chunk's XCom).
+
+    Transaction behaviour: every 500-row batch is committed on its own; a lost connection
+    retries the batch; the upsert makes any re-run (task retry, cleared task) harmless.
+    """
+    started = time.monotonic()
+    symbol = settings.symbol
+    continuous = symbol.continuous(parsed.roll_rule, parsed.rank)
+    raw = source.fetch(symbol.dataset, {continuous: symbol.key}, chunk.start_dt, chunk.end_dt)
+    fetched_s = time.monotonic() - started
+    checked = validate_bars(raw, settings.price_floor_fixed)
+    skipped = {k: v for k, v in checked.skipped.items() if v}
+    log.info(
+        "%s: %d bars in, %d valid, skipped %s (source %s, %.2fs)",
+        chunk.label,
+        checked.rows_in,
+        checked.rows_valid,
+        skipped or "none",
+        source.name,
+        fetched_s,
+    )
+    with BatchInserter(
+        connect,
+        CLEAN_TABLE,
+        BAR_DB_COLUMNS,
+        BAR_UPSERT,
+        kinds=BAR_KINDS,
+        batch_size=parsed.batch_size,
+        backoff_s=2.0,
+    ) as inserter:
+        stats = inserter.insert(checked.bars)
+    counts = {
+        "symbol": symbol.key,
+        "chunk": chunk.label,
+        "start": chunk.start,
+        "end": chunk.end,
+        "source": source.name,
+        "rows_in": checked.rows_in,
+        "rows_valid": checked.rows_valid,
+        "rows_skipped": skipped,
+        "rows_written": stats.written,
+        "batches": stats.batches,
+        "commits": stats.commits,
+        "retries": stats.retries,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    log.info(
+        "%s: done: %d valid bars, %d written, %d batches, %d commits, %d retries in %.2fs",
+        chunk.label,
+        checked.rows_valid,
+        stats.written,
+        stats.batches,
+        stats.commits,
+        stats.retries,
+        counts["seconds"],
+    )
+    return counts
+
+
+SUM_KEYS = ("rows_in", "rows_valid", "rows_written", "batches", "commits", "retries")
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals over chunk counts (``rows_skipped`` summed per reason)."""
+    totals: dict[str, Any] = dict.fromkeys(SUM_KEYS, 0)
+    skipped: dict[str, int] = {}
+    for counts in rows:
+        for key in SUM_KEYS:
+            totals[key] += int(counts.get(key, 0) or 0)
+        for reason, n in (counts.get("rows_skipped") or {}).items():
+            skipped[reason] = skipped.get(reason, 0) + int(n)
+    totals["rows_skipped"] = skipped
+    totals["chunks"] = len(rows)
+    return totals
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A fixed-width text table for task logs (the per-chunk summary)."""
+    header = list(columns)
+    body = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [
+        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths, strict=True)) for b in body]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return "-" if value is None else str(value)

@@ -1,0 +1,146 @@
+"""The Databento historical API as a bar source, through the official ``databento`` client.
+
+One ``timeseries.get_range`` request per call, for every wanted continuous symbol of one
+dataset (``schema=ohlcv-1m``, ``stype_in=continuous``). The client does not retry, so this
+module does: 429 waits for ``Retry-After``; 5xx, timeouts and network errors back off
+exponentially; 401, 402, 403, 422 (and other 4xx) fail at once with a message that says
+what to fix. The API key is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from market_backfill.dbn import OHLCV_1M, DbnDataError, read_bars
+from market_backfill.sources import PermanentSourceError, SourceError
+from market_backfill.timeutil import to_ns
+
+log = logging.getLogger(__name__)
+
+_PERMANENT_HINTS = {
+    401: "the API key was rejected: set the password of the Airflow connection 'databento' "
+    "(or DATABENTO_API_KEY) to a valid key",
+    402: "payment required: the account has no credit or no license for this dataset",
+    403: "forbidden: the API key has no access to this dataset or schema",
+    422: "the request was rejected as invalid: check the symbols, the dataset and the dates "
+    "(the end may lie beyond the data Databento has published)",
+}
+
+
+class DatabentoSource:
+    """Fetch ``ohlcv-1m`` bars from Databento (or a gateway given in the connection)."""
+
+    name = "databento"
+
+    def __init__(
+        self,
+        key: str,
+        gateway: str | None = None,
+        *,
+        max_attempts: int = 5,
+        backoff_s: float = 2.0,
+        max_backoff_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not key:
+            raise PermanentSourceError(
+                "no Databento API key: set the password of the Airflow connection 'databento' "
+                "or the environment variable DATABENTO_API_KEY"
+            )
+        self._key = key
+        self.gateway = gateway
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self.requests = 0
+        self.retries = 0
+
+    def __repr__(self) -> str:  # never show the key
+        return f"DatabentoSource(gateway={self.gateway!r})"
+
+    def _client(self) -> Any:
+        import databento
+
+        if self.gateway:
+            return databento.Historical(key=self._key, gateway=self.gateway)
+        return databento.Historical(key=self._key)
+
+    def fetch(
+        self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        store = self._get_range(dataset, sorted(wanted), start, end)
+        try:
+            return read_bars(store, wanted, to_ns(start), to_ns(end), f"Databento {dataset}")
+        except DbnDataError as exc:
+            raise SourceError(str(exc)) from exc
+
+    def _get_range(self, dataset: str, symbols: list[str], start: datetime, end: datetime) -> Any:
+        from databento.common.error import BentoClientError, BentoError, BentoServerError
+        from requests import RequestException
+
+        client = self._client()
+        what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
+        for attempt in range(1, self.max_attempts + 1):
+            self.requests += 1
+            started = time.monotonic()
+            try:
+                store = client.timeseries.get_range(
+                    dataset=dataset,
+                    symbols=symbols,
+                    schema=OHLCV_1M,
+                    stype_in="continuous",
+                    start=pd.Timestamp(start).isoformat(),
+                    end=pd.Timestamp(end).isoformat(),
+                )
+                log.info("Databento %s: received in %.2fs", what, time.monotonic() - started)
+                return store
+            except BentoClientError as exc:
+                status = exc.http_status or 0
+                if status != 429:
+                    hint = _PERMANENT_HINTS.get(status, "the request was refused")
+                    detail = f" ({exc.message})" if getattr(exc, "message", None) else ""
+                    raise PermanentSourceError(
+                        f"Databento answered {status} for {what}: {hint}{detail}"
+                    ) from None
+                delay = _retry_after(exc.headers) or self._backoff(attempt)
+                reason = "429 rate limited"
+            except BentoServerError as exc:
+                delay, reason = self._backoff(attempt), f"{exc.http_status} server error"
+            except (RequestException, BentoError, OSError) as exc:
+                delay, reason = self._backoff(attempt), f"network error {type(exc).__name__}"
+            if attempt == self.max_attempts:
+                raise SourceError(
+                    f"Databento request for {what} failed {self.max_attempts} times, last: {reason}"
+                )
+            self.retries += 1
+            log.warning(
+                "Databento %s: %s, retrying in %.1fs (attempt %d/%d)",
+                what,
+                reason,
+                delay,
+                attempt + 1,
+                self.max_attempts,
+            )
+            self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form), capped at 5 minutes."""
+    if not headers:
+        return None
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return min(300.0, max(0.0, float(value))) if value is not None else None
+    except (TypeError, ValueError):
+        return None

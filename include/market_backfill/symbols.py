@@ -1,0 +1,127 @@
+"""Symbols (``DATASET:ROOT``) and the symbol registry table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+SYMBOL_RE = re.compile(r"^(?P<dataset>[A-Z0-9]{2,16}\.[A-Z0-9]{2,16}):(?P<root>[A-Z0-9]{1,12})$")
+ROLL_RULES = {"v": "volume", "c": "calendar", "n": "open interest"}
+
+
+class SymbolError(ValueError):
+    """A malformed or unknown symbol."""
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A registry symbol such as ``GLBX.MDP3:NQ``."""
+
+    dataset: str
+    root: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}:{self.root}"
+
+    def continuous(self, roll_rule: str = "v", rank: int = 0) -> str:
+        """Databento continuous symbol, e.g. ``NQ.v.0`` (``stype_in=continuous``)."""
+        check_roll(roll_rule, rank)
+        return f"{self.root}.{roll_rule}.{rank}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def check_roll(roll_rule: str, rank: int) -> None:
+    if roll_rule not in ROLL_RULES:
+        raise SymbolError(
+            f"roll_rule must be one of {sorted(ROLL_RULES)} (v volume, c calendar, n open "
+            f"interest), got {roll_rule!r}"
+        )
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+        raise SymbolError(f"rank must be an integer >= 0, got {rank!r}")
+
+
+def parse_symbol(text: str) -> Symbol:
+    """Parse ``DATASET:ROOT``; raise :class:`SymbolError` naming the bad value."""
+    if not isinstance(text, str):
+        raise SymbolError(f"symbol must be a string like 'GLBX.MDP3:NQ', got {text!r}")
+    match = SYMBOL_RE.match(text.strip())
+    if not match:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise SymbolError(
+            f"malformed symbol {shown!r}: expected DATASET:ROOT in capitals, e.g. 'GLBX.MDP3:NQ'"
+        )
+    return Symbol(match["dataset"], match["root"])
+
+
+def parse_symbols(values: Iterable[str]) -> list[Symbol]:
+    """Parse a list of symbols, dropping duplicates but keeping order."""
+    out: list[Symbol] = []
+    for value in values:
+        sym = parse_symbol(value)
+        if sym not in out:
+            out.append(sym)
+    if not out:
+        raise SymbolError("symbols must name at least one symbol, e.g. ['GLBX.MDP3:NQ']")
+    return out
+
+
+@dataclass(frozen=True)
+class SymbolSettings:
+    """One registry row: what every stage needs to know about a symbol."""
+
+    symbol: Symbol
+    roll_rule: str
+    rank: int
+    price_floor: Decimal
+    calendar: str
+    discontinuity: Decimal = Decimal(500)
+    small_range: Decimal = Decimal(10)
+    small_range_gap: Decimal = Decimal(150)
+    flat_discontinuity: Decimal = Decimal(50)
+
+    @property
+    def price_floor_fixed(self) -> int:
+        """The floor as int64 fixed-point (1e-9), comparable with Databento prices."""
+        return int(self.price_floor * 1_000_000_000)
+
+
+_REGISTRY_SQL = (
+    "SELECT symbol, roll_rule, rank, price_floor, calendar, discontinuity, small_range, "
+    "small_range_gap, flat_discontinuity FROM market_symbols WHERE symbol = ANY(%s)"
+)
+
+
+def load_settings(conn: Any, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSettings]:
+    """Read the registry rows of ``symbols``; raise :class:`SymbolError` for unknown ones."""
+    keys = [s.key for s in symbols]
+    with conn.cursor() as cur:
+        cur.execute(_REGISTRY_SQL, (keys,))
+        rows = cur.fetchall()
+    conn.commit()
+    found = {
+        parse_symbol(r[0]): SymbolSettings(
+            symbol=parse_symbol(r[0]),
+            roll_rule=r[1],
+            rank=r[2],
+            price_floor=Decimal(r[3]),
+            calendar=r[4],
+            discontinuity=Decimal(r[5]),
+            small_range=Decimal(r[6]),
+            small_range_gap=Decimal(r[7]),
+            flat_discontinuity=Decimal(r[8]),
+        )
+        for r in rows
+    }
+    unknown = [s.key for s in symbols if s not in found]
+    if unknown:
+        raise SymbolError(
+            f"unknown symbol(s) {unknown}: add them to the market_symbols registry first "
+            "(known by default: GLBX.MDP3:NQ, ES, YM, RTY)"
+        )
+    return found

@@ -1,0 +1,19 @@
+"""Conversions between datetimes and Databento's int64 nanoseconds (explicit units)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+
+
+def to_ns(ts: datetime | str | pd.Timestamp) -> int:
+    """UTC nanoseconds since the epoch; naive inputs are taken as UTC."""
+    stamp = pd.Timestamp(ts)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.as_unit("ns").value)
+
+
+def from_ns(ns: int) -> datetime:
+    """A timezone-aware UTC datetime (microsecond precision) for ``ns``."""
+    return pd.Timestamp(int(ns), unit="ns", tz=UTC).to_pydatetime()

