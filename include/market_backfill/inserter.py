@@ -1,10 +1,17 @@
 """The shared batch inserter: idempotent writes in committed batches that survive lost connections.
 
 Every stage writes through :class:`BatchInserter`. Rows go in batches of ``batch_size``
-(500 by default); each batch is one transaction: COPY into a session-private staging table,
-then ``INSERT ... SELECT ... ON CONFLICT`` into the target, then COMMIT. Because the
-statement is an upsert (or insert-ignore), a batch retried after a lost connection, even
-one whose COMMIT reached the server before the connection dropped, never doubles a row.
+(500 by default) and each batch is committed as one transaction, on an autocommit
+connection (no separate COMMIT round trip):
+
+- fast path: ``COPY target FROM STDIN``: the batch's rows are new, they go straight in;
+- when a batch meets existing rows (a re-run, an overlap, a retried batch whose commit
+  did reach the server), COPY fails atomically on the unique key and the inserter switches,
+  for that batch and the rest, to ``COPY`` into a session-private staging table followed by
+  one ``INSERT ... SELECT ... ON CONFLICT ...; TRUNCATE staging`` statement (a single
+  implicit transaction).
+
+Both paths are idempotent, so a batch retried after a lost connection never doubles a row.
 
 On a lost connection the inserter closes the connection, waits (exponential backoff),
 reconnects through the connector (``PostgresHook`` in the DAGs) and retries the same batch,
@@ -24,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 from psycopg import sql
+from psycopg.errors import UniqueViolation
 
 from market_backfill.copy_format import ColumnKind, frame_to_lines, tuples_to_lines
 from market_backfill.db import Connector, close_quietly, is_lost_connection
@@ -110,16 +118,18 @@ class BatchInserter:
         self._sleep = sleep
         self._conn: Any = None
         self._staging = sql.Identifier(f"_stage_{table}"[:63])
-        self._copy_sql, self._insert_sql, self._stage_sql = self._build_sql()
+        self._stage_ready = False
+        self.upsert_mode = False
+        self._direct_sql, self._copy_sql, self._insert_sql, self._stage_sql = self._build_sql()
 
     # -- SQL ---------------------------------------------------------------------------------
-    def _build_sql(self) -> tuple[sql.Composed, sql.Composed, sql.Composed]:
+    def _build_sql(self) -> tuple[sql.Composed, sql.Composed, sql.Composed, sql.Composed]:
         target = sql.Identifier(self.table)
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
         stage = sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {stg} (LIKE {target} INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS {stg} (LIKE {target} INCLUDING DEFAULTS)"
         ).format(stg=self._staging, target=target)
+        direct = sql.SQL("COPY {target} ({cols}) FROM STDIN").format(target=target, cols=cols)
         copy = sql.SQL("COPY {stg} ({cols}) FROM STDIN").format(stg=self._staging, cols=cols)
         key = sql.SQL(", ").join(sql.Identifier(c) for c in self.conflict.key)
         if self.conflict.update:
@@ -143,23 +153,24 @@ class BatchInserter:
         else:
             action = sql.SQL("DO NOTHING")
         insert = sql.SQL(
-            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} ON CONFLICT ({key}) {action}"
+            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} ON CONFLICT ({key}) {action}; "
+            "TRUNCATE {stg}"
         ).format(target=target, cols=cols, stg=self._staging, key=key, action=action)
-        return copy, insert, stage
+        return direct, copy, insert, stage
 
     # -- connection --------------------------------------------------------------------------
     def _ensure_connection(self) -> Any:
         if self._conn is None:
             conn = self._connect()
-            with conn.cursor() as cur:
-                cur.execute(self._stage_sql)
-            conn.commit()
+            conn.autocommit = True
             self._conn = conn
+            self._stage_ready = False
         return self._conn
 
     def _drop_connection(self) -> None:
         close_quietly(self._conn)
         self._conn = None
+        self._stage_ready = False
 
     def close(self) -> None:
         """Close the inserter's connection (it is reopened on the next write)."""
@@ -173,21 +184,28 @@ class BatchInserter:
 
     # -- writing -----------------------------------------------------------------------------
     def _write_batch(self, payload: str) -> int:
+        """Write one batch as one committed transaction; return rows inserted or changed."""
         conn = self._ensure_connection()
-        try:
-            with conn.cursor() as cur:
-                with cur.copy(self._copy_sql) as copy:
-                    copy.write(payload)
-                cur.execute(self._insert_sql)
-                written = max(cur.rowcount, 0)
-            conn.commit()
-        except BaseException:
+        if not self.upsert_mode:
             try:
-                conn.rollback()
-            except Exception:  # noqa: BLE001 - the connection may be gone
-                log.debug("rollback failed on a broken connection", exc_info=True)
-            raise
-        return written
+                with conn.cursor() as cur:
+                    with cur.copy(self._direct_sql) as copy:
+                        copy.write(payload)
+                    return max(cur.rowcount, 0)
+            except UniqueViolation:
+                self.upsert_mode = True
+                log.info("%s: batch meets stored rows; upserting from here on", self.table)
+        with conn.cursor() as cur:
+            if not self._stage_ready:
+                cur.execute(self._stage_sql)
+                cur.execute(sql.SQL("TRUNCATE {}").format(self._staging))
+                self._stage_ready = True
+            self._stage_ready = False  # until the batch's INSERT; TRUNCATE has run
+            with cur.copy(self._copy_sql) as copy:
+                copy.write(payload)
+            cur.execute(self._insert_sql)
+            self._stage_ready = True
+            return max(cur.rowcount, 0)
 
     def _write_with_retry(
         self,
@@ -254,7 +272,7 @@ class BatchInserter:
             lines = frame_to_lines(rows, self.columns, self.kinds)
             total = len(lines)
             batches: Iterator[list[str]] = (
-                lines[i : i + self.batch_size].tolist() for i in range(0, total, self.batch_size)
+                lines[i : i + self.batch_size] for i in range(0, total, self.batch_size)
             )
             total_batches: int | None = -(-total // self.batch_size)
         else:
