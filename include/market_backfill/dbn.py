@@ -87,13 +87,22 @@ def open_store(source: Path | bytes, name: str) -> Any:
 
 
 def _blocks(store: Any, name: str) -> Iterator[np.ndarray]:
-    try:
-        yield from store.to_ndarray(count=_READ_BLOCK)
-    except Exception as exc:
-        raise DbnDataError(
-            f"{name}: DBN records cannot be decoded, the file may be truncated "
-            f"or corrupt ({type(exc).__name__}: {exc})"
-        ) from exc
+    """Decode records block by block; a truncated or corrupt stream is an error, not a
+    warning (the client would otherwise drop the broken tail silently)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield from store.to_ndarray(count=_READ_BLOCK)
+        except Exception as exc:
+            raise DbnDataError(
+                f"{name}: DBN records cannot be decoded, the file may be truncated or corrupt "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+    for warning in caught:
+        if "truncated" in str(warning.message) or "incomplete" in str(warning.message):
+            raise DbnDataError(f"{name}: {warning.message}; refusing a partial read")
 
 
 def read_bars(
@@ -165,18 +174,42 @@ def _single_symbol(meta: Any, wanted: Mapping[str, str]) -> str | None:
 # -- writing (sample data, test fixtures, the local gateway stand-in) ----------------------------
 
 
+Interval = tuple[date, date, int]  # [start_date, end_date) -> instrument id
+
+
+def quarterly_rolls(first: date, last: date, base_id: int) -> list[Interval]:
+    """A continuous symbol's instrument intervals with a roll on the 10th of each quarter
+    month (Mar, Jun, Sep, Dec), like a front-month future; ids count up from ``base_id``."""
+    bounds = [first]
+    year, month = first.year, first.month
+    while True:
+        month += 1
+        if month > 12:
+            year, month = year + 1, 1
+        roll = date(year, month, 10)
+        if roll > last:
+            break
+        if month in (3, 6, 9, 12) and roll > first:
+            bounds.append(roll)
+    bounds.append(last + pd.Timedelta(days=1).to_pytimedelta())
+    return [
+        (a, b, base_id + i) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+    ]
+
+
 def encode_bars(
     bars: pd.DataFrame,
     *,
     dataset: str,
-    instruments: Mapping[str, int],
+    instruments: Mapping[str, int | Sequence[Interval]],
     start_ns: int | None = None,
     end_ns: int | None = None,
 ) -> bytes:
-    """Encode a bar frame as uncompressed DBN ``ohlcv-1m`` bytes.
+    """Encode a bar frame as uncompressed DBN ``ohlcv-1m`` bytes, as Databento sends them.
 
-    ``instruments`` maps each Databento continuous symbol in ``bars['symbol']`` (e.g.
-    ``NQ.v.0``) to an instrument id; the metadata maps it over the whole data span.
+    ``instruments`` maps each continuous symbol in ``bars['symbol']`` (e.g. ``NQ.v.0``) to
+    one instrument id for the whole span, or to ``(start_date, end_date, id)`` intervals
+    (rolls); the metadata carries the same symbol mappings as a real response.
     """
     from types import SimpleNamespace
 
@@ -189,19 +222,19 @@ def encode_bars(
     start_ns = lo if start_ns is None else start_ns
     end_ns = hi if end_ns is None else end_ns
     first_day = pd.Timestamp(start_ns, unit="ns", tz="UTC").date()
-    last_day = pd.Timestamp(max(end_ns, start_ns + 1), unit="ns", tz="UTC").date()
+    last_day = pd.Timestamp(max(end_ns - 1, start_ns), unit="ns", tz="UTC").date()
+    spans: dict[str, list[Interval]] = {
+        sym: [(first_day, last_day + pd.Timedelta(days=1).to_pytimedelta(), spec)]
+        if isinstance(spec, int)
+        else list(spec)
+        for sym, spec in instruments.items()
+    }
     mappings = [
         SimpleNamespace(
             raw_symbol=sym,
-            intervals=[
-                SimpleNamespace(
-                    start_date=first_day,
-                    end_date=last_day + pd.Timedelta(days=1),
-                    symbol=str(iid),
-                )
-            ],
+            intervals=[SimpleNamespace(start_date=a, end_date=b, symbol=str(i)) for a, b, i in ivs],
         )
-        for sym, iid in instruments.items()
+        for sym, ivs in spans.items()
     ]
     meta = Metadata(
         dataset=dataset,
@@ -217,7 +250,14 @@ def encode_bars(
     records["length"] = OHLCVMsg.size_hint // 4
     records["rtype"] = OHLCV_1M_RTYPE
     records["publisher_id"] = 1
-    records["instrument_id"] = bars["symbol"].map(dict(instruments)).to_numpy(dtype=np.uint32)
+    days = ts // 86_400_000_000_000
+    symbols = bars["symbol"].to_numpy(dtype=object)
+    iids = np.zeros(len(bars), dtype=np.uint32)
+    for sym, ivs in spans.items():
+        for a, b, iid in ivs:
+            hit = (symbols == sym) & (days >= _day(a)) & (days < _day(b))
+            iids[hit] = iid
+    records["instrument_id"] = iids
     records["ts_event"] = ts.astype(np.uint64)
     for c in PRICE_COLUMNS:
         records[c] = bars[c].to_numpy(dtype=np.int64)

@@ -8,13 +8,13 @@ really have minutes without trades).
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from market_backfill.dbn import FIXED_SCALE_INT, write_bars
+from market_backfill.dbn import FIXED_SCALE_INT, quarterly_rolls, write_bars
 from market_backfill.trading_calendar import trading_minutes
 
 TICK = FIXED_SCALE_INT // 4  # 0.25 index points
@@ -71,7 +71,8 @@ def write_sample(
     """Write a synthetic ``ROOT.v.0`` DBN file; return its path and bar count."""
     continuous = f"{root}.v.0"
     bars = synthetic_bars(continuous, start, end, seed=seed)
-    write_bars(path, bars, dataset=dataset, instruments={continuous: instrument_id})
+    rolls = quarterly_rolls(start.date(), (end - timedelta(microseconds=1)).date(), instrument_id)
+    write_bars(path, bars, dataset=dataset, instruments={continuous: rolls})
     return path, len(bars)
 
 

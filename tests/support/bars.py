@@ -23,7 +23,7 @@ def bar_frame(
     rng = np.random.default_rng(seed)
     ts = to_ns(start) + np.arange(n, dtype=np.int64) * MINUTE_NS
     close = price * PX + np.cumsum(rng.integers(-8, 9, n)) * (PX // 4)
-    open_ = np.concatenate([[price * PX], close[:-1]])
+    open_ = np.concatenate([[price * PX], close[:-1]])[:n]
     high = np.maximum(open_, close) + PX // 4
     low = np.minimum(open_, close) - PX // 4
     return pd.DataFrame(

@@ -1,0 +1,85 @@
+"""DatabentoSource through the official client against the local https stand-in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from market_backfill.sources import PermanentSourceError, SourceError
+from market_backfill.sources.databento_api import DatabentoSource
+from market_backfill.timeutil import to_ns
+from tests.support.gateway import API_KEY, Scripted
+
+START = datetime(2025, 2, 20, tzinfo=UTC)
+END = datetime(2025, 3, 20, tzinfo=UTC)  # spans the March roll (new instrument id)
+WANTED = {"NQ.v.0": "GLBX.MDP3:NQ", "ES.v.0": "GLBX.MDP3:ES"}
+
+
+def _source(gateway, sleeps, **kwargs) -> DatabentoSource:
+    return DatabentoSource(API_KEY, gateway.url, sleep=sleeps.append, **kwargs)
+
+
+def test_one_request_for_several_symbols_maps_bars_exactly(gateway, synthetic_bars_continuous):
+    source = _source(gateway, [])
+    bars = source.fetch("GLBX.MDP3", WANTED, START, END)
+    assert source.requests == 1
+    form = gateway.state.requests[0]["form"]
+    assert form["symbols"] == "ES.v.0,NQ.v.0"
+    assert (form["schema"], form["stype_in"]) == ("ohlcv-1m", "continuous")
+    src = synthetic_bars_continuous
+    for cont, key in WANTED.items():
+        want = src[(src.symbol == cont) & (src.ts >= to_ns(START)) & (src.ts < to_ns(END))]
+        got = bars[bars.symbol == key].sort_values("ts")
+        assert len(got) == len(want) > 0
+        for col in ("ts", "open", "high", "low", "close", "volume"):
+            np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
+
+
+def test_server_errors_and_rate_limits_are_retried(gateway):
+    gateway.fail_with(Scripted(500), Scripted(429, retry_after=0.25), Scripted(503))
+    sleeps: list[float] = []
+    source = _source(gateway, sleeps, backoff_s=0.01)
+    bars = source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    assert len(bars) > 0
+    assert (source.requests, source.retries) == (4, 3)
+    assert sleeps == [0.01, 0.25, 0.04]
+
+
+def test_retries_are_bounded(gateway):
+    gateway.fail_with(*[Scripted(500)] * 3)
+    source = _source(gateway, [], max_attempts=3, backoff_s=0)
+    with pytest.raises(SourceError, match="failed 3 times, last: 500 server error"):
+        source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+
+
+def test_a_rejected_key_fails_at_once_and_says_what_to_fix(gateway):
+    source = DatabentoSource("db-WRONG", gateway.url, sleep=lambda s: None)
+    with pytest.raises(PermanentSourceError, match="connection 'databento'") as err:
+        source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    assert "401" in str(err.value)
+    assert "db-WRONG" not in str(err.value)
+    assert source.requests == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"), [(422, "rejected as invalid"), (402, "payment"), (403, "no access")]
+)
+def test_client_errors_fail_at_once(gateway, status, hint):
+    gateway.fail_with(Scripted(status, detail="end is after the available range"))
+    source = _source(gateway, [])
+    with pytest.raises(PermanentSourceError, match=hint) as err:
+        source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    assert source.requests == 1
+    if status == 422:
+        assert "end is after the available range" in str(err.value)
+
+
+def test_no_key_is_a_clear_error():
+    with pytest.raises(PermanentSourceError, match="DATABENTO_API_KEY"):
+        DatabentoSource("", None)
+
+
+def test_repr_hides_the_key(gateway):
+    assert API_KEY not in repr(_source(gateway, []))

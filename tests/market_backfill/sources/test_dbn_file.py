@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from market_backfill.dbn import write_bars
+from market_backfill.sources import PermanentSourceError
+from market_backfill.sources.dbn_file import DbnFileSource
+from tests.support.bars import bar_frame
+
+WANTED = {"NQ.v.0": "GLBX.MDP3:NQ"}
+
+
+def _write(path, start, n=60, dataset="GLBX.MDP3"):
+    bars = bar_frame(n, start=start)
+    bars["symbol"] = "NQ.v.0"
+    return write_bars(path, bars, dataset=dataset, instruments={"NQ.v.0": 1})
+
+
+def test_glob_over_daily_files_filters_to_the_range(tmp_path):
+    for day in range(1, 6):
+        _write(tmp_path / f"glbx-2025120{day}.ohlcv-1m.dbn.zst", f"2025-12-0{day}T10:00Z")
+    _write(tmp_path / "other.dbn", "2025-12-02T10:00Z", dataset="XNAS.ITCH")
+    source = DbnFileSource(str(tmp_path / "*.dbn*"))
+    bars = source.fetch(
+        "GLBX.MDP3", WANTED, datetime(2025, 12, 2, tzinfo=UTC), datetime(2025, 12, 4, tzinfo=UTC)
+    )
+    assert len(bars) == 120
+
+
+def test_no_matching_file_is_permanent(tmp_path):
+    with pytest.raises(PermanentSourceError, match="matches no file"):
+        DbnFileSource(str(tmp_path / "*.dbn")).fetch(
+            "GLBX.MDP3", WANTED, datetime.now(UTC), datetime.now(UTC)
+        )
+
+
+def test_unreadable_file_is_permanent_and_named(tmp_path):
+    (tmp_path / "bad.dbn").write_bytes(b"\x00" * 64)
+    with pytest.raises(PermanentSourceError, match="bad.dbn"):
+        DbnFileSource(str(tmp_path / "bad.dbn")).fetch(
+            "GLBX.MDP3", WANTED, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+        )
+
+
+def test_path_is_required():
+    with pytest.raises(PermanentSourceError, match="dbn_path"):
+        DbnFileSource("")
