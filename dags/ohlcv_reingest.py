@@ -136,18 +136,17 @@ def ohlcv_reingest() -> None:
 
         return run_chunk(chunk, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[CLEAN_BARS])
-    def summarize(planned: list[dict], dag_run=None) -> dict:
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
+    def summarize(dag_run=None, ti=None) -> dict:
         """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
         from market_backfill.reingest_tasks import summarize_run
 
+        planned = ti.xcom_pull(task_ids="plan")
         return summarize_run(planned, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
 
-    schema = ensure_schema()
     chunks = plan()
-    loaded = reingest_chunk.expand(chunk=chunks)
-    schema >> chunks
-    loaded >> summarize(chunks)
+    ensure_schema() >> chunks
+    reingest_chunk.expand(chunk=chunks) >> summarize()
 
 
 ohlcv_reingest()

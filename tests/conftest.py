@@ -98,3 +98,29 @@ def gateway(synthetic_bars_continuous, tmp_path, monkeypatch):
             f'"extra": {{"gateway": "{gw.url}"}}}}',
         )
         yield gw
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata DB (SQLite in .local/airflow-test), migrated once per session."""
+    import subprocess
+
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=600,
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def reingest_dag(airflow_db):
+    """The parsed ``ohlcv_reingest`` DAG, synced to the metadata DB for ``dag.test()``."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["ohlcv_reingest"]

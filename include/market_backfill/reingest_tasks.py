@@ -110,14 +110,18 @@ def run_chunk(
 
 
 def summarize_run(
-    planned: Sequence[Mapping[str, Any]],
+    planned: Sequence[Mapping[str, Any]] | None,
     *,
     dag_id: str,
     run_id: str,
     conn_id: str = MARKET_DB_CONN_ID,
 ) -> dict[str, Any]:
     """Log the per-chunk table, store the run's totals in ``backfill_runs`` and fail the
-    task (so the run) when any planned chunk did not succeed."""
+    task (so the run) when any planned chunk did not succeed. Without a plan (the plan task
+    failed) nothing was loaded: the task fails too, so the run is marked failed (Airflow
+    judges a run by its leaf tasks)."""
+    if planned is None:
+        raise _fail_fast("nothing loaded: the plan task did not succeed (see its log)")
     connect = hook_connector(conn_id)
     rows = {(r["symbol"], r["chunk"]): r for r in audit.run_rows(connect, dag_id, run_id)}
     table, done, problems = [], [], []

@@ -1,0 +1,148 @@
+"""``ohlcv_reingest`` run for real through Airflow (``dag.test()`` and ``airflow dags test``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from market_backfill.sample import write_sample
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.airflow
+
+CONF = {"source": "dbn_file", "start": "2025-11-01", "end": "2025-12-19"}
+
+
+@pytest.fixture(scope="module")
+def sample_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dbn") / "nq-synthetic.dbn.zst"
+    return write_sample(path, datetime(2025, 11, 2, tzinfo=UTC), datetime(2025, 12, 20, tzinfo=UTC))
+
+
+def _xcoms(dag_id: str, run_id: str, task_id: str) -> dict[str, dict]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = {
+            ti.map_index: ti.rendered_map_index
+            for ti in session.query(TaskInstance).filter_by(
+                dag_id=dag_id, run_id=run_id, task_id=task_id
+            )
+        }
+        values = {
+            x.map_index: x.value
+            for x in session.query(XComModel).filter_by(
+                dag_id=dag_id, run_id=run_id, task_id=task_id, key="return_value"
+            )
+        }
+    return {tis[i]: (json.loads(v) if isinstance(v, str) else v) for i, v in values.items()}
+
+
+def _count(db) -> int:
+    with db.connect() as conn:
+        return conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
+
+
+def test_dag_test_loads_monthly_chunks_and_a_rerun_changes_nothing(
+    reingest_dag, market_db, sample_file
+):
+    path, bars = sample_file
+    conf = {**CONF, "dbn_path": str(path)}
+    run = reingest_dag.test(run_conf=conf)
+    assert run.state == "success"
+    assert _count(market_db) == bars
+    chunks = _xcoms("ohlcv_reingest", run.run_id, "reingest_chunk")
+    assert set(chunks) == {"NQ 2025-11", "NQ 2025-12"}
+    nov = chunks["NQ 2025-11"]
+    assert nov["rows_in"] == nov["rows_valid"] == nov["rows_written"] > 0
+    assert nov["commits"] == nov["batches"] == -(-nov["rows_valid"] // 500)
+    assert nov["retries"] == 0
+    totals = _xcoms("ohlcv_reingest", run.run_id, "summarize")[None]
+    assert totals["rows_valid"] == bars
+    with market_db.connect() as conn:
+        audit = conn.execute(
+            "SELECT symbol, chunk, status, (counts->>'rows_valid')::int FROM backfill_runs "
+            "WHERE run_id = %s ORDER BY symbol, chunk",
+            (run.run_id,),
+        ).fetchall()
+    assert [a[:3] for a in audit] == [
+        ("*", "total", "success"),
+        ("GLBX.MDP3:NQ", "2025-11", "success"),
+        ("GLBX.MDP3:NQ", "2025-12", "success"),
+    ]
+    assert audit[0][3] == bars
+
+    again = reingest_dag.test(run_conf=conf)
+    assert again.state == "success"
+    assert _count(market_db) == bars
+    assert all(
+        c["rows_written"] == 0
+        for c in _xcoms("ohlcv_reingest", again.run_id, "reingest_chunk").values()
+    )
+
+
+def _output(capfd) -> str:
+    out, err = capfd.readouterr()
+    return out + err
+
+
+def test_end_before_start_fails_the_plan_with_a_clear_message(reingest_dag, market_db, capfd):
+    run = reingest_dag.test(
+        run_conf={**CONF, "dbn_path": "/nowhere.dbn", "start": "2025-12-19", "end": "2025-11-01"}
+    )
+    assert run.state == "failed"
+    assert "param 'end' (2025-11-01) is before 'start' (2025-12-19)" in _output(capfd)
+    assert _count(market_db) == 0
+
+
+def test_a_missing_file_fails_the_chunks_and_the_summary_names_them(
+    reingest_dag, market_db, tmp_path, capfd
+):
+    run = reingest_dag.test(run_conf={**CONF, "dbn_path": str(tmp_path / "none-*.dbn")})
+    assert run.state == "failed"
+    with market_db.connect() as conn:
+        rows = conn.execute(
+            "SELECT chunk, status, attempts, error FROM backfill_runs WHERE run_id = %s "
+            "ORDER BY chunk",
+            (run.run_id,),
+        ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [
+        ("2025-11", "failed"),
+        ("2025-12", "failed"),
+        ("total", "failed"),
+    ]
+    assert rows[0][2] == 1, "a permanent error must not be retried"
+    assert "matches no file" in rows[0][3]
+    assert "2 of 2 chunks did not succeed" in _output(capfd)
+
+
+def test_airflow_dags_test_cli_on_a_dbn_file(airflow_db, market_db, sample_file):
+    path, bars = sample_file
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow",
+            "dags",
+            "test",
+            "ohlcv_reingest",
+            "-c",
+            json.dumps({**CONF, "dbn_path": str(path)}),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "NQ 2025-11" in output and "per-chunk summary" in output
+    assert _count(market_db) == bars
