@@ -37,7 +37,8 @@ def test_reingest_shape(bag):
         "summarize",
     }
     assert dag.catchup is False
-    assert dag.doc_md and "catch-up" in dag.doc_md
+    assert dag.doc_md
+    assert "catch-up" in dag.doc_md
     chunk = dag.get_task("reingest_chunk")
     assert chunk.map_index_template == "{{ chunk_label }}"
     assert chunk.retries == 2
@@ -71,8 +72,7 @@ def test_trigger_form_refuses_bad_params(bag, key, value):
 
     params = copy.deepcopy(bag.dags["ohlcv_reingest"].params)
     with pytest.raises(ParamValidationError, match=f"param {key}"):
-        params.update({key: value})
-        params.validate()
+        params.update({key: value})  # ParamsDict validates on update
 
 
 def test_trigger_form_accepts_a_date_range(bag):

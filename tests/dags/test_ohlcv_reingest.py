@@ -144,5 +144,6 @@ def test_airflow_dags_test_cli_on_a_dbn_file(airflow_db, market_db, sample_file)
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
-    assert "NQ 2025-11" in output and "per-chunk summary" in output
+    assert "NQ 2025-11" in output
+    assert "per-chunk summary" in output
     assert _count(market_db) == bars
