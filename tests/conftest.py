@@ -33,6 +33,13 @@ if str(ROOT / "include") not in sys.path:
 from tests.support.pg import PgTarget, create_database, drop_database, embedded_target  # noqa: E402
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use a database are marked ``db`` (CI reruns them on the service)."""
+    for item in items:
+        if "pg_admin" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[PgTarget]:
     """Admin target of the server all database tests use."""

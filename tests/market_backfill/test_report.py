@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from market_backfill import audit
+from market_backfill.db import hook_connector
+from market_backfill.report import run_report
+
+
+def test_latest_run_rows_with_the_total_last(market_db):
+    connect = hook_connector()
+    audit.record_finish(
+        connect, "d", "old", "GLBX.MDP3:NQ", "2025-11", status="success", counts={"rows_in": 1}
+    )
+    audit.record_start(connect, "d", "new", "GLBX.MDP3:NQ", "2025-12")
+    audit.record_finish(
+        connect,
+        "d",
+        "new",
+        "*",
+        "total",
+        status="failed",
+        counts={},
+        error="1 of 1 chunks did not succeed",
+    )
+    run_id, rows = run_report("d")
+    assert run_id == "new"
+    assert [(r["symbol"], r["status"]) for r in rows] == [
+        ("GLBX.MDP3:NQ", "running"),
+        ("*", "failed"),
+    ]
+    assert run_report("d", "old")[1][0]["rows_in"] == 1
+    assert run_report("nothing") == (None, [])
