@@ -123,9 +123,10 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def reingest_dag(airflow_db):
-    """The parsed ``ohlcv_reingest`` DAG, synced to the metadata DB for ``dag.test()``."""
+    """A freshly parsed ``ohlcv_reingest`` DAG (``dag.test(run_conf=...)`` leaves its
+    values in the DAG's params, so no DAG object is shared between tests)."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))

@@ -14,6 +14,7 @@ from market_backfill import audit
 from market_backfill.db import MARKET_DB_CONN_ID, apply_schema, hook_connector, run_transaction
 from market_backfill.planning import Chunk, ParamError
 from market_backfill.reingest import (
+    ReingestParams,
     format_table,
     load_chunk,
     parse_params,
@@ -77,7 +78,7 @@ def run_chunk(
     conn_id: str = MARKET_DB_CONN_ID,
 ) -> dict[str, Any]:
     """Load one chunk and record it in ``backfill_runs``; the return value is its XCom."""
-    from market_backfill.runtime import make_source
+    from market_backfill.runtime import make_source, run_cache_dir
 
     chunk = Chunk.from_dict(chunk_data)
     connect = hook_connector(conn_id)
@@ -86,7 +87,12 @@ def run_chunk(
         parsed = parse_params(params)
         symbol = parse_symbol(chunk.symbol)
         settings = run_transaction(connect, lambda c: load_settings(c, [symbol]))[symbol]
-        source = make_source(parsed.source, parsed.dbn_path)
+        source = make_source(
+            parsed.source,
+            parsed.dbn_path,
+            cache_dir=run_cache_dir(dag_id, run_id),
+            companions=companion_symbols(parsed),
+        )
         counts = load_chunk(chunk, settings, parsed, source, connect)
     except Exception as exc:
         message = f"{chunk.label}: {type(exc).__name__}: {exc}"
@@ -107,6 +113,17 @@ def run_chunk(
         connect, dag_id, run_id, chunk.symbol, chunk.month, status="success", counts=counts
     )
     return counts
+
+
+def companion_symbols(parsed: ReingestParams) -> dict[str, list[str]]:
+    """Continuous symbols per dataset that can share one Databento request: in date mode
+    every symbol's chunk of a month has the same window (catch-up windows differ)."""
+    if parsed.window is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for sym in parsed.symbols:
+        out.setdefault(sym.dataset, []).append(sym.continuous(parsed.roll_rule, parsed.rank))
+    return out
 
 
 def summarize_run(
@@ -156,7 +173,11 @@ def summarize_run(
         counts=totals,
         error="; ".join(problems)[:2000] or None,
     )
-    if problems:
+    if not problems:
+        from market_backfill.runtime import drop_run_cache
+
+        drop_run_cache(dag_id, run_id)
+    else:
         raise RuntimeError(
             f"{len(problems)} of {len(planned)} chunks did not succeed: " + "; ".join(problems[:10])
         )

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from market_backfill.sources import BarSource, PermanentSourceError
@@ -34,7 +38,28 @@ def databento_credentials(conn_id: str = DATABENTO_CONN_ID) -> tuple[str, str | 
     return os.environ.get("DATABENTO_API_KEY", ""), None
 
 
-def make_source(source: str, dbn_path: str | None) -> BarSource:
+def run_cache_dir(dag_id: str, run_id: str) -> Path:
+    """Where one DAG run keeps Databento responses (``MARKET_BACKFILL_CACHE`` or
+    ``$AIRFLOW_HOME/cache/market_backfill``), so sibling and retried chunks reuse them."""
+    root = os.environ.get("MARKET_BACKFILL_CACHE") or os.path.join(
+        os.environ.get("AIRFLOW_HOME") or tempfile.gettempdir(), "cache", "market_backfill"
+    )
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dag_id}__{run_id}")
+    return Path(root) / safe
+
+
+def drop_run_cache(dag_id: str, run_id: str) -> None:
+    """Remove a finished run's cached responses."""
+    shutil.rmtree(run_cache_dir(dag_id, run_id), ignore_errors=True)
+
+
+def make_source(
+    source: str,
+    dbn_path: str | None,
+    *,
+    cache_dir: Path | None = None,
+    companions: Mapping[str, Sequence[str]] | None = None,
+) -> BarSource:
     """The bar source a run's params ask for."""
     if source == "dbn_file":
         from market_backfill.sources.dbn_file import DbnFileSource
@@ -46,7 +71,7 @@ def make_source(source: str, dbn_path: str | None) -> BarSource:
         key, gateway = databento_credentials()
         if gateway:
             log.info("Databento gateway from connection: %s", gateway)
-        return DatabentoSource(key, gateway)
+        return DatabentoSource(key, gateway, cache_dir=cache_dir, companions=companions)
     raise PermanentSourceError(f"unknown source {source!r}")
 
 

@@ -147,3 +147,44 @@ def test_airflow_dags_test_cli_on_a_dbn_file(airflow_db, market_db, sample_file)
     assert "NQ 2025-11" in output
     assert "per-chunk summary" in output
     assert _count(market_db) == bars
+
+
+def test_databento_source_end_to_end_one_request_per_month(
+    reingest_dag, market_db, gateway, synthetic_bars_continuous
+):
+    conf = {
+        "symbols": ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"],
+        "source": "databento",
+        "start": "2025-02-15",
+        "end": "2025-03-14",
+    }
+    run = reingest_dag.test(run_conf=conf)
+    assert run.state == "success"
+    assert len(gateway.state.requests) == 2, "NQ and ES of one month share one request"
+    src = synthetic_bars_continuous
+    lo, hi = "2025-02-15", "2025-03-15"
+    from market_backfill.timeutil import to_ns
+
+    want = src[(src.ts >= to_ns(lo)) & (src.ts < to_ns(hi))]
+    with market_db.connect() as conn:
+        got = dict(
+            conn.execute(
+                "SELECT symbol, count(*) FROM market_bars_ohlcv_1m_clean GROUP BY symbol"
+            ).fetchall()
+        )
+    assert got == {
+        "GLBX.MDP3:NQ": int((want.symbol == "NQ.v.0").sum()),
+        "GLBX.MDP3:ES": int((want.symbol == "ES.v.0").sum()),
+    }
+
+
+def test_a_rejected_key_fails_chunks_at_once(reingest_dag, market_db, gateway, capfd, monkeypatch):
+    gateway.state.key = "db-SOMEONE-ELSE"
+    run = reingest_dag.test(
+        run_conf={"source": "databento", "start": "2025-02-01", "end": "2025-02-28"}
+    )
+    assert run.state == "failed"
+    assert len(gateway.state.requests) == 1
+    output = _output(capfd)
+    assert "Databento answered 401" in output
+    assert "db-TESTKEY" not in output

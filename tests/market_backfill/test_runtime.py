@@ -28,3 +28,15 @@ def test_run_end_prefers_the_data_interval():
     assert run_end({"data_interval_end": t1, "logical_date": t2}) == t1
     assert run_end({"data_interval_end": None, "logical_date": t2}) == t2
     assert run_end({}) is None
+
+
+def test_run_cache_dir_is_per_run_and_safe(monkeypatch, tmp_path):
+    from market_backfill.runtime import drop_run_cache, run_cache_dir
+
+    monkeypatch.setenv("MARKET_BACKFILL_CACHE", str(tmp_path))
+    path = run_cache_dir("ohlcv_reingest", "manual__2025-12-01T00:00:00+00:00/../x")
+    assert path.parent == tmp_path
+    assert "/" not in path.name
+    path.mkdir()
+    drop_run_cache("ohlcv_reingest", "manual__2025-12-01T00:00:00+00:00/../x")
+    assert not path.exists()

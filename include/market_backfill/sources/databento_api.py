@@ -1,7 +1,11 @@
 """The Databento historical API as a bar source, through the official ``databento`` client.
 
 One ``timeseries.get_range`` request per call, for every wanted continuous symbol of one
-dataset (``schema=ohlcv-1m``, ``stype_in=continuous``). The client does not retry, so this
+dataset (``schema=ohlcv-1m``, ``stype_in=continuous``). With a ``cache_dir`` the response
+is kept on disk (zstd DBN, written atomically, one writer at a time through a file lock)
+and ``companions`` (the other symbols of the same run and dataset) ride along in the same
+request: the sibling chunks of one month then read the file instead of paying for
+another request, and a retried or cleared chunk costs nothing. The client does not retry, so this
 module does: 429 waits for ``Retry-After``; 5xx, timeouts and network errors back off
 exponentially; 401, 402, 403, 422 (and other 4xx) fail at once with a message that says
 what to fix. The API key is never logged.
@@ -9,10 +13,13 @@ what to fix. The API key is never logged.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -47,6 +54,8 @@ class DatabentoSource:
         backoff_s: float = 2.0,
         max_backoff_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        cache_dir: Path | None = None,
+        companions: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if not key:
             raise PermanentSourceError(
@@ -59,6 +68,8 @@ class DatabentoSource:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
+        self.cache_dir = cache_dir
+        self.companions = {k: tuple(v) for k, v in (companions or {}).items()}
         self.requests = 0
         self.retries = 0
 
@@ -75,13 +86,46 @@ class DatabentoSource:
     def fetch(
         self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime
     ) -> pd.DataFrame:
-        store = self._get_range(dataset, sorted(wanted), start, end)
+        symbols = sorted(set(wanted) | set(self.companions.get(dataset, ())))
+        if self.cache_dir is None:
+            store = self._get_range(dataset, symbols, start, end)
+        else:
+            store = self._cached_range(dataset, symbols, start, end)
         try:
             return read_bars(store, wanted, to_ns(start), to_ns(end), f"Databento {dataset}")
         except DbnDataError as exc:
             raise SourceError(str(exc)) from exc
 
-    def _get_range(self, dataset: str, symbols: list[str], start: datetime, end: datetime) -> Any:
+    def _cached_range(
+        self, dataset: str, symbols: list[str], start: datetime, end: datetime
+    ) -> Any:
+        import fcntl
+
+        from databento import DBNStore
+
+        assert self.cache_dir is not None
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        ident = f"{dataset}|{','.join(symbols)}|{start.isoformat()}|{end.isoformat()}"
+        name = hashlib.sha256(ident.encode()).hexdigest()[:24]
+        path = self.cache_dir / f"{dataset}-{name}.dbn.zst"
+        with open(self.cache_dir / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.exists():
+                log.info("Databento %s %s: reusing the cached response", dataset, ",".join(symbols))
+                return DBNStore.from_file(path)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+            self._get_range(dataset, symbols, start, end, path=partial)
+            os.replace(partial, path)
+        return DBNStore.from_file(path)
+
+    def _get_range(
+        self,
+        dataset: str,
+        symbols: list[str],
+        start: datetime,
+        end: datetime,
+        path: Path | None = None,
+    ) -> Any:
         from databento.common.error import BentoClientError, BentoError, BentoServerError
         from requests import RequestException
 
@@ -90,6 +134,8 @@ class DatabentoSource:
         for attempt in range(1, self.max_attempts + 1):
             self.requests += 1
             started = time.monotonic()
+            if path is not None:
+                path.unlink(missing_ok=True)  # the client refuses to overwrite
             try:
                 store = client.timeseries.get_range(
                     dataset=dataset,
@@ -98,6 +144,7 @@ class DatabentoSource:
                     stype_in="continuous",
                     start=pd.Timestamp(start).isoformat(),
                     end=pd.Timestamp(end).isoformat(),
+                    path=path,
                 )
                 log.info("Databento %s: received in %.2fs", what, time.monotonic() - started)
                 return store

@@ -83,3 +83,29 @@ def test_no_key_is_a_clear_error():
 
 def test_repr_hides_the_key(gateway):
     assert API_KEY not in repr(_source(gateway, []))
+
+
+def test_companions_share_one_cached_request(gateway, tmp_path, synthetic_bars_continuous):
+    cache = tmp_path / "cache"
+    companions = {"GLBX.MDP3": ["ES.v.0", "NQ.v.0"]}
+    first = DatabentoSource(API_KEY, gateway.url, cache_dir=cache, companions=companions)
+    nq = first.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    second = DatabentoSource(API_KEY, gateway.url, cache_dir=cache, companions=companions)
+    es = second.fetch("GLBX.MDP3", {"ES.v.0": "GLBX.MDP3:ES"}, START, END)
+    assert (first.requests, second.requests, len(gateway.state.requests)) == (1, 0, 1)
+    assert set(nq.symbol) == {"GLBX.MDP3:NQ"}
+    assert set(es.symbol) == {"GLBX.MDP3:ES"}
+    src = synthetic_bars_continuous
+    assert len(es) == len(
+        src[(src.symbol == "ES.v.0") & (src.ts >= to_ns(START)) & (src.ts < to_ns(END))]
+    )
+    assert not list(cache.glob("*.part"))
+
+
+def test_a_failed_attempt_leaves_no_partial_file_behind(gateway, tmp_path):
+    gateway.fail_with(Scripted(500))
+    source = DatabentoSource(API_KEY, gateway.url, cache_dir=tmp_path, sleep=lambda s: None)
+    assert len(source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)) > 0
+    assert source.requests == 2
+    assert [p.suffix for p in tmp_path.glob("*.dbn.zst")] == [".zst"]
+    assert not list(tmp_path.glob("*.part"))

@@ -1,0 +1,162 @@
+"""Insert strategies side by side on a real PostgreSQL, with 500-row commits.
+
+    python bench/bench_insert.py [--rows 200000] [--repeat 3] [--url postgresql://...]
+
+Without --url it uses the embedded server (.local/bench-pgdata). Each strategy loads the
+same SYNTHETIC bars into an empty clean-bars table; the median of --repeat runs is
+reported as rows/s and as a ratio to one COPY of everything (the practical limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
+
+import psycopg  # noqa: E402
+import psycopg2  # noqa: E402
+import psycopg2.extras  # noqa: E402
+
+from market_backfill.copy_format import frame_to_lines  # noqa: E402
+from market_backfill.db import apply_schema  # noqa: E402
+from market_backfill.inserter import BatchInserter  # noqa: E402
+from market_backfill.reingest import BAR_DB_COLUMNS, BAR_KINDS, BAR_UPSERT, CLEAN_TABLE  # noqa: E402
+from market_backfill.timeutil import from_ns  # noqa: E402
+from tests.support.bars import bar_frame  # noqa: E402
+
+COLS = ", ".join(BAR_DB_COLUMNS)
+UPSERT_SQL = (
+    f"INSERT INTO {CLEAN_TABLE} ({COLS}) VALUES %s ON CONFLICT (symbol, ts) DO UPDATE SET "
+    "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
+    "volume = EXCLUDED.volume, updated_at = now()"
+)
+
+
+def seed_execute_values(url: str, frame) -> None:
+    """The seed system: rows built with iterrows, execute_values page 500, commit per batch."""
+    rows = []
+    for _, r in frame.iterrows():
+        rows.append(
+            (
+                r.symbol,
+                from_ns(r.ts),
+                Decimal(int(r.open)) / 10**9,
+                Decimal(int(r.high)) / 10**9,
+                Decimal(int(r.low)) / 10**9,
+                Decimal(int(r.close)) / 10**9,
+                int(r.volume),
+            )
+        )
+    _execute_values_batches(url, rows)
+
+
+def _execute_values_batches(url: str, rows: list[tuple]) -> None:
+    conn = psycopg2.connect(url)
+    cur = conn.cursor()
+    for i in range(0, len(rows), 500):
+        psycopg2.extras.execute_values(cur, UPSERT_SQL, rows[i : i + 500], page_size=500)
+        conn.commit()
+    conn.close()
+
+
+def execute_values_only(url: str, frame) -> None:
+    """execute_values page 500 with rows prepared without iterrows (the driver's own cost)."""
+    rows = list(
+        zip(
+            frame.symbol.tolist(),
+            [from_ns(t) for t in frame.ts.tolist()],
+            *[
+                [Decimal(v) / 10**9 for v in frame[c].tolist()]
+                for c in ("open", "high", "low", "close")
+            ],
+            frame.volume.tolist(),
+            strict=True,
+        )
+    )
+    _execute_values_batches(url, rows)
+
+
+def inserter(url: str, frame) -> None:
+    """This project's BatchInserter (COPY fast path, autocommit, 500-row batches)."""
+    with BatchInserter(
+        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_DB_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+    ) as ins:
+        ins.insert(frame)
+
+
+def inserter_upsert(url: str, frame) -> None:
+    """The inserter's upsert path (COPY into staging + INSERT ... ON CONFLICT per batch)."""
+    with BatchInserter(
+        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_DB_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+    ) as ins:
+        ins.upsert_mode = True
+        ins.insert(frame)
+
+
+def one_copy(url: str, frame) -> None:
+    """One COPY of every row in one transaction: the practical limit, no 500-row commits."""
+    lines = frame_to_lines(frame, BAR_DB_COLUMNS, BAR_KINDS)
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY {CLEAN_TABLE} ({COLS}) FROM STDIN") as copy:
+            copy.write("\n".join(lines) + "\n")
+
+
+STRATEGIES: dict[str, Callable] = {
+    "seed: iterrows + execute_values": seed_execute_values,
+    "execute_values (no iterrows)": execute_values_only,
+    "inserter, upsert path": inserter_upsert,
+    "inserter (COPY per 500, default)": inserter,
+    "one COPY, one transaction": one_copy,
+}
+
+
+def measure(url: str, frame, repeat: int) -> dict[str, float]:
+    results = {}
+    for name, fn in STRATEGIES.items():
+        times = []
+        for _ in range(repeat):
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"TRUNCATE {CLEAN_TABLE}")
+            started = time.perf_counter()
+            fn(url, frame)
+            times.append(time.perf_counter() - started)
+            with psycopg.connect(url) as conn:
+                assert conn.execute(f"SELECT count(*) FROM {CLEAN_TABLE}").fetchone()[0] == len(
+                    frame
+                )
+        results[name] = statistics.median(times)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--url")
+    args = parser.parse_args()
+    url = args.url
+    if url is None:
+        from market_backfill import embedded
+
+        url = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    with psycopg.connect(url) as conn:
+        apply_schema(conn)
+    frame = bar_frame(args.rows)
+    results = measure(url, frame, args.repeat)
+    limit = len(frame) / results["one COPY, one transaction"]
+    print(f"{args.rows} rows, median of {args.repeat}, server {url.split('@')[-1]}")
+    print(f"{'strategy':36} {'seconds':>8} {'rows/s':>10} {'x one COPY':>10}")
+    for name, seconds in results.items():
+        rate = len(frame) / seconds
+        print(f"{name:36} {seconds:8.2f} {rate:10,.0f} {rate / limit:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
