@@ -270,7 +270,8 @@ def test_htf_bucket_with_missing_last_minutes_is_closed_by_the_next_bar():
     # no bucket closed before 10:07: all Neutral; 10:07 closes [10:00,10:05) (first HTF bar:
     # the engine stays Neutral); 10:09 closes [10:05,10:10) -> its close 106 > 103: Bullish
     assert seen[:5] == [N] * 5
-    assert seen[5] == N and seen[6] == U
+    assert seen[5] == N
+    assert seen[6] == U
 
 
 def test_htf_bias_is_not_seen_before_its_bucket_closes():
