@@ -117,7 +117,7 @@ def ohlcv_reingest() -> None:
     @task
     def ensure_schema() -> None:
         """Create the tables and the symbol registry if missing (idempotent)."""
-        from market_backfill.reingest_tasks import ensure_schema as run
+        from market_backfill.chunk_tasks import ensure_schema as run
 
         run()
 
@@ -139,10 +139,10 @@ def ohlcv_reingest() -> None:
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
     def summarize(dag_run=None, ti=None) -> dict:
         """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
-        from market_backfill.reingest_tasks import summarize_run
+        from market_backfill.reingest_tasks import summarize as run
 
         planned = ti.xcom_pull(task_ids="plan")
-        return summarize_run(planned, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return run(planned, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
 
     chunks = plan()
     ensure_schema() >> chunks

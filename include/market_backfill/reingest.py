@@ -217,39 +217,3 @@ def load_chunk(
         counts["seconds"],
     )
     return counts
-
-
-SUM_KEYS = ("rows_in", "rows_valid", "rows_written", "batches", "commits", "retries")
-
-
-def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Totals over chunk counts (``rows_skipped`` summed per reason)."""
-    totals: dict[str, Any] = dict.fromkeys(SUM_KEYS, 0)
-    skipped: dict[str, int] = {}
-    for counts in rows:
-        for key in SUM_KEYS:
-            totals[key] += int(counts.get(key, 0) or 0)
-        for reason, n in (counts.get("rows_skipped") or {}).items():
-            skipped[reason] = skipped.get(reason, 0) + int(n)
-    totals["rows_skipped"] = skipped
-    totals["chunks"] = len(rows)
-    return totals
-
-
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A fixed-width text table for task logs (the per-chunk summary)."""
-    header = list(columns)
-    body = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [
-        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths, strict=True)) for b in body]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
-    return "-" if value is None else str(value)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from market_backfill.chunk_tasks import format_table
 from market_backfill.db import MARKET_DB_CONN_ID, hook_connector, run_transaction
-from market_backfill.reingest import format_table
 
 COLUMNS = (
     "symbol",

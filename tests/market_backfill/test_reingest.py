@@ -7,7 +7,7 @@ import pytest
 from market_backfill.db import hook_connector
 from market_backfill.dbn import UNDEF_PRICE, write_bars
 from market_backfill.planning import Chunk, ParamError
-from market_backfill.reingest import format_table, load_chunk, parse_params, plan_run, summarize
+from market_backfill.reingest import load_chunk, parse_params, plan_run
 from market_backfill.sources.dbn_file import DbnFileSource
 from market_backfill.symbols import SymbolSettings, parse_symbol
 from tests.support.bars import PX, bar_frame
@@ -109,35 +109,3 @@ def test_load_chunk_counts_skips_and_is_idempotent(market_db, tmp_path):
         n, lo = conn.execute("SELECT count(*), min(ts) FROM market_bars_ohlcv_1m_clean").fetchone()
     assert n == 1297
     assert lo == datetime(2025, 12, 1, tzinfo=UTC)
-
-
-def test_summarize_and_table():
-    rows = [
-        {
-            "rows_in": 3,
-            "rows_valid": 2,
-            "rows_skipped": {"PRICE_FLOOR": 1},
-            "batches": 1,
-            "commits": 1,
-            "retries": 0,
-            "rows_written": 2,
-        },
-        {
-            "rows_in": 5,
-            "rows_valid": 5,
-            "rows_skipped": {},
-            "batches": 1,
-            "commits": 1,
-            "retries": 2,
-            "rows_written": 5,
-        },
-    ]
-    totals = summarize(rows)
-    assert totals["rows_in"] == 8
-    assert totals["retries"] == 2
-    assert totals["rows_skipped"] == {"PRICE_FLOOR": 1}
-    table = format_table(
-        [{"chunk": "NQ 2025-12", "rows_skipped": {"PRICE_FLOOR": 1}}],
-        ["chunk", "rows_skipped", "retries"],
-    )
-    assert table.splitlines()[2].split() == ["NQ", "2025-12", "PRICE_FLOOR=1", "-"]
