@@ -6,15 +6,11 @@ inside the tasks, so parsing this file touches no database, network or heavy lib
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-CLEAN_BARS = Asset(
-    name="market_bars_ohlcv_1m_clean",
-    uri="x-market-backfill://market_db/market_bars_ohlcv_1m_clean",
-)
-SYMBOL_PATTERN = r"^[A-Z0-9]{2,16}\.[A-Z0-9]{2,16}:[A-Z0-9]{1,12}$"
+from market_backfill.dag_common import CLEAN_BARS, DEFAULT_ARGS, batch_size_param, range_params
 
 DOC = """
 ### Reingest clean 1-minute bars
@@ -50,35 +46,9 @@ batches, commits, retries) and writes it to `backfill_runs`.
     max_active_runs=1,
     max_active_tasks=4,
     tags=["market-data", "databento", "backfill"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=DEFAULT_ARGS,
     params={
-        "symbols": Param(
-            ["GLBX.MDP3:NQ"],
-            type="array",
-            minItems=1,
-            items={"type": "string", "pattern": SYMBOL_PATTERN},
-            title="Symbols",
-            description="Registry symbols DATASET:ROOT, e.g. GLBX.MDP3:NQ",
-        ),
-        "start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Start date (UTC)",
-            description="First day to load, inclusive. Empty with End empty: catch-up mode.",
-        ),
-        "end": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="End date (UTC)",
-            description="Last day to load, inclusive.",
-        ),
+        **range_params("catch-up mode, from each symbol's last stored bar"),
         "roll_rule": Param(
             "v",
             type="string",
@@ -108,9 +78,7 @@ batches, commits, retries) and writes it to `backfill_runs`.
             title="DBN path",
             description="For source dbn_file: a .dbn or .dbn.zst file, or a glob.",
         ),
-        "batch_size": Param(
-            500, type="integer", minimum=1, maximum=100000, title="Rows per committed batch"
-        ),
+        "batch_size": batch_size_param(),
     },
 )
 def ohlcv_reingest() -> None:

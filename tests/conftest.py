@@ -132,3 +132,39 @@ def reingest_dag(airflow_db):
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag.dags["ohlcv_reingest"]
+
+
+def store_bars(frame, table: str = "market_bars_ohlcv_1m_clean", symbol: str = "GLBX.MDP3:NQ"):
+    """Write a bar frame (int64 ns ts, fixed-point prices) into a bars table via market_db."""
+    from market_backfill.db import hook_connector
+    from market_backfill.inserter import BatchInserter
+    from market_backfill.reingest import BAR_DB_COLUMNS, BAR_KINDS, BAR_UPSERT
+
+    frame = frame.assign(symbol=symbol)
+    with BatchInserter(hook_connector(), table, BAR_DB_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS) as ins:
+        return ins.insert(frame)
+
+
+@pytest.fixture(scope="session")
+def quarter_bars():
+    """SYNTHETIC NQ-like bars, 2025-01-01 .. 2025-04-01 (symbol column = continuous)."""
+    import pandas as pd
+
+    from market_backfill.sample import synthetic_bars
+
+    return synthetic_bars(
+        "NQ.v.0",
+        pd.Timestamp("2025-01-01", tz="UTC").to_pydatetime(),
+        pd.Timestamp("2025-04-01", tz="UTC").to_pydatetime(),
+        seed=21,
+    )
+
+
+@pytest.fixture
+def triangle_dag(airflow_db):
+    """A freshly parsed ``triangle_backfill`` DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["triangle_backfill"]

@@ -81,3 +81,33 @@ def test_trigger_form_accepts_a_date_range(bag):
     params = copy.deepcopy(bag.dags["ohlcv_reingest"].params)
     params.update({"start": "2025-12-01", "end": "2025-12-31", "symbols": ["GLBX.MDP3:ES"]})
     assert params.validate()["start"] == "2025-12-01"
+
+
+def test_triangle_dag_runs_after_reingest_through_the_asset(bag):
+    from market_backfill.dag_common import CLEAN_BARS, TRIANGLES
+
+    reingest = bag.dags["ohlcv_reingest"]
+    triangles = bag.dags["triangle_backfill"]
+    assert CLEAN_BARS in reingest.get_task("summarize").outlets
+    assert TRIANGLES in triangles.get_task("summarize").outlets
+    assert triangles.timetable.asset_condition.objects == (CLEAN_BARS,)
+    assert triangles.get_task("triangle_chunk").map_index_template == "{{ chunk_label }}"
+    params = triangles.params
+    assert (params["anchor"], params["warmup"], params["source_table"], params["purge"]) == (
+        "weekly",
+        5,
+        "clean",
+        False,
+    )
+    for flag in (
+        "htf_aligned_only",
+        "use_5m",
+        "use_15m",
+        "use_1h",
+        "use_4h",
+        "use_1d",
+        "require_engulfing",
+        "require_sweep_engulfing",
+        "allow_legacy",
+    ):
+        assert params[flag] is False

@@ -1,0 +1,124 @@
+"""``triangle_backfill``: triangle signals from stored bars into ``triangle_events_v1``.
+
+Thin wiring only: the task bodies live in ``market_backfill.triangle_tasks``.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
+from market_backfill.dag_common import (
+    CLEAN_BARS,
+    DEFAULT_ARGS,
+    TRIANGLES,
+    batch_size_param,
+    flag,
+    range_params,
+)
+
+DOC = """
+### Triangle signals from 1-minute bars
+
+Computes *triangles* (the fair-value-gap bias of the bars flipping to Bullish or Bearish,
+optionally gated by higher-timeframe agreement and engulfing candles; the exact
+definition is the project's `triangle-signals.md`) and writes them to
+`triangle_events_v1`, one mapped task per **symbol x month** (labelled `NQ 2025-12`).
+
+Each chunk reads from the start of the weekly segment (Sunday 18:00 New York) that
+contains its first minute, so monthly chunks give exactly the rows of one run over the
+whole range. Re-running adds nothing; `purge` replaces the chunk's rows for the same
+settings. Runs after every successful `ohlcv_reingest` (Asset schedule) in catch-up mode.
+
+**Params**
+- `symbols`, `start`, `end` (UTC dates, inclusive; both empty: catch up from the latest
+  event of these settings to the last stored bar).
+- `anchor`: `weekly` (default), `session` (daily 18:00 New York) or `fixed` (one segment
+  from `anchor_at`). `warmup`: bars per segment before a triangle may fire (5).
+- `source_table`: `clean` (bars stamped at their open) or `legacy` (close-stamped,
+  extra corruption filters; needs `allow_legacy`).
+- `htf_aligned_only` with `use_5m` .. `use_1d`: only triangles the enabled higher
+  timeframes agree with. `require_engulfing`, `require_sweep_engulfing`: candle filters.
+- `purge`: delete and rewrite the chunk's rows for these settings.
+"""
+
+
+@dag(
+    dag_id="triangle_backfill",
+    description="Triangle signals from stored 1-minute bars",
+    doc_md=DOC,
+    schedule=[CLEAN_BARS],
+    catchup=False,
+    max_active_runs=1,
+    max_active_tasks=4,
+    tags=["market-data", "signals", "backfill"],
+    default_args=DEFAULT_ARGS,
+    params={
+        **range_params("catch up from the latest event of these settings"),
+        "anchor": Param(
+            "weekly",
+            type="string",
+            enum=["weekly", "session", "fixed"],
+            title="Anchor",
+            description="Where all engine state resets.",
+        ),
+        "anchor_at": Param(
+            None,
+            type=["null", "string"],
+            title="Fixed anchor (UTC)",
+            description="For anchor 'fixed', e.g. 2010-06-06T00:00:00Z.",
+        ),
+        "warmup": Param(5, type="integer", minimum=0, maximum=10000, title="Warm-up bars"),
+        "source_table": Param(
+            "clean", type="string", enum=["clean", "legacy"], title="Source table"
+        ),
+        "allow_legacy": flag("Allow legacy", "Needed to read the legacy (close-stamped) table."),
+        "htf_aligned_only": flag("HTF aligned only", "Only triangles the enabled HTFs agree with."),
+        "use_5m": flag("Use 5m", "5-minute bias must agree (with HTF aligned only)."),
+        "use_15m": flag("Use 15m", "15-minute bias must agree."),
+        "use_1h": flag("Use 1h", "1-hour bias must agree."),
+        "use_4h": flag("Use 4h", "4-hour bias must agree."),
+        "use_1d": flag("Use 1d", "Daily (UTC day) bias must agree."),
+        "require_engulfing": flag("Require engulfing", "The bar must engulf the previous one."),
+        "require_sweep_engulfing": flag(
+            "Require sweep engulfing", "Engulfing that also sweeps the previous bar's extreme."
+        ),
+        "purge": flag("Purge", "Replace the chunk's rows for these settings."),
+        "batch_size": batch_size_param(),
+    },
+)
+def triangle_backfill() -> None:
+    @task
+    def ensure_schema() -> None:
+        """Create the tables and the symbol registry if missing (idempotent)."""
+        from market_backfill.chunk_tasks import ensure_schema as run
+
+        run()
+
+    @task
+    def plan(params: dict | None = None) -> list[dict]:
+        """Validate the params and cut the work into (symbol, month) chunks."""
+        from market_backfill.triangle_tasks import plan_chunks
+
+        return plan_chunks(params or {}, get_current_context())
+
+    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
+    def triangle_chunk(chunk: dict, params: dict | None = None, dag_run=None) -> dict:
+        """Read bars from the chunk's segment start, compute, insert its triangles."""
+        get_current_context()["chunk_label"] = chunk["label"]
+        from market_backfill.triangle_tasks import run_chunk
+
+        return run_chunk(chunk, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[TRIANGLES])
+    def summarize(dag_run=None, ti=None) -> dict:
+        """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
+        from market_backfill.triangle_tasks import summarize as run
+
+        return run(ti.xcom_pull(task_ids="plan"), dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+
+    chunks = plan()
+    ensure_schema() >> chunks
+    triangle_chunk.expand(chunk=chunks) >> summarize()
+
+
+triangle_backfill()
