@@ -314,3 +314,26 @@ def test_chunks_read_from_their_segment_start_equal_one_run():
         parts.append(ev[ev.ts >= to_ns(lo)])
     assert pd.concat(parts, ignore_index=True).equals(whole.reset_index(drop=True))
     assert len(whole) > 1000
+
+
+def test_every_filter_combination_and_anchor_matches_the_reference():
+    import itertools
+
+    rng = np.random.default_rng(77)
+    ts = to_ns("2025-03-07T20:00Z") + np.cumsum(rng.choice([1, 1, 1, 1, 2, 5, 90], 600)) * MIN
+    close = 80_000 * TICK + np.cumsum(rng.integers(-5, 6, 600)) * TICK
+    open_ = close - rng.integers(-4, 5, 600) * TICK
+    high = np.maximum(open_, close) + rng.integers(0, 3, 600) * TICK
+    low = np.minimum(open_, close) - rng.integers(0, 3, 600) * TICK
+    bars = list(zip(ts.tolist(), open_.tolist(), high.tolist(), low.tolist(), close.tolist(),
+                    strict=True))
+    checked = 0
+    for anchor in ("weekly", "session", "fixed"):
+        for values in itertools.product([False, True], repeat=len(FLAGS)):
+            cfg = TriangleSettings(anchor=anchor, warmup=3,
+                                   anchor_at="2025-03-08T12:00:00Z" if anchor == "fixed" else None,
+                                   **dict(zip(FLAGS, values, strict=True)))
+            assert _normalise(fast_events(bars, cfg)) == reference_triangles(
+                bars, ref_settings(cfg)), cfg
+            checked += 1
+    assert checked == 3 * 2 ** len(FLAGS)
