@@ -127,6 +127,7 @@ def summarize_run(
     run_id: str,
     conn_id: str = MARKET_DB_CONN_ID,
     on_success: Callable[[], None] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Log the per-chunk table, store the run's totals in ``backfill_runs`` (symbol ``*``,
     chunk ``total``) and fail the task, so the run, when any planned chunk did not succeed.
@@ -155,7 +156,7 @@ def summarize_run(
         else:
             problems.append(f"{chunk.label} ({status}: {(row or {}).get('error') or 'not run'})")
     totals = summarize(done)
-    totals.update(chunks_planned=len(planned), chunks_failed=len(problems))
+    totals.update(chunks_planned=len(planned), chunks_failed=len(problems), **(extra or {}))
     log.info(
         "per-chunk summary:\n%s", format_table(table, ["chunk", "status", *columns, "attempts"])
     )

@@ -18,15 +18,19 @@ FINGERPRINTS = {"triangles-1.0": "ab30069d8a481a049ce0d1432eb62162ce7337b6d49b78
 
 
 def engine_fingerprint() -> str:
-    frame = synthetic_bars("NQ.v.0", datetime(2025, 2, 23, tzinfo=UTC),
-                           datetime(2025, 3, 23, tzinfo=UTC), seed=1234)
+    frame = synthetic_bars(
+        "NQ.v.0", datetime(2025, 2, 23, tzinfo=UTC), datetime(2025, 3, 23, tzinfo=UTC), seed=1234
+    )
     ts = frame.ts.to_numpy()
     digest = hashlib.sha256()
-    for cfg in (TriangleSettings(), TriangleSettings(anchor="session", warmup=0),
-                TriangleSettings(htf_aligned_only=True, use_5m=True, use_1h=True,
-                                 require_engulfing=True),
-                TriangleSettings(require_sweep_engulfing=True, anchor="fixed",
-                                 anchor_at="2025-03-01T00:00:00Z")):
+    for cfg in (
+        TriangleSettings(),
+        TriangleSettings(anchor="session", warmup=0),
+        TriangleSettings(htf_aligned_only=True, use_5m=True, use_1h=True, require_engulfing=True),
+        TriangleSettings(
+            require_sweep_engulfing=True, anchor="fixed", anchor_at="2025-03-01T00:00:00Z"
+        ),
+    ):
         events = run_engine(ts, frame.open, frame.high, frame.low, frame.close, cfg).events(ts)
         digest.update(events.to_csv(index=False).encode())
     return digest.hexdigest()

@@ -325,15 +325,20 @@ def test_every_filter_combination_and_anchor_matches_the_reference():
     open_ = close - rng.integers(-4, 5, 600) * TICK
     high = np.maximum(open_, close) + rng.integers(0, 3, 600) * TICK
     low = np.minimum(open_, close) - rng.integers(0, 3, 600) * TICK
-    bars = list(zip(ts.tolist(), open_.tolist(), high.tolist(), low.tolist(), close.tolist(),
-                    strict=True))
+    bars = list(
+        zip(ts.tolist(), open_.tolist(), high.tolist(), low.tolist(), close.tolist(), strict=True)
+    )
     checked = 0
     for anchor in ("weekly", "session", "fixed"):
         for values in itertools.product([False, True], repeat=len(FLAGS)):
-            cfg = TriangleSettings(anchor=anchor, warmup=3,
-                                   anchor_at="2025-03-08T12:00:00Z" if anchor == "fixed" else None,
-                                   **dict(zip(FLAGS, values, strict=True)))
+            cfg = TriangleSettings(
+                anchor=anchor,
+                warmup=3,
+                anchor_at="2025-03-08T12:00:00Z" if anchor == "fixed" else None,
+                **dict(zip(FLAGS, values, strict=True)),
+            )
             assert _normalise(fast_events(bars, cfg)) == reference_triangles(
-                bars, ref_settings(cfg)), cfg
+                bars, ref_settings(cfg)
+            ), cfg
             checked += 1
     assert checked == 3 * 2 ** len(FLAGS)

@@ -1,0 +1,82 @@
+"""Gap scan speed: seconds to scan years of one symbol against the CME calendar.
+
+    python bench/bench_gaps.py [--years 15] [--repeat 3] [--url postgresql://...]
+
+Loads SYNTHETIC NQ-like bars (with holes) for --years into a fresh database (one COPY),
+then times ``gaps.scan`` (calendar minutes + one binary COPY query per month + gap
+finding + per-month completeness), median of --repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
+
+import psycopg  # noqa: E402
+
+from market_backfill.copy_format import frame_to_lines  # noqa: E402
+from market_backfill.db import apply_schema  # noqa: E402
+from market_backfill.gaps import scan  # noqa: E402
+from market_backfill.reingest import BAR_DB_COLUMNS, BAR_KINDS, CLEAN_TABLE  # noqa: E402
+from market_backfill.sample import synthetic_bars  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--years", type=float, default=15.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--url")
+    args = parser.parse_args()
+    admin = args.url
+    if admin is None:
+        from market_backfill import embedded
+
+        admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    name = f"bench_gaps_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    try:
+        end = datetime(2026, 1, 1, tzinfo=UTC)
+        start = end - timedelta(days=round(365.25 * args.years))
+        t0 = time.perf_counter()
+        bars = synthetic_bars("GLBX.MDP3:NQ", start, end, seed=15, quiet_fraction=0.002)
+        with psycopg.connect(url) as conn:
+            apply_schema(conn)
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(BAR_DB_COLUMNS)}) FROM STDIN") as copy,
+            ):
+                lines = frame_to_lines(bars, BAR_DB_COLUMNS, BAR_KINDS)
+                for i in range(0, len(lines), 100_000):
+                    copy.write("\n".join(lines[i : i + 100_000]) + "\n")
+            conn.commit()
+            conn.autocommit = True
+            conn.execute(f"VACUUM ANALYZE {CLEAN_TABLE}")
+        print(f"loaded {len(bars):,} bars ({args.years} years) in {time.perf_counter() - t0:.1f}s")
+        times = []
+        with psycopg.connect(url) as conn:
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                result = scan(conn, "GLBX.MDP3:NQ", "CME Globex Equity", start, end, 5)
+                times.append(time.perf_counter() - started)
+        expected = sum(m["expected"] for m in result.months)
+        print(
+            f"scan: {expected:,} expected minutes, {len(result.gaps)} gaps, "
+            f"median {statistics.median(times):.2f}s of {[round(t, 2) for t in times]}"
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

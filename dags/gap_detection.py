@@ -1,0 +1,140 @@
+"""``gap_detection``: find missing minutes against the trading calendar and repair them.
+
+Thin wiring only: the task bodies live in ``market_backfill.gap_tasks``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
+from market_backfill.dag_common import DEFAULT_ARGS, range_params
+
+DOC = """
+### Find and repair missing minutes
+
+Compares the stored bars of each symbol with its trading calendar (pandas_market_calendars
+`CME Globex Equity` for NQ, ES, YM, RTY: Sunday 18:00 ET open, the 17:00-18:00 ET break,
+holidays and early closes). A **gap** is a run of consecutive trading minutes with no
+stored bar, at least `min_gap_minutes` long; weekends, holidays, early closes and the
+daily break are never gaps, and shorter runs are quiet minutes, not gaps.
+
+Gaps go to `ohlcv_gaps` (re-detection updates, never duplicates). With `repair`, each open
+gap is re-ingested (one mapped task per gap, labelled `NQ 2025-12-03 14:05 (35m)`,
+at most `max_repairs` per run) through the `ohlcv_reingest` code, checked again and
+marked `filled`, or left `open` with `attempts` and `last_error` when the source has no
+data (not a failure). The `report` task ends with a completeness table (symbol x month:
+expected minutes, stored, percent, open gaps) in its log, XCom and `backfill_runs`.
+
+**Params**: `symbols`, `start`, `end` (empty: the last 30 days), `min_gap_minutes`,
+`repair`, `max_repairs`, and the source params of `ohlcv_reingest` for the repair.
+"""
+
+
+@dag(
+    dag_id="gap_detection",
+    description="Find missing 1-minute bars against the trading calendar and repair them",
+    doc_md=DOC,
+    schedule="@daily",
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    max_active_tasks=4,
+    tags=["market-data", "quality", "backfill"],
+    default_args=DEFAULT_ARGS,
+    params={
+        **range_params("the last 30 days"),
+        "min_gap_minutes": Param(
+            5,
+            type="integer",
+            minimum=1,
+            maximum=100000,
+            title="Minimum gap (minutes)",
+            description="Shorter runs of missing minutes are quiet minutes.",
+        ),
+        "repair": Param(
+            True,
+            type="boolean",
+            title="Repair",
+            description="Re-ingest each open gap and check it again.",
+        ),
+        "max_repairs": Param(
+            100, type="integer", minimum=0, maximum=1024, title="Max repairs per run"
+        ),
+        "source": Param(
+            "databento",
+            type="string",
+            enum=["databento", "dbn_file"],
+            title="Repair source",
+            description="As in ohlcv_reingest.",
+        ),
+        "dbn_path": Param(
+            None,
+            type=["null", "string"],
+            title="DBN path",
+            description="For source dbn_file: a .dbn or .dbn.zst file, or a glob.",
+        ),
+        "roll_rule": Param("v", type="string", enum=["v", "c", "n"], title="Roll rule"),
+        "rank": Param(0, type="integer", minimum=0, maximum=9, title="Rank"),
+    },
+)
+def gap_detection() -> None:
+    @task
+    def ensure_schema() -> None:
+        """Create the tables and the symbol registry if missing (idempotent)."""
+        from market_backfill.chunk_tasks import ensure_schema as run
+
+        run()
+
+    @task
+    def plan(params: dict | None = None) -> list[dict]:
+        """Validate params; one detection target per symbol."""
+        from market_backfill.gap_tasks import plan_detection
+
+        return plan_detection(params or {})
+
+    @task(map_index_template="{{ target_label }}")
+    def detect(target: dict, params: dict | None = None, dag_run=None) -> dict:
+        """Scan one symbol against its calendar and record its gaps."""
+        get_current_context()["target_label"] = target["label"]
+        from market_backfill.gap_tasks import detect as run
+
+        return run(target, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+
+    @task
+    def plan_repairs(params: dict | None = None) -> list[dict]:
+        """The open gaps to repair in this run (oldest first, capped)."""
+        from market_backfill.gap_tasks import plan_repairs as run
+
+        return run(params or {})
+
+    @task(map_index_template="{{ gap_label }}", max_active_tis_per_dagrun=2)
+    def repair(gap: dict, params: dict | None = None, dag_run=None) -> dict:
+        """Re-ingest one gap, check it again, mark it filled or leave it open."""
+        get_current_context()["gap_label"] = gap["label"]
+        from market_backfill.gap_tasks import run_repair
+
+        return run_repair(gap, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def report(params: dict | None = None, dag_run=None, ti=None) -> dict:
+        """Completeness (symbol x month) into the log, XCom and backfill_runs."""
+        from market_backfill.gap_tasks import report as run
+
+        return run(
+            ti.xcom_pull(task_ids="plan"),
+            ti.xcom_pull(task_ids="plan_repairs"),
+            params or {},
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+        )
+
+    targets = plan()
+    ensure_schema() >> targets
+    gaps = plan_repairs()
+    detect.expand(target=targets) >> gaps
+    repair.expand(gap=gaps) >> report()
+
+
+gap_detection()

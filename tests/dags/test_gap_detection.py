@@ -1,0 +1,107 @@
+"""``gap_detection`` through Airflow: holes found, repaired from a DBN file, reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from market_backfill.dbn import write_bars
+from market_backfill.sample import synthetic_bars
+from market_backfill.timeutil import to_ns
+from tests.conftest import ROOT, store_bars
+
+pytestmark = pytest.mark.airflow
+NQ = "GLBX.MDP3:NQ"
+
+
+@pytest.fixture
+def gap_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    return bag.dags["gap_detection"]
+
+
+def _report(db, run_id: str) -> dict:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'", (run_id,)
+        ).fetchone()[0]
+
+
+def test_holes_are_detected_repaired_and_reported(gap_dag, market_db, tmp_path):
+    start, end = pd.Timestamp("2025-12-01", tz="UTC"), pd.Timestamp("2025-12-06", tz="UTC")
+    full = synthetic_bars(
+        "NQ.v.0", start.to_pydatetime(), end.to_pydatetime(), seed=4, quiet_fraction=0
+    )
+    ts = full.ts.to_numpy()
+    hole = (ts >= to_ns("2025-12-02T14:00")) & (ts < to_ns("2025-12-02T14:45"))
+    hole |= (ts >= to_ns("2025-12-04T03:00")) & (ts < to_ns("2025-12-04T03:07"))
+    single = ts == to_ns("2025-12-03T09:31")
+    store_bars(full[~hole & ~single])
+    path = write_bars(tmp_path / "nq.dbn.zst", full, dataset="GLBX.MDP3", instruments={"NQ.v.0": 3})
+    conf = {
+        "symbols": [NQ],
+        "start": "2025-12-01",
+        "end": "2025-12-05",
+        "source": "dbn_file",
+        "dbn_path": str(path),
+    }
+    run = gap_dag.test(run_conf=conf)
+    assert run.state == "success"
+    with market_db.connect() as conn:
+        gaps = conn.execute(
+            "SELECT gap_start, minutes, status, attempts FROM ohlcv_gaps ORDER BY gap_start"
+        ).fetchall()
+        stored = conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
+    assert [(g[1], g[2], g[3]) for g in gaps] == [(45, "filled", 1), (7, "filled", 1)]
+    assert stored == len(full) - 1  # the single quiet minute is not a gap: never repaired
+    report = _report(market_db, run.run_id)["completeness"]
+    assert report == [
+        {
+            "symbol": NQ,
+            "month": "2025-12",
+            "expected": len(full),
+            "stored": len(full) - 1,
+            "percent": round(100 * (len(full) - 1) / len(full), 2),
+            "open_gaps": 0,
+        }
+    ]
+
+    again = gap_dag.test(run_conf=conf)
+    assert again.state == "success"
+    totals = _report(market_db, again.run_id)
+    assert (totals["gaps"], totals["new"]) == (0, 0)
+
+
+def test_a_source_without_the_data_leaves_the_gap_open_without_failing(
+    gap_dag, market_db, tmp_path
+):
+    start, end = pd.Timestamp("2025-12-01", tz="UTC"), pd.Timestamp("2025-12-03", tz="UTC")
+    full = synthetic_bars(
+        "NQ.v.0", start.to_pydatetime(), end.to_pydatetime(), seed=4, quiet_fraction=0
+    )
+    ts = full.ts.to_numpy()
+    hole = (ts >= to_ns("2025-12-02T14:00")) & (ts < to_ns("2025-12-02T14:30"))
+    store_bars(full[~hole])
+    path = write_bars(
+        tmp_path / "nq.dbn", full[~hole], dataset="GLBX.MDP3", instruments={"NQ.v.0": 3}
+    )
+    run = gap_dag.test(
+        run_conf={
+            "symbols": [NQ],
+            "start": "2025-12-01",
+            "end": "2025-12-02",
+            "source": "dbn_file",
+            "dbn_path": str(path),
+        }
+    )
+    assert run.state == "success"
+    with market_db.connect() as conn:
+        status, attempts, error = conn.execute(
+            "SELECT status, attempts, last_error FROM ohlcv_gaps"
+        ).fetchone()
+    assert (status, attempts) == ("open", 1)
+    assert "no bars for 30" in error
+    assert np.isclose(_report(market_db, run.run_id)["completeness"][0]["open_gaps"], 1)
