@@ -15,6 +15,7 @@ from market_backfill.db import MARKET_DB_CONN_ID, Connector, hook_connector
 from market_backfill.planning import Chunk
 from market_backfill.reingest import ReingestParams, load_chunk, parse_params, plan_run
 
+STOP_FILE = "RUN_WIDE_SOURCE_ERROR"
 SUMMARY_COLUMNS = (
     "rows_in",
     "rows_valid",

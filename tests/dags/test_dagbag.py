@@ -115,8 +115,14 @@ def test_triangle_dag_runs_after_reingest_through_the_asset(bag):
 
 def test_gap_detection_shape(bag):
     dag = bag.dags["gap_detection"]
-    assert {t.task_id for t in dag.tasks} == {"ensure_schema", "plan", "detect", "plan_repairs",
-                                             "repair", "report"}
+    assert {t.task_id for t in dag.tasks} == {
+        "ensure_schema",
+        "plan",
+        "detect",
+        "plan_repairs",
+        "repair",
+        "report",
+    }
     assert dag.get_task("repair").map_index_template == "{{ gap_label }}"
     assert dag.get_task("report").trigger_rule == "all_done"
     params = dag.params

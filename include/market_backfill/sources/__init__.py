@@ -18,7 +18,14 @@ class SourceError(RuntimeError):
 
 
 class PermanentSourceError(SourceError):
-    """Retrying will not help (bad key, no entitlement, invalid request, unusable file)."""
+    """Retrying will not help (bad key, no entitlement, invalid request, unusable file).
+
+    ``run_wide`` marks errors no other chunk of the run can escape either (a rejected key,
+    no entitlement), so the run stops requesting instead of failing chunk by chunk."""
+
+    def __init__(self, message: str, *, run_wide: bool = False) -> None:
+        super().__init__(message)
+        self.run_wide = run_wide
 
 
 class BarSource(Protocol):

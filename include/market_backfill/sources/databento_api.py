@@ -154,7 +154,8 @@ class DatabentoSource:
                     hint = _PERMANENT_HINTS.get(status, "the request was refused")
                     detail = f" ({exc.message})" if getattr(exc, "message", None) else ""
                     raise PermanentSourceError(
-                        f"Databento answered {status} for {what}: {hint}{detail}"
+                        f"Databento answered {status} for {what}: {hint}{detail}",
+                        run_wide=status in (401, 402, 403),
                     ) from None
                 delay = _retry_after(exc.headers) or self._backoff(attempt)
                 reason = "429 rate limited"
