@@ -62,7 +62,7 @@ def run_transaction(
     connect: Connector,
     work: Callable[[Any], T],
     *,
-    attempts: int = 3,
+    attempts: int = 5,
     backoff_s: float = 1.0,
     max_backoff_s: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
