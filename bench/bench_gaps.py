@@ -29,6 +29,42 @@ from market_backfill.reingest import BAR_DB_COLUMNS, BAR_KINDS, CLEAN_TABLE  # n
 from market_backfill.sample import synthetic_bars  # noqa: E402
 
 
+def load_years(url: str, years: float, seed: int = 15) -> tuple[datetime, datetime, int]:
+    """Fill ``url``'s clean table with ``years`` of SYNTHETIC bars ending 2026-01-01."""
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    start = end - timedelta(days=round(365.25 * years))
+    bars = synthetic_bars("GLBX.MDP3:NQ", start, end, seed=seed, quiet_fraction=0.002)
+    with psycopg.connect(url) as conn:
+        apply_schema(conn)
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(BAR_DB_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            lines = frame_to_lines(bars, BAR_DB_COLUMNS, BAR_KINDS)
+            for i in range(0, len(lines), 100_000):
+                copy.write("\n".join(lines[i : i + 100_000]) + "\n")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute(f"VACUUM ANALYZE {CLEAN_TABLE}")
+    return start, end, len(bars)
+
+
+def time_scans(url: str, start: datetime, end: datetime, repeat: int) -> dict:
+    """Median seconds of ``gaps.scan`` over ``[start, end)``."""
+    times = []
+    with psycopg.connect(url) as conn:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = scan(conn, "GLBX.MDP3:NQ", "CME Globex Equity", start, end, 5)
+            times.append(time.perf_counter() - started)
+    return {
+        "expected": sum(m["expected"] for m in result.months),
+        "gaps": len(result.gaps),
+        "median_s": statistics.median(times),
+        "times": times,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=float, default=15.0)
@@ -45,33 +81,13 @@ def main() -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(admin, dbname=name)
     try:
-        end = datetime(2026, 1, 1, tzinfo=UTC)
-        start = end - timedelta(days=round(365.25 * args.years))
         t0 = time.perf_counter()
-        bars = synthetic_bars("GLBX.MDP3:NQ", start, end, seed=15, quiet_fraction=0.002)
-        with psycopg.connect(url) as conn:
-            apply_schema(conn)
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(BAR_DB_COLUMNS)}) FROM STDIN") as copy,
-            ):
-                lines = frame_to_lines(bars, BAR_DB_COLUMNS, BAR_KINDS)
-                for i in range(0, len(lines), 100_000):
-                    copy.write("\n".join(lines[i : i + 100_000]) + "\n")
-            conn.commit()
-            conn.autocommit = True
-            conn.execute(f"VACUUM ANALYZE {CLEAN_TABLE}")
-        print(f"loaded {len(bars):,} bars ({args.years} years) in {time.perf_counter() - t0:.1f}s")
-        times = []
-        with psycopg.connect(url) as conn:
-            for _ in range(args.repeat):
-                started = time.perf_counter()
-                result = scan(conn, "GLBX.MDP3:NQ", "CME Globex Equity", start, end, 5)
-                times.append(time.perf_counter() - started)
-        expected = sum(m["expected"] for m in result.months)
+        start, end, n = load_years(url, args.years)
+        print(f"loaded {n:,} bars ({args.years} years) in {time.perf_counter() - t0:.1f}s")
+        res = time_scans(url, start, end, args.repeat)
         print(
-            f"scan: {expected:,} expected minutes, {len(result.gaps)} gaps, "
-            f"median {statistics.median(times):.2f}s of {[round(t, 2) for t in times]}"
+            f"scan: {res['expected']:,} expected minutes, {res['gaps']} gaps, "
+            f"median {res['median_s']:.2f}s of {[round(t, 2) for t in res['times']]}"
         )
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

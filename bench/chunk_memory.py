@@ -1,0 +1,68 @@
+"""Peak memory (RSS) of one chunk's work, in a fresh process.
+
+    python bench/chunk_memory.py reingest URL DBN_PATH 2025-06
+    python bench/chunk_memory.py triangles URL - 2025-06
+
+Prints JSON: RSS after imports, peak RSS, and the chunk's counts.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    kind, url, path, month = sys.argv[1:5]
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import psycopg
+
+    from market_backfill.planning import monthly_chunks
+    from market_backfill.symbols import SymbolSettings, parse_symbol
+
+    nq = parse_symbol("GLBX.MDP3:NQ")
+    settings = SymbolSettings(nq, "v", 0, Decimal(1000), "CME Globex Equity")
+    year, mon = map(int, month.split("-"))
+    start = datetime(year, mon, 1, tzinfo=UTC)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
+    chunk = monthly_chunks(nq, start, end)[0]
+
+    def connect():
+        return psycopg.connect(url)
+
+    if kind == "reingest":
+        from market_backfill.reingest import load_chunk, parse_params
+        from market_backfill.sources.dbn_file import DbnFileSource
+
+        parsed = parse_params({"symbols": [nq.key], "source": "dbn_file", "dbn_path": path})
+        source = DbnFileSource(path)
+        baseline = rss_mb()
+        counts = load_chunk(chunk, settings, parsed, source, connect)
+    else:
+        from market_backfill.triangle_backfill import parse_params, triangle_chunk
+        from market_backfill.triangle_engine import run_engine  # noqa: F401 - import cost
+
+        parsed = parse_params({"symbols": [nq.key]})
+        baseline = rss_mb()
+        counts = triangle_chunk(chunk, settings, parsed, connect)
+    print(
+        json.dumps(
+            {"baseline_mb": round(baseline, 1), "peak_mb": round(rss_mb(), 1), "counts": counts},
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+"""Every benchmark side by side in one run; writes BENCHMARKS.md.
+
+    python bench/run_all.py [--full] [--repeat 3] [--url postgresql://...]
+
+SYNTHETIC NQ-like 1-minute bars on the CME calendar (generated, never downloaded): one
+year by default, 15 years for the ingest and memory figures with --full (the gap scan
+always uses 15 years). Without --url the embedded PostgreSQL is used. Each figure is the
+median of --repeat runs; compare ratios within one run, not seconds across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "include"), str(ROOT), str(ROOT / "bench")]
+
+import bench_gaps  # noqa: E402
+import bench_insert  # noqa: E402
+import psycopg  # noqa: E402
+
+from market_backfill.db import apply_schema  # noqa: E402
+from market_backfill.dbn import open_store, read_bars  # noqa: E402
+from market_backfill.planning import monthly_chunks  # noqa: E402
+from market_backfill.reingest import (  # noqa: E402
+    CLEAN_TABLE,
+    load_chunk,  # noqa: E402
+)
+from market_backfill.reingest import parse_params as reingest_params  # noqa: E402
+from market_backfill.sample import write_sample  # noqa: E402
+from market_backfill.sources.dbn_file import DbnFileSource  # noqa: E402
+from market_backfill.symbols import SymbolSettings, parse_symbol  # noqa: E402
+from market_backfill.timeutil import to_ns  # noqa: E402
+from market_backfill.triangle_backfill import parse_params as triangle_params  # noqa: E402
+from market_backfill.triangle_backfill import triangle_chunk  # noqa: E402
+from market_backfill.triangle_engine import TriangleSettings, run_engine  # noqa: E402
+
+NQ = parse_symbol("GLBX.MDP3:NQ")
+SETTINGS = SymbolSettings(NQ, "v", 0, Decimal(1000), "CME Globex Equity")
+WORK = ROOT / ".local" / "bench"
+
+
+def median_time(fn: Callable[[], object], repeat: int, before: Callable[[], None]) -> float:
+    times = []
+    for _ in range(repeat):
+        before()
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+class Db:
+    """A fresh database on the benchmark server, dropped at the end."""
+
+    def __init__(self, admin: str) -> None:
+        self.admin, self.name = admin, f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        self.url = psycopg.conninfo.make_conninfo(admin, dbname=self.name)
+        with psycopg.connect(self.url) as conn:
+            apply_schema(conn)
+
+    def run(self, statement: str) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(statement)
+
+    def airflow_uri(self) -> str:
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        from urllib.parse import quote
+
+        host = quote(str(info.get("host", "127.0.0.1")), safe="")
+        port = f":{info['port']}" if info.get("port") else ""
+        return f"postgresql://{info.get('user', 'postgres')}@{host}{port}/{self.name}"
+
+    def drop(self) -> None:
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def machine(url: str) -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    except OSError:
+        mem = 0
+    with psycopg.connect(url) as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+    host = psycopg.conninfo.conninfo_to_dict(url).get("host", "")
+    where = "unix socket" if str(host).startswith("/") else f"TCP {host}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, Python {platform.python_version()}"
+        f", PostgreSQL {server} over {where}, default server settings"
+    )
+
+
+def section_ingest(
+    db: Db, path: Path, start: datetime, end: datetime, repeat: int, seed_rows: int
+) -> tuple[list[str], float]:
+    frame = read_bars(open_store(path, path.name), {"NQ.v.0": NQ.key}, to_ns(start), to_ns(end))
+    rows = len(frame)
+    chunks = monthly_chunks(NQ, start, end)
+    parsed = reingest_params({"symbols": [NQ.key], "source": "dbn_file", "dbn_path": str(path)})
+
+    def dag_path() -> None:
+        for chunk in chunks:
+            load_chunk(
+                chunk, SETTINGS, parsed, DbnFileSource(str(path)), lambda: psycopg.connect(db.url)
+            )
+
+    def one_copy() -> None:
+        bench_insert.one_copy(db.url, frame)
+
+    seed = frame.iloc[:seed_rows]
+    truncate = lambda: db.run(f"TRUNCATE {CLEAN_TABLE}")  # noqa: E731
+    t_seed = median_time(lambda: bench_insert.seed_execute_values(db.url, seed), repeat, truncate)
+    t_dag = median_time(dag_path, repeat, truncate)
+    t_copy = median_time(one_copy, repeat, truncate)
+    seed_rate, dag_rate, copy_rate = len(seed) / t_seed, rows / t_dag, rows / t_copy
+    lines = [
+        f"DBN file -> hygiene -> `{CLEAN_TABLE}`, {rows:,} bars in {len(chunks)} monthly chunks.",
+        "",
+        "| method | rows/s | vs seed | vs one COPY |",
+        "|---|---:|---:|---:|",
+        f"| seed system: `iterrows` + `execute_values` (page 500), commit per batch "
+        f"(first {len(seed):,} rows) | {seed_rate:,.0f} | 1.0x | {seed_rate / copy_rate:.2f}x |",
+        f"| **this project: the DAG's code path** (`load_chunk`: DBN read, hygiene, "
+        f"500-row committed batches) | **{dag_rate:,.0f}** | **{dag_rate / seed_rate:.1f}x** | "
+        f"**{dag_rate / copy_rate:.2f}x** |",
+        f"| one COPY of all rows, one transaction (the practical limit) | {copy_rate:,.0f} | "
+        f"{copy_rate / seed_rate:.1f}x | 1.00x |",
+        "",
+        "Targets: at least 2x the seed system, at least 0.6x one COPY.",
+    ]
+    return lines, t_dag
+
+
+def section_triangles(db: Db, start: datetime, end: datetime, repeat: int) -> list[str]:
+    with psycopg.connect(db.url) as conn:
+        rows = conn.execute(
+            "SELECT (extract(epoch FROM ts) * 1e9)::int8, (open * 1e9)::int8, (high * 1e9)::int8,"
+            " (low * 1e9)::int8, (close * 1e9)::int8 FROM market_bars_ohlcv_1m_clean "
+            "ORDER BY ts"
+        ).fetchall()
+    import numpy as np
+
+    arr = np.array(rows, dtype=np.int64)
+    cfg = TriangleSettings()
+    run_engine(*arr.T, cfg)  # compile / load the cached kernel
+    t_engine = median_time(lambda: run_engine(*arr.T, cfg), max(repeat, 5), lambda: None)
+    events = int(run_engine(*arr.T, cfg).bull.sum() + run_engine(*arr.T, cfg).bear.sum())
+    parsed = triangle_params({"symbols": [NQ.key]})
+    chunks = monthly_chunks(NQ, start, end)
+
+    def end_to_end() -> None:
+        for chunk in chunks:
+            triangle_chunk(chunk, SETTINGS, parsed, lambda: psycopg.connect(db.url))
+
+    t_e2e = median_time(end_to_end, repeat, lambda: db.run("TRUNCATE triangle_events_v1"))
+    return [
+        f"{len(arr):,} bars, default settings (all five HTF engines run: every row carries "
+        f"their bias), {events:,} triangles.",
+        "",
+        "| what | seconds | bars/s | triangles/s |",
+        "|---|---:|---:|---:|",
+        f"| engine alone, one core | {t_engine:.3f} | {len(arr) / t_engine:,.0f} | "
+        f"{events / t_engine:,.0f} |",
+        f"| end to end: {len(chunks)} monthly chunks (read with segment preload, compute, "
+        f"insert in 500-row batches) | {t_e2e:.2f} | {len(arr) / t_e2e:,.0f} | "
+        f"{events / t_e2e:,.0f} |",
+        "",
+        "Targets: engine at least 1,000,000 bars/s; the seed system wrote 640k triangles in "
+        f"5-10 minutes (about 1,000-2,000 triangles/s); here {events / t_e2e:,.0f}/s end to "
+        "end.",
+    ]
+
+
+def section_airflow(
+    db: Db, path: Path, start: datetime, end: datetime, library_s: float
+) -> list[str]:
+    home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PYTHONPATH": str(ROOT / "include"),
+        "AIRFLOW_CONN_MARKET_DB": db.airflow_uri(),
+    }
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    db.run(f"TRUNCATE {CLEAN_TABLE}")
+    last = (end - timedelta(days=1)).date().isoformat()
+    conf = json.dumps(
+        {
+            "source": "dbn_file",
+            "dbn_path": str(path),
+            "start": start.date().isoformat(),
+            "end": last,
+        }
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [*airflow, "dags", "test", "ohlcv_reingest", "-c", conf],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
+    return [
+        "| what | seconds |",
+        "|---|---:|",
+        f"| library calls alone (the DAG's code path, above) | {library_s:.1f} |",
+        f"| `airflow dags test ohlcv_reingest` for the same year (process start, DAG parse, "
+        f"plan, 12 mapped chunks, summary) | {wall:.1f} |",
+        "",
+        f"Airflow adds {wall - library_s:.1f} s ({wall / library_s:.1f}x) for a year in 12 "
+        "chunks: a fixed cost per task, independent of the rows.",
+    ]
+
+
+def memory(kind: str, url: str, path: str, month: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "chunk_memory.py"), kind, url, path, month],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def section_memory(year_db: Db, year_file: Path, big: tuple[Db, Path] | None) -> list[str]:
+    lines = [
+        "| chunk task | bars in chunk | RSS after imports | peak RSS |",
+        "|---|---:|---:|---:|",
+    ]
+    cases = [
+        ("reingest", year_db.url, str(year_file), "2025-06", "1-year file"),
+        ("triangles", year_db.url, "-", "2025-06", "1-year table"),
+    ]
+    if big is not None:
+        cases += [
+            ("reingest", big[0].url, str(big[1]), "2025-06", "15-year file"),
+            ("triangles", big[0].url, "-", "2025-06", "15-year table"),
+        ]
+    for kind, url, path, month, scale in cases:
+        m = memory(kind, url, path, month)
+        bars = m["counts"].get("rows_in", m["counts"].get("bars"))
+        lines.append(
+            f"| {kind} {month}, {scale} | {bars:,} | {m['baseline_mb']:.0f} MB | "
+            f"{m['peak_mb']:.0f} MB |"
+        )
+    lines += [
+        "",
+        "A chunk task holds one month plus its preload (triangles: back to the "
+        "segment's Sunday): the peak does not grow with the size of the history.",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="15 years for ingest and memory")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--seed-rows",
+        type=int,
+        default=60_000,
+        help="rows for the (slow) seed method; its rate is per row",
+    )
+    parser.add_argument("--url")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    admin = args.url
+    if admin is None:
+        from market_backfill import embedded
+
+        admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    WORK.mkdir(parents=True, exist_ok=True)
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    year_file = WORK / "nq-2025.dbn.zst"
+    if not year_file.exists():
+        write_sample(year_file, start, end, seed=2025)
+    report = [
+        "# Benchmarks",
+        "",
+        f"Written by `python bench/run_all.py{' --full' if args.full else ''}`"
+        f" on {datetime.now(UTC):%Y-%m-%d}. Machine: {machine(admin)}. Data: SYNTHETIC "
+        "NQ-like 1-minute bars on the CME Globex calendar. Each figure is the median of "
+        f"{args.repeat} runs in the same process; compare ratios, not absolute seconds.",
+        "",
+    ]
+    year = Db(admin)
+    big = None
+    try:
+        print("ingest ...", flush=True)
+        ingest, library_s = section_ingest(year, year_file, start, end, args.repeat, args.seed_rows)
+        report += ["## Ingest (1 year)", "", *ingest, ""]
+        print("insert strategies ...", flush=True)
+        frame = bench_insert.bar_frame(100_000)
+        results = bench_insert.measure(year.url, frame, args.repeat)
+        limit = len(frame) / results["one COPY, one transaction"]
+        report += [
+            "## Insert strategies (100,000 rows, 500-row commits except the last)",
+            "",
+            "| strategy | rows/s | x one COPY |",
+            "|---|---:|---:|",
+        ]
+        report += [
+            f"| {k} | {len(frame) / v:,.0f} | {len(frame) / v / limit:.2f} |"
+            for k, v in results.items()
+        ]
+        report += [
+            "",
+            "The inserter writes each 500-row batch as one autocommit `COPY` (new "
+            "rows) and falls back, for the rest of a chunk, to COPY into a staging "
+            "table + `INSERT ... ON CONFLICT` when a batch meets stored rows.",
+            "",
+        ]
+        year.run(f"TRUNCATE {CLEAN_TABLE}")
+        for chunk in monthly_chunks(NQ, start, end):  # the table the triangle figures read
+            load_chunk(
+                chunk,
+                SETTINGS,
+                reingest_params(
+                    {"symbols": [NQ.key], "source": "dbn_file", "dbn_path": str(year_file)}
+                ),
+                DbnFileSource(str(year_file)),
+                lambda: psycopg.connect(year.url),
+            )
+        print("triangles ...", flush=True)
+        report += [
+            "## Triangles (1 year)",
+            "",
+            *section_triangles(year, start, end, args.repeat),
+            "",
+        ]
+        print("gaps ...", flush=True)
+        gaps_db = Db(admin)
+        g_start, g_end, n = bench_gaps.load_years(gaps_db.url, 15)
+        res = bench_gaps.time_scans(gaps_db.url, g_start, g_end, args.repeat)
+        report += [
+            "## Gap scan (15 years of one symbol)",
+            "",
+            f"{n:,} stored bars, {res['expected']:,} expected trading minutes: scan "
+            f"(calendar, one binary-COPY query per month, gaps, completeness) in "
+            f"**{res['median_s']:.2f} s** (target: under 10 s).",
+            "",
+        ]
+        if args.full:
+            big_file = WORK / "nq-15y.dbn.zst"
+            if not big_file.exists():
+                write_sample(big_file, g_start, g_end, seed=15)
+            big = (gaps_db, big_file)
+        else:
+            gaps_db.drop()
+        print("airflow ...", flush=True)
+        report += [
+            "## Airflow overhead (1 year)",
+            "",
+            *section_airflow(year, year_file, start, end, library_s),
+            "",
+        ]
+        print("memory ...", flush=True)
+        report += ["## Peak memory of a chunk task", "", *section_memory(year, year_file, big), ""]
+    finally:
+        year.drop()
+        if big is not None:
+            big[0].drop()
+    args.out.write_text("\n".join(report) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The docker-compose deployment, checked for structure (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_official_airflow3_services_are_there():
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                 "airflow-triggerer", "airflow-init", "airflow-db", "market-db"):
+        assert name in SERVICES, name
+    assert SERVICES["airflow-apiserver"]["command"] == "api-server"
+    assert SERVICES["airflow-dag-processor"]["command"] == "dag-processor"
+
+
+def test_celery_profile_has_redis_and_workers():
+    assert SERVICES["redis"]["profiles"] == ["celery"]
+    worker = SERVICES["airflow-worker"]
+    assert worker["profiles"] == ["celery"]
+    assert worker["command"] == "celery worker"
+    assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_the_project_is_mounted_and_importable_the_same_way():
+    common = SERVICES["airflow-scheduler"]
+    mounts = {v.split(":")[1] for v in common["volumes"] if isinstance(v, str) and ":" in v}
+    assert {"/opt/airflow/dags", "/opt/airflow/include", "/opt/airflow/plugins"} <= mounts
+    assert common["environment"]["PYTHONPATH"] == "/opt/airflow/include"
+    assert "requirements.txt" in common["environment"]["_PIP_ADDITIONAL_REQUIREMENTS"]
+
+
+def test_image_matches_the_pinned_airflow():
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert SERVICES["airflow-scheduler"]["image"].startswith(f"apache/airflow:{pinned[1]}")
+
+
+def test_databases_have_volumes_and_healthchecks():
+    for name in ("airflow-db", "market-db"):
+        assert SERVICES[name]["healthcheck"]["test"][1] == "pg_isready"
+        assert SERVICES[name]["volumes"]
+    assert set(COMPOSE["volumes"]) >= {"airflow-db-data", "market-db-data"}
+
+
+def test_env_example_has_placeholders_only():
+    text = (ROOT / ".env.example").read_text()
+    assert "AIRFLOW_CONN_MARKET_DB=" in text
+    assert "AIRFLOW_CONN_DATABENTO=" in text
+    assert "db-REPLACE-ME" in text
+    keys = re.findall(r"db-[A-Za-z0-9]{20,}", text)
+    assert keys == [], "no real-looking API key in .env.example"
