@@ -13,8 +13,15 @@ SERVICES = COMPOSE["services"]
 
 
 def test_official_airflow3_services_are_there():
-    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                 "airflow-triggerer", "airflow-init", "airflow-db", "market-db"):
+    for name in (
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-init",
+        "airflow-db",
+        "market-db",
+    ):
         assert name in SERVICES, name
     assert SERVICES["airflow-apiserver"]["command"] == "api-server"
     assert SERVICES["airflow-dag-processor"]["command"] == "dag-processor"

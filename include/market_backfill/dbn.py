@@ -115,7 +115,8 @@ def read_bars(
     """Bars of ``store`` whose mapped symbol is a key of ``wanted`` (e.g. ``{'NQ.v.0':
     'GLBX.MDP3:NQ'}``) and whose open time is in ``[start_ns, end_ns)``, in file order.
 
-    Streams the records block by block, so a large file never sits in memory whole.
+    Streams the records block by block, so a large file never sits in memory whole, and
+    stops at the first block past the range while the records are in time order.
     """
     meta = store.metadata
     if (
@@ -130,8 +131,15 @@ def read_bars(
         log.info("%s holds none of %s (it has %s)", name, sorted(wanted), list(meta.symbols)[:5])
         return empty_bars()
     frames = []
+    ordered, last = True, np.iinfo(np.int64).min
     for block in _blocks(store, name):
         ts = block["ts_event"].astype(np.int64)
+        if len(ts) == 0:
+            continue
+        ordered = ordered and ts[0] >= last and bool(np.all(ts[1:] >= ts[:-1]))
+        last = int(ts[-1])
+        if ordered and ts[0] >= end_ns:
+            break  # time-ordered (as Databento writes): nothing later is in range
         in_range = (ts >= start_ns) & (ts < end_ns)
         if not in_range.any():
             continue

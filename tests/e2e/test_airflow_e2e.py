@@ -1,0 +1,277 @@
+"""End to end on a running Airflow, through the REST API v2 (the calls the UI makes).
+
+One Airflow stack for the module: its scheduled runs (catch-up from the Databento
+stand-in, the triangle DAG after it through the Asset, gap detection and repair) run
+while the manual scenarios (date params, refused params, one failed chunk cleared and
+retried) are driven through the API.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from market_backfill.dbn import write_bars
+from market_backfill.sample import synthetic_bars
+from tests.conftest import ROOT
+from tests.support.airflow_stack import AirflowStack
+from tests.support.gateway import API_KEY, Gateway, GatewayState
+from tests.support.pg import create_database, drop_database
+
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
+NQ = "GLBX.MDP3:NQ"
+MONTHS = [("2025-10-01", "2025-11-01"), ("2025-11-01", "2025-12-01"), ("2025-12-01", "2026-01-01")]
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def world(pg_admin, tmp_path_factory):
+    """Market DB, monthly DBN files, the Databento stand-in, and a running Airflow."""
+    work = tmp_path_factory.mktemp("e2e")
+    db = create_database(pg_admin, prefix="e2e")
+    files = work / "dbn"
+    bars = {}
+    for lo, hi in MONTHS:
+        month = synthetic_bars("NQ.v.0", _utc(lo), _utc(hi), seed=int(lo[5:7]))
+        bars[lo[:7]] = month
+        write_bars(
+            files / f"glbx-nq-{lo[:7]}.dbn.zst",
+            month,
+            dataset="GLBX.MDP3",
+            instruments={"NQ.v.0": 1},
+        )
+    now = datetime.now(UTC)
+    recent = synthetic_bars("NQ.v.0", now - timedelta(days=40), now + timedelta(days=1), seed=40)
+    with Gateway(GatewayState(bars=recent), work) as gateway:
+        env = {
+            "AIRFLOW_CONN_MARKET_DB": db.airflow_uri,
+            "AIRFLOW_CONN_DATABENTO": (
+                f'{{"conn_type": "generic", "password": "{API_KEY}", '
+                f'"extra": {{"gateway": "{gateway.url}"}}}}'
+            ),
+            "REQUESTS_CA_BUNDLE": str(gateway.ca_bundle),
+            "MARKET_BACKFILL_CACHE": str(work / "cache"),
+        }
+        with AirflowStack(work / "airflow", ROOT / "dags", ROOT / "include", env) as stack:
+            for dag_id in ("ohlcv_reingest", "triangle_backfill", "gap_detection"):
+                stack.wait_for_dag(dag_id)
+            yield {"stack": stack, "db": db, "files": files, "bars": bars, "gateway": gateway}
+    drop_database(pg_admin, db)
+
+
+def _count(db, lo: str, hi: str) -> tuple[int, int]:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT count(*), count(DISTINCT ts) FROM market_bars_ohlcv_1m_clean "
+            "WHERE ts >= %s AND ts < %s",
+            (_utc(lo), _utc(hi)),
+        ).fetchone()
+
+
+def _runs(stack, dag_id: str) -> list[dict]:
+    return stack.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=50")["dag_runs"]
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(2)
+    raise TimeoutError(what)
+
+
+def test_scheduled_catch_up_then_triangles_through_the_asset(world):
+    stack, db = world["stack"], world["db"]
+    stack.patch("/api/v2/dags/triangle_backfill", {"is_paused": False})
+    stack.patch("/api/v2/dags/ohlcv_reingest", {"is_paused": False})
+    scheduled = _wait(
+        lambda: [r for r in _runs(stack, "ohlcv_reingest") if r["run_type"] == "scheduled"],
+        120,
+        "no scheduled run",
+    )[0]
+    assert stack.wait_for_run("ohlcv_reingest", scheduled["dag_run_id"]) == "success"
+    end = datetime.fromisoformat(scheduled["data_interval_end"])
+    with db.connect() as conn:
+        lo, hi, n, distinct = conn.execute(
+            "SELECT min(ts), max(ts), count(*), count(DISTINCT ts) FROM market_bars_ohlcv_1m_clean"
+        ).fetchone()
+    assert n == distinct > 1000
+    assert hi < end
+    assert lo >= end - timedelta(days=7)
+    assert len(world["gateway"].state.requests) >= 1
+
+    tri = _wait(
+        lambda: [
+            r for r in _runs(stack, "triangle_backfill") if r["run_type"] == "asset_triggered"
+        ],
+        120,
+        "no asset-triggered run",
+    )[0]
+    assert stack.wait_for_run("triangle_backfill", tri["dag_run_id"]) == "success"
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM triangle_events_v1").fetchone()[0] > 10
+
+    # catch-up again by hand: only what is missing, nothing twice
+    run_id = stack.trigger("ohlcv_reingest", {"source": "databento"})
+    assert stack.wait_for_run("ohlcv_reingest", run_id) == "success"
+    with db.connect() as conn:
+        n2, distinct2 = conn.execute(
+            "SELECT count(*), count(DISTINCT ts) FROM market_bars_ohlcv_1m_clean"
+        ).fetchone()
+        written = conn.execute(
+            "SELECT (counts->>'rows_written')::int FROM backfill_runs WHERE "
+            "run_id = %s AND symbol = '*'",
+            (run_id,),
+        ).fetchone()[0]
+    assert n2 == distinct2 == n + written
+
+
+def test_trigger_with_date_params_loads_the_rows_with_labelled_chunks(world):
+    stack, db = world["stack"], world["db"]
+    conf = {
+        "source": "dbn_file",
+        "dbn_path": str(world["files"] / "*.dbn.zst"),
+        "start": "2025-10-01",
+        "end": "2025-12-31",
+    }
+    run_id = stack.trigger("ohlcv_reingest", conf)
+    assert stack.wait_for_run("ohlcv_reingest", run_id) == "success"
+    labels = sorted(
+        ti["rendered_map_index"]
+        for ti in stack.task_instances("ohlcv_reingest", run_id)
+        if ti["task_id"] == "reingest_chunk"
+    )
+    assert labels == ["NQ 2025-10", "NQ 2025-11", "NQ 2025-12"]
+    total = sum(len(b) for b in world["bars"].values())
+    assert _count(db, "2025-10-01", "2026-01-01") == (total, total)
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"start": "2025-13-01", "end": "2025-12-31"}, "start"),
+        ({"start": "2025-12-01", "end": "2025-12-31", "symbols": ["nq"]}, "symbols"),
+        ({"start": "2025-12-01", "end": "2025-12-31", "roll_rule": "x"}, "roll_rule"),
+    ],
+)
+def test_malformed_params_are_refused_at_trigger_time(world, conf, message):
+    with pytest.raises(urllib.error.HTTPError) as err:
+        world["stack"].trigger("ohlcv_reingest", conf)
+    assert err.value.code == 400
+    assert message in err.value.read().decode()
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        (
+            {"start": "2025-12-31", "end": "2025-12-01"},
+            "param 'end' (2025-12-01) is before 'start'",
+        ),
+        (
+            {"start": "2025-12-01", "end": "2025-12-31", "symbols": ["GLBX.MDP3:ZZ"]},
+            "unknown symbol(s) ['GLBX.MDP3:ZZ']",
+        ),
+    ],
+)
+def test_params_only_the_plan_can_judge_fail_the_plan_naming_them(world, conf, message):
+    stack = world["stack"]
+    run_id = stack.trigger("ohlcv_reingest", {"source": "dbn_file", "dbn_path": "/x", **conf})
+    assert stack.wait_for_run("ohlcv_reingest", run_id) == "failed"
+    log = stack.get(
+        f"/api/v2/dags/ohlcv_reingest/dagRuns/{run_id}/taskInstances/plan/logs/1?full_content=true"
+    )
+    assert message in str(log)
+
+
+def test_one_failed_chunk_is_cleared_and_retried_alone(world):
+    stack, db, files = world["stack"], world["db"], world["files"]
+    nov = files / "glbx-nq-2025-11.dbn.zst"
+    good = nov.read_bytes()
+    import zstandard
+
+    raw = zstandard.ZstdDecompressor().decompress(good, max_output_size=1 << 30)
+    nov.write_bytes(raw[:-100])  # metadata intact, records truncated: only November fails
+    with db.connect() as conn:
+        conn.execute(
+            "DELETE FROM market_bars_ohlcv_1m_clean WHERE ts >= '2025-10-01' AND ts < '2026-01-01'"
+        )
+    conf = {
+        "source": "dbn_file",
+        "dbn_path": str(files / "*.dbn.zst"),
+        "start": "2025-10-01",
+        "end": "2025-12-31",
+    }
+    run_id = stack.trigger("ohlcv_reingest", conf)
+    assert stack.wait_for_run("ohlcv_reingest", run_id) == "failed"
+    states = {
+        (ti["task_id"], ti["rendered_map_index"]): ti["state"]
+        for ti in stack.task_instances("ohlcv_reingest", run_id)
+    }
+    assert states[("reingest_chunk", "NQ 2025-10")] == "success"
+    assert states[("reingest_chunk", "NQ 2025-11")] == "failed"
+    assert states[("reingest_chunk", "NQ 2025-12")] == "success"
+    assert states[("summarize", None)] == "failed"
+
+    nov.write_bytes(good)  # fix the cause, then clear only the failed chunk (and downstream)
+    cleared = stack.post(
+        "/api/v2/dags/ohlcv_reingest/clearTaskInstances",
+        {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "only_failed": True,
+            "include_downstream": True,
+            "reset_dag_runs": True,
+        },
+    )
+    assert {(t["task_id"], t["map_index"]) for t in cleared["task_instances"]} == {
+        ("reingest_chunk", 1),
+        ("summarize", -1),
+    }
+    assert stack.wait_for_run("ohlcv_reingest", run_id) == "success"
+    total = sum(len(b) for b in world["bars"].values())
+    assert _count(db, "2025-10-01", "2026-01-01") == (total, total)
+    with db.connect() as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT chunk, attempts FROM backfill_runs WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        )
+        totals = conn.execute(
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'", (run_id,)
+        ).fetchone()[0]
+    assert rows == {"2025-10": 1, "2025-11": 2, "2025-12": 1, "total": 1}
+    assert totals["rows_valid"] == total
+    assert totals["chunks_failed"] == 0
+
+
+def test_gap_detection_finds_and_repairs_the_holes(world):
+    stack, db = world["stack"], world["db"]
+    # the scheduled catch-up stored one week; the 30-day window before it is one big hole
+    stack.patch("/api/v2/dags/gap_detection", {"is_paused": False})
+    run = _wait(
+        lambda: [r for r in _runs(stack, "gap_detection") if r["run_type"] == "scheduled"],
+        120,
+        "no scheduled gap run",
+    )[0]
+    assert stack.wait_for_run("gap_detection", run["dag_run_id"], timeout=600) == "success"
+    with db.connect() as conn:
+        statuses = dict(
+            conn.execute("SELECT status, count(*) FROM ohlcv_gaps GROUP BY status").fetchall()
+        )
+        report = conn.execute(
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'",
+            (run["dag_run_id"],),
+        ).fetchone()[0]
+    assert statuses.get("filled", 0) > 5
+    assert statuses.get("open", 0) == 0
+    assert all(row["open_gaps"] == 0 for row in report["completeness"])
+    assert min(row["percent"] for row in report["completeness"]) > 97

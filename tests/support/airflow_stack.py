@@ -1,0 +1,189 @@
+"""A real Airflow 3 (api-server, scheduler, dag-processor, triggerer; LocalExecutor,
+SQLite metadata, simple auth manager) on a free loopback port, for end-to-end tests.
+
+Every component runs in its own process group, so stopping the stack ends the
+LocalExecutor workers too; ``stop()`` always runs (context manager) and escalates to
+SIGKILL if a group does not exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AirflowStack:
+    def __init__(self, home: Path, dags: Path, include: Path, extra_env: dict[str, str]) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "market-backfill-e2e-secret",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+            "PYTHONPATH": str(include),
+            **extra_env,
+        }
+        self.procs: list[subprocess.Popen] = []
+        self._token: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, timeout: float = 180) -> AirflowStack:
+        self.home.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        for name in COMPONENTS:
+            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "airflow", name],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                health = self.get("/api/v2/monitor/health", auth=False)
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    return self
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+                pass
+            self._check_alive()
+            time.sleep(1)
+        raise TimeoutError(f"Airflow did not become healthy; logs in {self.home}")
+
+    def _check_alive(self) -> None:
+        for name, proc in zip(COMPONENTS, self.procs, strict=False):
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"airflow {name} exited with {proc.returncode}; "
+                    f"see {self.home / (name + '.log')}"
+                )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:  # the group may still hold workers
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        self.procs.clear()
+
+    def __enter__(self) -> AirflowStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- REST API v2 (the calls the UI makes) --------------------------------------------------
+    def token(self) -> str:
+        if self._token is None:
+            self._token = self.get("/auth/token", auth=False)["access_token"]
+        return self._token
+
+    def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", f"Bearer {self.token()}")
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            text = resp.read().decode()
+        return json.loads(text) if text else None
+
+    def get(self, path: str, auth: bool = True) -> Any:
+        return self.request("GET", path, auth=auth)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, body)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.get(f"/api/v2/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} never appeared")
+
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        run = self.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        return run["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return state
+            self._check_alive()
+            time.sleep(1)
+        raise TimeoutError(f"{dag_id} {run_id} did not finish")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")[
+            "task_instances"
+        ]
