@@ -128,7 +128,7 @@ def test_scheduled_catch_up_then_triangles_through_the_asset(world):
         ).fetchone()
         written = conn.execute(
             "SELECT (counts->>'rows_written')::int FROM backfill_runs WHERE "
-            "run_id = %s AND symbol = '*'",
+            "dag_id = 'ohlcv_reingest' AND run_id = %s AND symbol = '*'",
             (run_id,),
         ).fetchone()[0]
     assert n2 == distinct2 == n + written
@@ -242,11 +242,15 @@ def test_one_failed_chunk_is_cleared_and_retried_alone(world):
     with db.connect() as conn:
         rows = dict(
             conn.execute(
-                "SELECT chunk, attempts FROM backfill_runs WHERE run_id = %s", (run_id,)
+                "SELECT chunk, attempts FROM backfill_runs WHERE dag_id = 'ohlcv_reingest' "
+                "AND run_id = %s",
+                (run_id,),
             ).fetchall()
         )
         totals = conn.execute(
-            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'", (run_id,)
+            "SELECT counts FROM backfill_runs WHERE dag_id = 'ohlcv_reingest' AND "
+            "run_id = %s AND symbol = '*'",
+            (run_id,),
         ).fetchone()[0]
     assert rows == {"2025-10": 1, "2025-11": 2, "2025-12": 1, "total": 1}
     assert totals["rows_valid"] == total
@@ -268,7 +272,8 @@ def test_gap_detection_finds_and_repairs_the_holes(world):
             conn.execute("SELECT status, count(*) FROM ohlcv_gaps GROUP BY status").fetchall()
         )
         report = conn.execute(
-            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'",
+            "SELECT counts FROM backfill_runs WHERE dag_id = 'gap_detection' AND run_id = %s "
+            "AND symbol = '*'",
             (run["dag_run_id"],),
         ).fetchone()[0]
     assert statuses.get("filled", 0) > 5
