@@ -1,0 +1,55 @@
+"""One running Airflow for the whole e2e package, with its market DB and data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from market_backfill.dbn import write_bars
+from market_backfill.sample import synthetic_bars
+from tests.conftest import ROOT
+from tests.support.airflow_stack import AirflowStack
+from tests.support.gateway import API_KEY, Gateway, GatewayState
+from tests.support.pg import create_database, drop_database
+
+MONTHS = [("2025-10-01", "2025-11-01"), ("2025-11-01", "2025-12-01"), ("2025-12-01", "2026-01-01")]
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def world(pg_admin, tmp_path_factory):
+    """Market DB, monthly DBN files, the Databento stand-in, and a running Airflow."""
+    work = tmp_path_factory.mktemp("e2e")
+    db = create_database(pg_admin, prefix="e2e")
+    files = work / "dbn"
+    bars = {}
+    for lo, hi in MONTHS:
+        month = synthetic_bars("NQ.v.0", utc(lo), utc(hi), seed=int(lo[5:7]))
+        bars[lo[:7]] = month
+        write_bars(
+            files / f"glbx-nq-{lo[:7]}.dbn.zst",
+            month,
+            dataset="GLBX.MDP3",
+            instruments={"NQ.v.0": 1},
+        )
+    now = datetime.now(UTC)
+    recent = synthetic_bars("NQ.v.0", now - timedelta(days=40), now + timedelta(days=1), seed=40)
+    with Gateway(GatewayState(bars=recent), work) as gateway:
+        env = {
+            "AIRFLOW_CONN_MARKET_DB": db.airflow_uri,
+            "AIRFLOW_CONN_DATABENTO": (
+                f'{{"conn_type": "generic", "password": "{API_KEY}", '
+                f'"extra": {{"gateway": "{gateway.url}"}}}}'
+            ),
+            "REQUESTS_CA_BUNDLE": str(gateway.ca_bundle),
+            "MARKET_BACKFILL_CACHE": str(work / "cache"),
+        }
+        with AirflowStack(work / "airflow", ROOT / "dags", ROOT / "include", env) as stack:
+            for dag_id in ("ohlcv_reingest", "triangle_backfill", "gap_detection"):
+                stack.wait_for_dag(dag_id)
+            yield {"stack": stack, "db": db, "files": files, "bars": bars, "gateway": gateway}
+    drop_database(pg_admin, db)
