@@ -46,6 +46,26 @@ def plan_or_fail(plan: Callable[[], list[dict[str, str]]]) -> list[dict[str, str
         raise fail_fast(str(exc)) from None
 
 
+PlanRun = Callable[..., list[dict[str, str]]]
+
+
+def plan_monthly(
+    plan_run: PlanRun,
+    params: Mapping[str, Any],
+    context: Mapping[str, Any],
+    conn_id: str = MARKET_DB_CONN_ID,
+) -> list[dict[str, str]]:
+    """The plan task of a monthly-chunked DAG: ``plan_run`` with the run's end (from the
+    context) and Airflow's ``max_map_length``; a bad param fails the task at once."""
+    from market_backfill.runtime import max_map_length, run_end
+
+    return plan_or_fail(
+        lambda: plan_run(
+            hook_connector(conn_id), params, run_end=run_end(context), max_chunks=max_map_length()
+        )
+    )
+
+
 def run_audited(
     chunk_data: Mapping[str, Any],
     work: ChunkWork,

@@ -7,11 +7,11 @@ from typing import Any
 
 from market_backfill.chunk_tasks import (
     load_symbol_settings,
-    plan_or_fail,
+    plan_monthly,
     run_audited,
     summarize_run,
 )
-from market_backfill.db import MARKET_DB_CONN_ID, Connector, hook_connector
+from market_backfill.db import MARKET_DB_CONN_ID, Connector
 from market_backfill.planning import Chunk
 from market_backfill.reingest import ReingestParams, load_chunk, parse_params, plan_run
 
@@ -31,13 +31,7 @@ def plan_chunks(
     params: Mapping[str, Any], context: Mapping[str, Any], conn_id: str = MARKET_DB_CONN_ID
 ) -> list[dict[str, str]]:
     """Validate the params and return the chunk list to map over."""
-    from market_backfill.runtime import max_map_length, run_end
-
-    return plan_or_fail(
-        lambda: plan_run(
-            hook_connector(conn_id), params, run_end=run_end(context), max_chunks=max_map_length()
-        )
-    )
+    return plan_monthly(plan_run, params, context, conn_id)
 
 
 def companion_symbols(parsed: ReingestParams) -> dict[str, list[str]]:
