@@ -188,3 +188,19 @@ def test_a_rejected_key_fails_chunks_at_once(reingest_dag, market_db, gateway, c
     output = _output(capfd)
     assert "Databento answered 401" in output
     assert "db-TESTKEY" not in output
+
+
+def test_server_errors_and_rate_limits_are_retried_and_the_chunk_succeeds(
+    reingest_dag, market_db, gateway
+):
+    from tests.support.gateway import Scripted
+
+    gateway.fail_with(Scripted(500), Scripted(429, retry_after=0.5), Scripted(503))
+    run = reingest_dag.test(
+        run_conf={"source": "databento", "start": "2025-02-03", "end": "2025-02-07"}
+    )
+    assert run.state == "success"
+    assert len(gateway.state.requests) == 4
+    assert [r["form"]["symbols"] for r in gateway.state.requests] == ["NQ.v.0"] * 4
+    with market_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0] > 0
