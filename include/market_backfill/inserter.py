@@ -196,10 +196,9 @@ class BatchInserter:
                 self.upsert_mode = True
                 log.info("%s: batch meets stored rows; upserting from here on", self.table)
         with conn.cursor() as cur:
-            if not self._stage_ready:
+            if not self._stage_ready:  # new connection, or a batch that failed midway
                 cur.execute(self._stage_sql)
                 cur.execute(sql.SQL("TRUNCATE {}").format(self._staging))
-                self._stage_ready = True
             self._stage_ready = False  # until the batch's INSERT; TRUNCATE has run
             with cur.copy(self._copy_sql) as copy:
                 copy.write(payload)
