@@ -20,10 +20,17 @@ import numpy as np
 from psycopg import sql
 
 from market_backfill.db import Connector, run_transaction
-from market_backfill.planning import ParamError, date_range, floor_minute, month_starts
+from market_backfill.planning import (
+    ParamError,
+    date_range,
+    floor_minute,
+    month_starts,
+    param_symbols,
+    require_known,
+)
 from market_backfill.reingest import CLEAN_TABLE
 from market_backfill.reingest import parse_params as parse_reingest_params
-from market_backfill.symbols import Symbol, SymbolError, load_settings, parse_symbols
+from market_backfill.symbols import Symbol
 from market_backfill.timeutil import from_ns, to_ns
 from market_backfill.trading_calendar import MINUTE_NS, trading_minutes
 
@@ -51,10 +58,7 @@ class GapParams:
 def parse_params(params: Mapping[str, Any], *, now: datetime | None = None) -> GapParams:
     """Validate the params; empty dates mean the last 30 days up to now (never later)."""
     now = floor_minute(now or datetime.now(UTC))
-    try:
-        symbols = tuple(parse_symbols(params.get("symbols") or []))
-    except SymbolError as exc:
-        raise ParamError(f"param 'symbols': {exc}") from None
+    symbols = param_symbols(params)
     window = date_range(params.get("start"), params.get("end"))
     start, end = window if window else (now - DEFAULT_LOOKBACK, now)
     end = min(end, now)
@@ -290,10 +294,4 @@ def mark_gap(conn: Any, symbol: str, gap_start: datetime, status: str, error: st
 def check_symbols(connect: Connector, symbols: Sequence[Symbol]) -> dict[Symbol, Any]:
     """Registry rows of ``symbols``; unknown ones are a param error."""
 
-    def work(conn: Any) -> dict[Symbol, Any]:
-        try:
-            return load_settings(conn, symbols)
-        except SymbolError as exc:
-            raise ParamError(f"param 'symbols': {exc}") from None
-
-    return run_transaction(connect, work, what="symbols")
+    return run_transaction(connect, lambda conn: require_known(conn, symbols), what="symbols")

@@ -12,7 +12,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from market_backfill.symbols import Symbol, parse_symbol
+from market_backfill.symbols import (
+    Symbol,
+    SymbolError,
+    SymbolSettings,
+    load_settings,
+    parse_symbol,
+    parse_symbols,
+)
 
 MINUTE = timedelta(minutes=1)
 
@@ -37,6 +44,30 @@ def parse_date(value: Any, name: str) -> date | None:
     except ValueError:
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise ParamError(f"param {name!r} must be a date 'YYYY-MM-DD', got {shown!r}") from None
+
+
+def param_symbols(params: Mapping[str, Any]) -> tuple[Symbol, ...]:
+    """The ``symbols`` param, parsed; a malformed one is a :class:`ParamError`."""
+    try:
+        return tuple(parse_symbols(params.get("symbols") or []))
+    except SymbolError as exc:
+        raise ParamError(f"param 'symbols': {exc}") from None
+
+
+def param_batch_size(params: Mapping[str, Any], default: int = 500) -> int:
+    """The ``batch_size`` param (rows per committed batch), at least 1."""
+    batch_size = int(params.get("batch_size", default))
+    if batch_size < 1:
+        raise ParamError(f"param 'batch_size' must be >= 1, got {batch_size}")
+    return batch_size
+
+
+def require_known(conn: Any, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSettings]:
+    """Registry rows of ``symbols``; an unknown symbol is a :class:`ParamError`."""
+    try:
+        return load_settings(conn, symbols)
+    except SymbolError as exc:
+        raise ParamError(f"param 'symbols': {exc}") from None
 
 
 def day_start(d: date) -> datetime:

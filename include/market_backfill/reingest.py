@@ -26,7 +26,10 @@ from market_backfill.planning import (
     ParamError,
     date_range,
     floor_minute,
+    param_batch_size,
+    param_symbols,
     plan,
+    require_known,
     summarize_plan,
 )
 from market_backfill.sources import BarSource
@@ -35,8 +38,6 @@ from market_backfill.symbols import (
     SymbolError,
     SymbolSettings,
     check_roll,
-    load_settings,
-    parse_symbols,
 )
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,7 @@ class ReingestParams:
 
 def parse_params(params: Mapping[str, Any]) -> ReingestParams:
     """Validate the DAG params; raise :class:`ParamError` naming the first bad one."""
-    try:
-        symbols = tuple(parse_symbols(params.get("symbols") or []))
-    except SymbolError as exc:
-        raise ParamError(f"param 'symbols': {exc}") from None
+    symbols = param_symbols(params)
     window = date_range(params.get("start"), params.get("end"))
     roll_rule = params.get("roll_rule", "v")
     rank = params.get("rank", 0)
@@ -94,9 +92,7 @@ def parse_params(params: Mapping[str, Any]) -> ReingestParams:
     dbn_path = params.get("dbn_path") or None
     if source == "dbn_file" and not dbn_path:
         raise ParamError("param 'dbn_path' is required when source is 'dbn_file'")
-    batch_size = int(params.get("batch_size", DEFAULT_BATCH_SIZE))
-    if batch_size < 1:
-        raise ParamError(f"param 'batch_size' must be >= 1, got {batch_size}")
+    batch_size = param_batch_size(params, DEFAULT_BATCH_SIZE)
     return ReingestParams(symbols, window, roll_rule, rank, source, dbn_path, batch_size)
 
 
@@ -130,10 +126,7 @@ def plan_run(
     now = floor_minute(now or datetime.now(UTC))
 
     def work(conn: Any) -> dict[Symbol, tuple[datetime, datetime]]:
-        try:
-            load_settings(conn, parsed.symbols)
-        except SymbolError as exc:
-            raise ParamError(f"param 'symbols': {exc}") from None
+        require_known(conn, parsed.symbols)
         if parsed.window is not None:
             return dict.fromkeys(parsed.symbols, parsed.window)
         end = min(floor_minute(run_end) if run_end else now, now)

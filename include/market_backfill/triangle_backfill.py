@@ -28,16 +28,16 @@ from market_backfill.planning import (
     ParamError,
     date_range,
     floor_minute,
+    param_batch_size,
+    param_symbols,
     plan,
+    require_known,
     summarize_plan,
 )
 from market_backfill.reingest import CLEAN_TABLE
 from market_backfill.symbols import (
     Symbol,
-    SymbolError,
     SymbolSettings,
-    load_settings,
-    parse_symbols,
 )
 from market_backfill.timeutil import from_ns, to_ns
 from market_backfill.triangle_engine import (
@@ -109,10 +109,7 @@ class TriangleParams:
 
 def parse_params(params: Mapping[str, Any]) -> TriangleParams:
     """Validate the DAG params; raise :class:`ParamError` naming the first bad one."""
-    try:
-        symbols = tuple(parse_symbols(params.get("symbols") or []))
-    except SymbolError as exc:
-        raise ParamError(f"param 'symbols': {exc}") from None
+    symbols = param_symbols(params)
     window = date_range(params.get("start"), params.get("end"))
     source = params.get("source_table", "clean")
     if source not in SOURCE_TABLES:
@@ -136,9 +133,7 @@ def parse_params(params: Mapping[str, Any]) -> TriangleParams:
     except ValueError as exc:
         name = "warmup" if "warmup" in str(exc) else "anchor"
         raise ParamError(f"param '{name}': {exc}") from None
-    batch_size = int(params.get("batch_size", DEFAULT_BATCH_SIZE))
-    if batch_size < 1:
-        raise ParamError(f"param 'batch_size' must be >= 1, got {batch_size}")
+    batch_size = param_batch_size(params, DEFAULT_BATCH_SIZE)
     return TriangleParams(symbols, window, settings, source, bool(params.get("purge")), batch_size)
 
 
@@ -169,10 +164,7 @@ def plan_run(
     table = SOURCE_TABLES[parsed.source_table]
 
     def work(conn: Any) -> dict[Symbol, tuple[datetime, datetime]]:
-        try:
-            load_settings(conn, parsed.symbols)
-        except SymbolError as exc:
-            raise ParamError(f"param 'symbols': {exc}") from None
+        require_known(conn, parsed.symbols)
         if parsed.window is not None:
             return dict.fromkeys(parsed.symbols, parsed.window)
         cond, values = _settings_filter(parsed)
