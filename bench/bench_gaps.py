@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+
+from market_backfill.db.copy_format import frame_to_lines
+from market_backfill.db.schema import apply_schema
+from market_backfill.db.tables import CLEAN_TABLE
+from market_backfill.gaps.detect import scan
+from market_backfill.names import BAR_COLUMNS
+from market_backfill.reingest.load import BAR_KINDS
+from market_backfill_devtools.sample import synthetic_bars
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
-
-import psycopg  # noqa: E402
-
-from market_backfill.copy_format import frame_to_lines  # noqa: E402
-from market_backfill.db import apply_schema  # noqa: E402
-from market_backfill.gaps import scan  # noqa: E402
-from market_backfill.reingest import BAR_DB_COLUMNS, BAR_KINDS, CLEAN_TABLE  # noqa: E402
-from market_backfill.sample import synthetic_bars  # noqa: E402
 
 
 def load_years(url: str, years: float, seed: int = 15) -> tuple[datetime, datetime, int]:
@@ -38,9 +38,9 @@ def load_years(url: str, years: float, seed: int = 15) -> tuple[datetime, dateti
         apply_schema(conn)
         with (
             conn.cursor() as cur,
-            cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(BAR_DB_COLUMNS)}) FROM STDIN") as copy,
+            cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(BAR_COLUMNS)}) FROM STDIN") as copy,
         ):
-            lines = frame_to_lines(bars, BAR_DB_COLUMNS, BAR_KINDS)
+            lines = frame_to_lines(bars, BAR_COLUMNS, BAR_KINDS)
             for i in range(0, len(lines), 100_000):
                 copy.write("\n".join(lines[i : i + 100_000]) + "\n")
         conn.commit()
@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     admin = args.url
     if admin is None:
-        from market_backfill import embedded
+        from market_backfill_devtools import embedded
 
         admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
     name = f"bench_gaps_{uuid.uuid4().hex[:8]}"

@@ -11,27 +11,27 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
+import psycopg2
+import psycopg2.extras
+
+from market_backfill.db.copy_format import frame_to_lines
+from market_backfill.db.inserter import BatchInserter
+from market_backfill.db.schema import apply_schema
+from market_backfill.db.tables import CLEAN_TABLE
+from market_backfill.names import BAR_COLUMNS
+from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
+from market_backfill.timeutil import from_ns
+from market_backfill_devtools.sample import bar_frame
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
-import psycopg  # noqa: E402
-import psycopg2  # noqa: E402
-import psycopg2.extras  # noqa: E402
-
-from market_backfill.copy_format import frame_to_lines  # noqa: E402
-from market_backfill.db import apply_schema  # noqa: E402
-from market_backfill.inserter import BatchInserter  # noqa: E402
-from market_backfill.reingest import BAR_DB_COLUMNS, BAR_KINDS, BAR_UPSERT, CLEAN_TABLE  # noqa: E402
-from market_backfill.timeutil import from_ns  # noqa: E402
-from tests.support.bars import bar_frame  # noqa: E402
-
-COLS = ", ".join(BAR_DB_COLUMNS)
+COLS = ", ".join(BAR_COLUMNS)
 UPSERT_SQL = (
     f"INSERT INTO {CLEAN_TABLE} ({COLS}) VALUES %s ON CONFLICT (symbol, ts) DO UPDATE SET "
     "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
@@ -86,7 +86,7 @@ def execute_values_only(url: str, frame) -> None:
 def inserter(url: str, frame) -> None:
     """This project's BatchInserter (COPY fast path, autocommit, 500-row batches)."""
     with BatchInserter(
-        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_DB_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
     ) as ins:
         ins.insert(frame)
 
@@ -94,7 +94,7 @@ def inserter(url: str, frame) -> None:
 def inserter_upsert(url: str, frame) -> None:
     """The inserter's upsert path (COPY into staging + INSERT ... ON CONFLICT per batch)."""
     with BatchInserter(
-        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_DB_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
     ) as ins:
         ins.upsert_mode = True
         ins.insert(frame)
@@ -102,7 +102,7 @@ def inserter_upsert(url: str, frame) -> None:
 
 def one_copy(url: str, frame) -> None:
     """One COPY of every row in one transaction: the practical limit, no 500-row commits."""
-    lines = frame_to_lines(frame, BAR_DB_COLUMNS, BAR_KINDS)
+    lines = frame_to_lines(frame, BAR_COLUMNS, BAR_KINDS)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY {CLEAN_TABLE} ({COLS}) FROM STDIN") as copy:
             copy.write("\n".join(lines) + "\n")
@@ -143,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     url = args.url
     if url is None:
-        from market_backfill import embedded
+        from market_backfill_devtools import embedded
 
         url = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
     with psycopg.connect(url) as conn:

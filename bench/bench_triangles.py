@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
+from market_backfill.triangles.engine import TriangleSettings, run_engine
+from market_backfill_devtools.sample import synthetic_bars
 
-from market_backfill.sample import synthetic_bars  # noqa: E402
-from market_backfill.triangle_engine import TriangleSettings, run_engine  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CASES = {
     "default settings": TriangleSettings(),

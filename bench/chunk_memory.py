@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
 
 def rss_mb() -> float:
@@ -47,7 +46,8 @@ def main() -> None:
         return psycopg.connect(url)
 
     if kind == "reingest":
-        from market_backfill.reingest import load_chunk, parse_params
+        from market_backfill.reingest.load import load_chunk
+        from market_backfill.reingest.params import parse_params
         from market_backfill.sources.dbn_file import DbnFileSource
 
         parsed = parse_params({"symbols": [nq.key], "source": "dbn_file", "dbn_path": path})
@@ -55,8 +55,9 @@ def main() -> None:
         baseline = rss_mb()
         counts = load_chunk(chunk, settings, parsed, source, connect)
     else:
-        from market_backfill.triangle_backfill import parse_params, triangle_chunk
-        from market_backfill.triangle_engine import run_engine  # noqa: F401 - import cost
+        from market_backfill.triangles.engine import run_engine  # noqa: F401 - import cost
+        from market_backfill.triangles.load import triangle_chunk
+        from market_backfill.triangles.params import parse_params
 
         parsed = parse_params({"symbols": [nq.key]})
         baseline = rss_mb()

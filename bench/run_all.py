@@ -27,28 +27,25 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import bench_gaps
+import bench_insert
+import psycopg
+
+from market_backfill.db.schema import apply_schema
+from market_backfill.db.tables import CLEAN_TABLE
+from market_backfill.planning import monthly_chunks
+from market_backfill.reingest.load import load_chunk
+from market_backfill.reingest.params import parse_params as reingest_params
+from market_backfill.sources.dbn import open_store, read_bars
+from market_backfill.sources.dbn_file import DbnFileSource
+from market_backfill.symbols import SymbolSettings, parse_symbol
+from market_backfill.timeutil import to_ns
+from market_backfill.triangles.engine import TriangleSettings, run_engine
+from market_backfill.triangles.load import triangle_chunk
+from market_backfill.triangles.params import parse_params as triangle_params
+from market_backfill_devtools.sample import write_sample
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "include"), str(ROOT), str(ROOT / "bench")]
-
-import bench_gaps  # noqa: E402
-import bench_insert  # noqa: E402
-import psycopg  # noqa: E402
-
-from market_backfill.db import apply_schema  # noqa: E402
-from market_backfill.dbn import open_store, read_bars  # noqa: E402
-from market_backfill.planning import monthly_chunks  # noqa: E402
-from market_backfill.reingest import (  # noqa: E402
-    CLEAN_TABLE,
-    load_chunk,  # noqa: E402
-)
-from market_backfill.reingest import parse_params as reingest_params  # noqa: E402
-from market_backfill.sample import write_sample  # noqa: E402
-from market_backfill.sources.dbn_file import DbnFileSource  # noqa: E402
-from market_backfill.symbols import SymbolSettings, parse_symbol  # noqa: E402
-from market_backfill.timeutil import to_ns  # noqa: E402
-from market_backfill.triangle_backfill import parse_params as triangle_params  # noqa: E402
-from market_backfill.triangle_backfill import triangle_chunk  # noqa: E402
-from market_backfill.triangle_engine import TriangleSettings, run_engine  # noqa: E402
 
 NQ = parse_symbol("GLBX.MDP3:NQ")
 SETTINGS = SymbolSettings(NQ, "v", 0, Decimal(1000), "CME Globex Equity")
@@ -203,7 +200,6 @@ def section_airflow(
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "PYTHONPATH": str(ROOT / "include"),
         "AIRFLOW_CONN_MARKET_DB": db.airflow_uri(),
     }
     airflow = [sys.executable, "-m", "airflow"]
@@ -296,7 +292,7 @@ def main() -> None:
     args = parser.parse_args()
     admin = args.url
     if admin is None:
-        from market_backfill import embedded
+        from market_backfill_devtools import embedded
 
         admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
     WORK.mkdir(parents=True, exist_ok=True)

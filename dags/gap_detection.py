@@ -1,15 +1,15 @@
 """``gap_detection``: find missing minutes against the trading calendar and repair them.
 
-Thin wiring only: the task bodies live in ``market_backfill.gap_tasks``.
+Thin wiring only: the task bodies live in ``market_backfill.gaps.tasks``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
-from market_backfill.dag_common import DEFAULT_ARGS, range_params
+from market_backfill.airflow.params import DEFAULT_ARGS, range_params, source_params
 
 DOC = """
 ### Find and repair missing minutes
@@ -60,75 +60,64 @@ expected minutes, stored, percent, open gaps) in its log, XCom and `backfill_run
             description="Re-ingest each open gap and check it again.",
         ),
         "max_repairs": Param(
-            100, type="integer", minimum=0, maximum=1024, title="Max repairs per run"
+            100,
+            type="integer",
+            minimum=0,
+            maximum=1024,
+            title="Max repairs per run",
+            description="Open gaps repaired per run, oldest first.",
         ),
-        "source": Param(
-            "databento",
-            type="string",
-            enum=["databento", "dbn_file"],
-            title="Repair source",
-            description="As in ohlcv_reingest.",
-        ),
-        "dbn_path": Param(
-            None,
-            type=["null", "string"],
-            title="DBN path",
-            description="For source dbn_file: a .dbn or .dbn.zst file, or a glob.",
-        ),
-        "roll_rule": Param("v", type="string", enum=["v", "c", "n"], title="Roll rule"),
-        "rank": Param(0, type="integer", minimum=0, maximum=9, title="Rank"),
+        **source_params("repairs"),
     },
 )
 def gap_detection() -> None:
     @task
     def ensure_schema() -> None:
         """Create the tables and the symbol registry if missing (idempotent)."""
-        from market_backfill.chunk_tasks import ensure_schema as run
+        from market_backfill.airflow.chunks import ensure_schema as run
 
         run()
 
     @task
-    def plan(params: dict | None = None) -> list[dict]:
+    def plan() -> list[dict]:
         """Validate params; one detection target per symbol."""
-        from market_backfill.gap_tasks import plan_detection
+        from market_backfill.airflow.context import current_run
+        from market_backfill.gaps.tasks import plan_detection
 
-        return plan_detection(params or {})
+        return plan_detection(current_run())
 
-    @task(map_index_template="{{ target_label }}")
-    def detect(target: dict, params: dict | None = None, dag_run=None) -> dict:
+    @task(map_index_template="{{ chunk_label }}")
+    def detect(target: dict) -> dict:
         """Scan one symbol against its calendar and record its gaps."""
-        get_current_context()["target_label"] = target["label"]
-        from market_backfill.gap_tasks import detect as run
+        from market_backfill.airflow.context import current_run
+        from market_backfill.gaps.tasks import detect as run
 
-        return run(target, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return run(target, current_run(target["label"]))
 
     @task
-    def plan_repairs(params: dict | None = None) -> list[dict]:
+    def plan_repairs() -> list[dict]:
         """The open gaps to repair in this run (oldest first, capped)."""
-        from market_backfill.gap_tasks import plan_repairs as run
+        from market_backfill.airflow.context import current_run
+        from market_backfill.gaps.tasks import plan_repairs as run
 
-        return run(params or {})
+        return run(current_run())
 
-    @task(map_index_template="{{ gap_label }}", max_active_tis_per_dagrun=2)
-    def repair(gap: dict, params: dict | None = None, dag_run=None) -> dict:
+    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=2)
+    def repair(gap: dict) -> dict:
         """Re-ingest one gap, check it again, mark it filled or leave it open."""
-        get_current_context()["gap_label"] = gap["label"]
-        from market_backfill.gap_tasks import run_repair
+        from market_backfill.airflow.context import current_run
+        from market_backfill.gaps.tasks import run_repair
 
-        return run_repair(gap, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return run_repair(gap, current_run(gap["label"]))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def report(params: dict | None = None, dag_run=None, ti=None) -> dict:
+    def report(ti=None) -> dict:
         """Completeness (symbol x month) into the log, XCom and backfill_runs."""
-        from market_backfill.gap_tasks import report as run
+        from market_backfill.airflow.context import current_run
+        from market_backfill.gaps.tasks import report as run
 
-        return run(
-            ti.xcom_pull(task_ids="plan"),
-            ti.xcom_pull(task_ids="plan_repairs"),
-            params or {},
-            dag_id=dag_run.dag_id,
-            run_id=dag_run.run_id,
-        )
+        planned = ti.xcom_pull(task_ids="plan"), ti.xcom_pull(task_ids="plan_repairs")
+        return run(*planned, current_run())
 
     targets = plan()
     ensure_schema() >> targets

@@ -1,6 +1,6 @@
 """``ohlcv_reingest``: load Databento 1-minute bars into ``market_bars_ohlcv_1m_clean``.
 
-Thin wiring only: the task bodies live in ``market_backfill.reingest_tasks`` (imported
+Thin wiring only: the task bodies live in ``market_backfill.reingest.tasks`` (imported
 inside the tasks, so parsing this file touches no database, network or heavy library).
 """
 
@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import TriggerRule, dag, task
 
-from market_backfill.dag_common import CLEAN_BARS, DEFAULT_ARGS, batch_size_param, range_params
+from market_backfill.airflow.assets import CLEAN_BARS
+from market_backfill.airflow.params import (
+    DEFAULT_ARGS,
+    batch_size_param,
+    range_params,
+    source_params,
+)
 
 DOC = """
 ### Reingest clean 1-minute bars
@@ -49,35 +55,7 @@ batches, commits, retries) and writes it to `backfill_runs`.
     default_args=DEFAULT_ARGS,
     params={
         **range_params("catch-up mode, from each symbol's last stored bar"),
-        "roll_rule": Param(
-            "v",
-            type="string",
-            enum=["v", "c", "n"],
-            title="Roll rule",
-            values_display={"v": "v: volume", "c": "c: calendar", "n": "n: open interest"},
-            description="How the continuous contract rolls.",
-        ),
-        "rank": Param(
-            0,
-            type="integer",
-            minimum=0,
-            maximum=9,
-            title="Rank",
-            description="0 = front month, 1 = second, ...",
-        ),
-        "source": Param(
-            "databento",
-            type="string",
-            enum=["databento", "dbn_file"],
-            title="Source",
-            description="databento: the historical API (billed). dbn_file: DBN files on disk.",
-        ),
-        "dbn_path": Param(
-            None,
-            type=["null", "string"],
-            title="DBN path",
-            description="For source dbn_file: a .dbn or .dbn.zst file, or a glob.",
-        ),
+        **source_params("the chunks"),
         "batch_size": batch_size_param(),
     },
 )
@@ -85,32 +63,33 @@ def ohlcv_reingest() -> None:
     @task
     def ensure_schema() -> None:
         """Create the tables and the symbol registry if missing (idempotent)."""
-        from market_backfill.chunk_tasks import ensure_schema as run
+        from market_backfill.airflow.chunks import ensure_schema as run
 
         run()
 
     @task
-    def plan(params: dict | None = None) -> list[dict]:
+    def plan() -> list[dict]:
         """Validate the params and cut the work into (symbol, month) chunks."""
-        from market_backfill.reingest_tasks import plan_chunks
+        from market_backfill.airflow.context import current_run
+        from market_backfill.reingest.tasks import plan_chunks
 
-        return plan_chunks(params or {}, get_current_context())
+        return plan_chunks(current_run())
 
     @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
-    def reingest_chunk(chunk: dict, params: dict | None = None, dag_run=None) -> dict:
+    def reingest_chunk(chunk: dict) -> dict:
         """Fetch, validate and upsert one chunk; its counts are the XCom."""
-        get_current_context()["chunk_label"] = chunk["label"]
-        from market_backfill.reingest_tasks import run_chunk
+        from market_backfill.airflow.context import current_run
+        from market_backfill.reingest.tasks import run_chunk
 
-        return run_chunk(chunk, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return run_chunk(chunk, current_run(chunk["label"]))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
-    def summarize(dag_run=None, ti=None) -> dict:
+    def summarize(ti=None) -> dict:
         """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
-        from market_backfill.reingest_tasks import summarize as run
+        from market_backfill.airflow.context import current_run
+        from market_backfill.reingest.tasks import summarize as run
 
-        planned = ti.xcom_pull(task_ids="plan")
-        return run(planned, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return run(ti.xcom_pull(task_ids="plan"), current_run())
 
     chunks = plan()
     ensure_schema() >> chunks

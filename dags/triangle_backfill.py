@@ -1,20 +1,14 @@
 """``triangle_backfill``: triangle signals from stored bars into ``triangle_events_v1``.
 
-Thin wiring only: the task bodies live in ``market_backfill.triangle_tasks``.
+Thin wiring only: the task bodies live in ``market_backfill.triangles.tasks``.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
-from market_backfill.dag_common import (
-    CLEAN_BARS,
-    DEFAULT_ARGS,
-    TRIANGLES,
-    batch_size_param,
-    flag,
-    range_params,
-)
+from market_backfill.airflow.assets import CLEAN_BARS, TRIANGLES
+from market_backfill.airflow.params import DEFAULT_ARGS, batch_size_param, flag, range_params
 
 DOC = """
 ### Triangle signals from 1-minute bars
@@ -67,9 +61,21 @@ settings. Runs after every successful `ohlcv_reingest` (Asset schedule) in catch
             title="Fixed anchor (UTC)",
             description="For anchor 'fixed', e.g. 2010-06-06T00:00:00Z.",
         ),
-        "warmup": Param(5, type="integer", minimum=0, maximum=10000, title="Warm-up bars"),
+        "warmup": Param(
+            5,
+            type="integer",
+            minimum=0,
+            maximum=10000,
+            title="Warm-up bars",
+            description="Bars of a segment before a triangle may fire.",
+        ),
         "source_table": Param(
-            "clean", type="string", enum=["clean", "legacy"], title="Source table"
+            "clean",
+            type="string",
+            enum=["clean", "legacy"],
+            title="Source table",
+            description="clean: bars stamped at their open. legacy: close-stamped, "
+            "extra corruption filters (needs Allow legacy).",
         ),
         "allow_legacy": flag("Allow legacy", "Needed to read the legacy (close-stamped) table."),
         "htf_aligned_only": flag("HTF aligned only", "Only triangles the enabled HTFs agree with."),
@@ -90,31 +96,33 @@ def triangle_backfill() -> None:
     @task
     def ensure_schema() -> None:
         """Create the tables and the symbol registry if missing (idempotent)."""
-        from market_backfill.chunk_tasks import ensure_schema as run
+        from market_backfill.airflow.chunks import ensure_schema as run
 
         run()
 
     @task
-    def plan(params: dict | None = None) -> list[dict]:
+    def plan() -> list[dict]:
         """Validate the params and cut the work into (symbol, month) chunks."""
-        from market_backfill.triangle_tasks import plan_chunks
+        from market_backfill.airflow.context import current_run
+        from market_backfill.triangles.tasks import plan_chunks
 
-        return plan_chunks(params or {}, get_current_context())
+        return plan_chunks(current_run())
 
     @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
-    def triangle_chunk(chunk: dict, params: dict | None = None, dag_run=None) -> dict:
+    def triangle_chunk(chunk: dict) -> dict:
         """Read bars from the chunk's segment start, compute, insert its triangles."""
-        get_current_context()["chunk_label"] = chunk["label"]
-        from market_backfill.triangle_tasks import run_chunk
+        from market_backfill.airflow.context import current_run
+        from market_backfill.triangles.tasks import run_chunk
 
-        return run_chunk(chunk, params or {}, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return run_chunk(chunk, current_run(chunk["label"]))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[TRIANGLES])
-    def summarize(dag_run=None, ti=None) -> dict:
+    def summarize(ti=None) -> dict:
         """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
-        from market_backfill.triangle_tasks import summarize as run
+        from market_backfill.airflow.context import current_run
+        from market_backfill.triangles.tasks import summarize as run
 
-        return run(ti.xcom_pull(task_ids="plan"), dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return run(ti.xcom_pull(task_ids="plan"), current_run())
 
     chunks = plan()
     ensure_schema() >> chunks

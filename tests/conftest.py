@@ -26,9 +26,6 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{AIRFLOW_HOME}/airflow.db")
 os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
-os.environ.setdefault("PYTHONPATH", str(ROOT / "include"))
-if str(ROOT / "include") not in sys.path:
-    sys.path.insert(0, str(ROOT / "include"))
 
 from tests.support.pg import PgTarget, create_database, drop_database, embedded_target  # noqa: E402
 
@@ -38,6 +35,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "pg_admin" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every backoff wait of the library (``market_backfill.retry``), recorded instead of
+    slept: no test waits for a backoff for real, and a test can check the waits."""
+    from market_backfill import retry
+
+    waited: list[float] = []
+    monkeypatch.setattr(retry, "sleep", waited.append)
+    return waited
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +72,7 @@ def pg_db(pg_admin: PgTarget) -> Iterator[PgTarget]:
 @pytest.fixture
 def market_db(pg_db: PgTarget, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
     """``pg_db`` with the schema applied and ``AIRFLOW_CONN_MARKET_DB`` pointing at it."""
-    from market_backfill.db import apply_schema
+    from market_backfill.db.schema import apply_schema
 
     monkeypatch.setenv("AIRFLOW_CONN_MARKET_DB", pg_db.airflow_uri)
     with pg_db.connect() as conn:
@@ -83,7 +91,7 @@ def synthetic_bars_continuous():
     """Three months of SYNTHETIC NQ-like and ES-like bars, symbol = continuous symbol."""
     import pandas as pd
 
-    from market_backfill.sample import synthetic_bars
+    from market_backfill_devtools.sample import synthetic_bars
 
     start = pd.Timestamp("2025-01-01", tz="UTC").to_pydatetime()
     end = pd.Timestamp("2025-04-01", tz="UTC").to_pydatetime()
@@ -136,12 +144,13 @@ def reingest_dag(airflow_db):
 
 def store_bars(frame, table: str = "market_bars_ohlcv_1m_clean", symbol: str = "GLBX.MDP3:NQ"):
     """Write a bar frame (int64 ns ts, fixed-point prices) into a bars table via market_db."""
-    from market_backfill.db import hook_connector
-    from market_backfill.inserter import BatchInserter
-    from market_backfill.reingest import BAR_DB_COLUMNS, BAR_KINDS, BAR_UPSERT
+    from market_backfill.airflow.connections import hook_connector
+    from market_backfill.db.inserter import BatchInserter
+    from market_backfill.names import BAR_COLUMNS
+    from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
 
     frame = frame.assign(symbol=symbol)
-    with BatchInserter(hook_connector(), table, BAR_DB_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS) as ins:
+    with BatchInserter(hook_connector(), table, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS) as ins:
         return ins.insert(frame)
 
 
@@ -150,7 +159,7 @@ def quarter_bars():
     """SYNTHETIC NQ-like bars, 2025-01-01 .. 2025-04-01 (symbol column = continuous)."""
     import pandas as pd
 
-    from market_backfill.sample import synthetic_bars
+    from market_backfill_devtools.sample import synthetic_bars
 
     return synthetic_bars(
         "NQ.v.0",

@@ -35,12 +35,17 @@ def test_celery_profile_has_redis_and_workers():
     assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
 
 
-def test_the_project_is_mounted_and_importable_the_same_way():
+def test_the_project_is_installed_not_put_on_a_path():
     common = SERVICES["airflow-scheduler"]
-    mounts = {v.split(":")[1] for v in common["volumes"] if isinstance(v, str) and ":" in v}
-    assert {"/opt/airflow/dags", "/opt/airflow/include", "/opt/airflow/plugins"} <= mounts
-    assert common["environment"]["PYTHONPATH"] == "/opt/airflow/include"
-    assert "requirements.txt" in common["environment"]["_PIP_ADDITIONAL_REQUIREMENTS"]
+    env = common["environment"]
+    assert "PYTHONPATH" not in env
+    assert "PYTHONPATH" not in (ROOT / "docker-compose.yaml").read_text()
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in common["volumes"] if isinstance(v, str)}
+    project = mounts["."]
+    assert common["working_dir"] == project  # requirements.txt's "." is the project
+    assert env["_PIP_ADDITIONAL_REQUIREMENTS"] == "-r requirements.txt"
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == f"{project}/dags"
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == f"{project}/plugins"
 
 
 def test_image_matches_the_pinned_airflow():

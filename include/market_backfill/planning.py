@@ -1,101 +1,29 @@
-"""Date params, ranges and the monthly chunk plan shared by every DAG.
+"""The monthly chunk plan shared by every DAG.
 
-Dates in params are ``YYYY-MM-DD`` (UTC, both ends inclusive). Internally a range is a
-half-open interval ``[start, end)`` of UTC datetimes. A chunk is one symbol over one
-calendar month cut to the range; chunks travel through XCom as plain dicts.
+A range is a half-open interval ``[start, end)`` of UTC datetimes. A chunk is one symbol
+over one calendar month cut to the range; chunks travel through XCom as plain dicts
+(:class:`ChunkData`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypedDict
 
-from market_backfill.symbols import (
-    Symbol,
-    SymbolError,
-    SymbolSettings,
-    load_settings,
-    parse_symbol,
-    parse_symbols,
-)
-
-MINUTE = timedelta(minutes=1)
+from market_backfill.errors import ParamError
+from market_backfill.symbols import Symbol, parse_symbol
 
 
-class ParamError(ValueError):
-    """A DAG param is invalid; the message names the param."""
+class ChunkData(TypedDict):
+    """A chunk as it travels through XCom (the mapped task's argument)."""
 
-
-def parse_date(value: Any, name: str) -> date | None:
-    """``'YYYY-MM-DD'`` (or empty) -> date (or None); raise :class:`ParamError` naming ``name``."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value).strip()
-    try:
-        if not isinstance(value, str) or len(text) != 10:
-            raise ValueError(text)
-        return date.fromisoformat(text)
-    except ValueError:
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        raise ParamError(f"param {name!r} must be a date 'YYYY-MM-DD', got {shown!r}") from None
-
-
-def param_symbols(params: Mapping[str, Any]) -> tuple[Symbol, ...]:
-    """The ``symbols`` param, parsed; a malformed one is a :class:`ParamError`."""
-    try:
-        return tuple(parse_symbols(params.get("symbols") or []))
-    except SymbolError as exc:
-        raise ParamError(f"param 'symbols': {exc}") from None
-
-
-def param_batch_size(params: Mapping[str, Any], default: int = 500) -> int:
-    """The ``batch_size`` param (rows per committed batch), at least 1."""
-    batch_size = int(params.get("batch_size", default))
-    if batch_size < 1:
-        raise ParamError(f"param 'batch_size' must be >= 1, got {batch_size}")
-    return batch_size
-
-
-def require_known(conn: Any, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSettings]:
-    """Registry rows of ``symbols``; an unknown symbol is a :class:`ParamError`."""
-    try:
-        return load_settings(conn, symbols)
-    except SymbolError as exc:
-        raise ParamError(f"param 'symbols': {exc}") from None
-
-
-def day_start(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day, tzinfo=UTC)
-
-
-def date_range(start: Any, end: Any) -> tuple[datetime, datetime] | None:
-    """Validate ``start``/``end`` params: both set -> ``[start 00:00, end+1 00:00)`` UTC;
-    both empty -> None (catch-up mode). Anything else raises :class:`ParamError`."""
-    s, e = parse_date(start, "start"), parse_date(end, "end")
-    if s is None and e is None:
-        return None
-    if s is None:
-        raise ParamError(
-            "param 'start' is required when 'end' is set (leave both empty for catch-up)"
-        )
-    if e is None:
-        raise ParamError(
-            "param 'end' is required when 'start' is set (leave both empty for catch-up)"
-        )
-    if e < s:
-        raise ParamError(f"param 'end' ({e}) is before 'start' ({s})")
-    return day_start(s), day_start(e) + timedelta(days=1)
-
-
-def floor_minute(ts: datetime) -> datetime:
-    ts = ts.astimezone(UTC)
-    return ts.replace(second=0, microsecond=0)
+    symbol: str
+    month: str
+    start: str
+    end: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -119,8 +47,8 @@ class Chunk:
     def end_dt(self) -> datetime:
         return datetime.fromisoformat(self.end)
 
-    def to_dict(self) -> dict[str, str]:
-        return {**asdict(self), "label": self.label}
+    def to_dict(self) -> ChunkData:
+        return ChunkData(**asdict(self), label=self.label)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Chunk:
@@ -152,20 +80,21 @@ def monthly_chunks(symbol: Symbol | str, start: datetime, end: datetime) -> list
 
 def plan(
     ranges: Mapping[Symbol, tuple[datetime, datetime]], *, max_chunks: int = 1024
-) -> list[dict[str, str]]:
+) -> list[ChunkData]:
     """Chunks for every symbol's range, symbol-major; refuse plans over ``max_chunks``
     (Airflow's ``max_map_length``) with a message that says how to split the run."""
     chunks = [c.to_dict() for sym, (s, e) in ranges.items() for c in monthly_chunks(sym, s, e)]
     if len(chunks) > max_chunks:
         raise ParamError(
+            "end",
             f"the range makes {len(chunks)} chunks (symbol x month), more than Airflow's "
             f"max_map_length of {max_chunks}: split it into several runs or raise "
-            "[core] max_map_length"
+            "[core] max_map_length",
         )
     return chunks
 
 
-def summarize_plan(chunks: Sequence[Mapping[str, str]]) -> str:
+def summarize_plan(chunks: Sequence[ChunkData]) -> str:
     """One log line describing a plan."""
     if not chunks:
         return "0 chunks: nothing to do"

@@ -7,25 +7,28 @@ for another. Reads through the ``market_db`` connection, like the DAGs.
 from __future__ import annotations
 
 import argparse
+import importlib
 from typing import Any
 
-from market_backfill.chunk_tasks import format_table
-from market_backfill.db import MARKET_DB_CONN_ID, hook_connector, run_transaction
+from market_backfill.airflow.connections import MARKET_DB_CONN_ID, hook_connector
+from market_backfill.db.connection import Connection, run_transaction
+from market_backfill.summary import format_table
 
-COLUMNS = (
-    "symbol",
-    "chunk",
-    "status",
-    "attempts",
-    "rows_in",
-    "rows_valid",
-    "rows_skipped",
-    "rows_written",
-    "batches",
-    "commits",
-    "retries",
-    "seconds",
-)
+STAGE_TASKS = {
+    "ohlcv_reingest": "market_backfill.reingest.tasks",
+    "triangle_backfill": "market_backfill.triangles.tasks",
+    "gap_detection": "market_backfill.gaps.tasks",
+}
+"""Each DAG's task-body module; its ``SUMMARY_COLUMNS`` are the report's columns."""
+
+
+def columns(dag_id: str) -> tuple[str, ...]:
+    """The report's columns for ``dag_id``: the stage's summary columns between the
+    chunk's identity and status and its duration."""
+    module = STAGE_TASKS.get(dag_id)
+    stage = importlib.import_module(module).SUMMARY_COLUMNS if module else ()
+    return ("symbol", "chunk", "status", "attempts", *stage, "seconds")
+
 
 _LATEST_SQL = """
 SELECT run_id FROM backfill_runs WHERE dag_id = %s
@@ -42,7 +45,7 @@ def run_report(
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """(run_id, rows) of ``run_id`` or of the latest run of ``dag_id``."""
 
-    def work(conn: Any) -> tuple[str | None, list[dict[str, Any]]]:
+    def work(conn: Connection) -> tuple[str | None, list[dict[str, Any]]]:
         with conn.cursor() as cur:
             rid = run_id
             if rid is None:
@@ -70,7 +73,7 @@ def main() -> None:  # pragma: no cover - thin CLI over run_report
         print(f"no runs of {args.dag_id} recorded yet")
         return
     print(f"{args.dag_id} run {run_id}")
-    print(format_table(rows, COLUMNS))
+    print(format_table(rows, columns(args.dag_id)))
     for row in rows:
         if row.get("error"):
             print(f"  {row['symbol']} {row['chunk']}: {row['error']}")

@@ -1,4 +1,4 @@
-"""Symbols (``DATASET:ROOT``) and the symbol registry table."""
+"""Symbols (``DATASET:ROOT``) and the symbol registry table ``market_symbols``."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-SYMBOL_RE = re.compile(r"^(?P<dataset>[A-Z0-9]{2,16}\.[A-Z0-9]{2,16}):(?P<root>[A-Z0-9]{1,12})$")
-ROLL_RULES = {"v": "volume", "c": "calendar", "n": "open interest"}
+from market_backfill.db.connection import Connection, Connector, run_transaction
+from market_backfill.errors import ParamError
+from market_backfill.names import FIXED_SCALE, ROLL_RULES, SYMBOL_PATTERN
+
+SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 
 
-class SymbolError(ValueError):
-    """A malformed or unknown symbol."""
+class SymbolError(ParamError):
+    """A malformed or unknown symbol (symbols come from the ``symbols`` param)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("symbols", f"param 'symbols': {message}")
 
 
 @dataclass(frozen=True)
@@ -37,13 +42,15 @@ class Symbol:
 
 
 def check_roll(roll_rule: str, rank: int) -> None:
+    """A series' roll rule and rank; a bad one is a :class:`ParamError` naming the param."""
     if roll_rule not in ROLL_RULES:
-        raise SymbolError(
-            f"roll_rule must be one of {sorted(ROLL_RULES)} (v volume, c calendar, n open "
-            f"interest), got {roll_rule!r}"
+        raise ParamError(
+            "roll_rule",
+            f"param 'roll_rule' must be one of {sorted(ROLL_RULES)} (v volume, c calendar, "
+            f"n open interest), got {roll_rule!r}",
         )
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
-        raise SymbolError(f"rank must be an integer >= 0, got {rank!r}")
+        raise ParamError("rank", f"param 'rank' must be an integer >= 0, got {rank!r}")
 
 
 def parse_symbol(text: str) -> Symbol:
@@ -56,7 +63,8 @@ def parse_symbol(text: str) -> Symbol:
         raise SymbolError(
             f"malformed symbol {shown!r}: expected DATASET:ROOT in capitals, e.g. 'GLBX.MDP3:NQ'"
         )
-    return Symbol(match["dataset"], match["root"])
+    dataset, root = match.string.split(":")
+    return Symbol(dataset, root)
 
 
 def parse_symbols(values: Iterable[str]) -> list[Symbol]:
@@ -88,7 +96,7 @@ class SymbolSettings:
     @property
     def price_floor_fixed(self) -> int:
         """The floor as int64 fixed-point (1e-9), comparable with Databento prices."""
-        return int(self.price_floor * 1_000_000_000)
+        return int(self.price_floor * FIXED_SCALE)
 
 
 _REGISTRY_SQL = (
@@ -97,7 +105,7 @@ _REGISTRY_SQL = (
 )
 
 
-def load_settings(conn: Any, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSettings]:
+def load_settings(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSettings]:
     """Read the registry rows of ``symbols``; raise :class:`SymbolError` for unknown ones."""
     keys = [s.key for s in symbols]
     with conn.cursor() as cur:
@@ -125,3 +133,9 @@ def load_settings(conn: Any, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSe
             "(known by default: GLBX.MDP3:NQ, ES, YM, RTY)"
         )
     return found
+
+
+def settings_of(connect: Connector, symbol_key: str) -> SymbolSettings:
+    """The registry row of one symbol, read in its own short transaction."""
+    symbol = parse_symbol(symbol_key)
+    return run_transaction(connect, lambda c: load_settings(c, [symbol]), what="registry")[symbol]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -17,3 +17,13 @@ def to_ns(ts: datetime | str | pd.Timestamp) -> int:
 def from_ns(ns: int) -> datetime:
     """A timezone-aware UTC datetime (microsecond precision) for ``ns``."""
     return pd.Timestamp(int(ns), unit="ns", tz=UTC).to_pydatetime()
+
+
+def day_start(d: date) -> datetime:
+    """Midnight UTC of ``d``."""
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def floor_minute(ts: datetime) -> datetime:
+    """``ts`` in UTC, cut to its minute."""
+    return ts.astimezone(UTC).replace(second=0, microsecond=0)

@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from market_backfill.names import MINUTE_NS
 from market_backfill.timeutil import to_ns
-
-MINUTE_NS = 60_000_000_000
 
 
 @cache

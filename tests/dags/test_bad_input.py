@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from market_backfill.dbn import UNDEF_PRICE, encode_bars, write_bars
-from market_backfill.sample import synthetic_bars
+from market_backfill.names import FIXED_SCALE as PX
+from market_backfill.names import UNDEF_PRICE
 from market_backfill.timeutil import to_ns
+from market_backfill_devtools.dbn_writer import encode_bars, write_bars
+from market_backfill_devtools.sample import synthetic_bars
 
 pytestmark = pytest.mark.airflow
-PX = 1_000_000_000
+
 DEC = {"start": "2025-12-01", "end": "2025-12-05"}
 
 
@@ -156,8 +158,8 @@ def test_sql_in_a_symbol_is_refused_and_nothing_runs(reingest_dag, market_db, st
     evil = "GLBX.MDP3:NQ'); DROP TABLE market_bars_ohlcv_1m_clean; --"
     with pytest.raises(ParamValidationError, match="symbols"):
         reingest_dag.test(run_conf={"symbols": [evil], **DEC})
-    from market_backfill.planning import ParamError
-    from market_backfill.reingest import parse_params
+    from market_backfill.errors import ParamError
+    from market_backfill.reingest.params import parse_params
 
     with pytest.raises(ParamError, match="malformed symbol"):
         parse_params({"symbols": [evil], **DEC})

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from market_backfill.dbn import write_bars
-from market_backfill.sample import synthetic_bars
 from market_backfill.timeutil import to_ns
+from market_backfill_devtools.dbn_writer import write_bars
+from market_backfill_devtools.sample import synthetic_bars
 from tests.conftest import ROOT, store_bars
 
 pytestmark = pytest.mark.airflow

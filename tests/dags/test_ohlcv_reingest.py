@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from market_backfill.sample import write_sample
-from tests.conftest import ROOT
+from market_backfill_devtools.sample import write_sample
 
 pytestmark = pytest.mark.airflow
 
@@ -125,7 +124,7 @@ def test_a_missing_file_fails_the_chunks_and_the_summary_names_them(
 
 def test_airflow_dags_test_cli_on_a_dbn_file(airflow_db, market_db, sample_file):
     path, bars = sample_file
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+    env = os.environ.copy()
     proc = subprocess.run(
         [
             sys.executable,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from market_backfill.timeutil import to_ns
-from market_backfill.triangle_backfill import stored_events
-from market_backfill.triangle_engine import TriangleSettings, run_engine
+from market_backfill.triangles.engine import TriangleSettings, run_engine
+from market_backfill.triangles.store import stored_events
 from tests.conftest import store_bars
 
 pytestmark = pytest.mark.airflow

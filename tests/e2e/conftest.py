@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from market_backfill.dbn import write_bars
-from market_backfill.sample import synthetic_bars
+from market_backfill_devtools.dbn_writer import write_bars
+from market_backfill_devtools.sample import synthetic_bars
 from tests.conftest import ROOT
 from tests.support.airflow_stack import AirflowStack
 from tests.support.gateway import API_KEY, Gateway, GatewayState
@@ -48,7 +48,7 @@ def world(pg_admin, tmp_path_factory):
             "REQUESTS_CA_BUNDLE": str(gateway.ca_bundle),
             "MARKET_BACKFILL_CACHE": str(work / "cache"),
         }
-        with AirflowStack(work / "airflow", ROOT / "dags", ROOT / "include", env) as stack:
+        with AirflowStack(work / "airflow", ROOT / "dags", env) as stack:
             for dag_id in ("ohlcv_reingest", "triangle_backfill", "gap_detection"):
                 stack.wait_for_dag(dag_id)
             yield {"stack": stack, "db": db, "files": files, "bars": bars, "gateway": gateway}

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from market_backfill.planning import Chunk, ParamError, date_range, monthly_chunks, parse_date, plan
+from market_backfill.errors import ParamError
+from market_backfill.planning import Chunk, monthly_chunks, plan
 from market_backfill.symbols import parse_symbol
 
 NQ = parse_symbol("GLBX.MDP3:NQ")
@@ -12,32 +13,6 @@ NQ = parse_symbol("GLBX.MDP3:NQ")
 
 def dt(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
-
-
-def test_dates_are_inclusive_utc_days():
-    assert date_range("2025-11-15", "2025-12-02") == (dt(2025, 11, 15), dt(2025, 12, 3))
-    assert date_range(None, "") is None
-
-
-@pytest.mark.parametrize(
-    ("start", "end", "message"),
-    [
-        ("2025-12-02", "2025-11-15", "'end' (2025-11-15) is before 'start' (2025-12-02)"),
-        ("2025-13-01", "2025-12-01", "param 'start' must be a date 'YYYY-MM-DD', got '2025-13-01'"),
-        ("2025-12-01", "12/05/2025", "param 'end' must be a date"),
-        ("2025-12-01", None, "param 'end' is required"),
-        (None, "2025-12-01", "param 'start' is required"),
-        ("2025-12-01T00:00", "2025-12-02", "param 'start' must be a date"),
-    ],
-)
-def test_bad_dates_name_the_param(start, end, message):
-    with pytest.raises(ParamError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        date_range(start, end)
-
-
-def test_parse_date_rejects_non_strings():
-    with pytest.raises(ParamError, match="'start'"):
-        parse_date(20251201, "start")
 
 
 def test_monthly_chunks_cut_to_the_range_with_labels():

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from market_backfill import audit
-from market_backfill.db import hook_connector
+from market_backfill.airflow.connections import hook_connector
+from market_backfill.db import audit
 from market_backfill.report import run_report
 
 
@@ -29,3 +29,29 @@ def test_latest_run_rows_with_the_total_last(market_db):
     ]
     assert run_report("d", "old")[1][0]["rows_in"] == 1
     assert run_report("nothing") == (None, [])
+
+
+def test_each_dag_reports_its_own_summary_columns():
+    from market_backfill.gaps.tasks import SUMMARY_COLUMNS as GAPS
+    from market_backfill.reingest.tasks import SUMMARY_COLUMNS as REINGEST
+    from market_backfill.report import columns
+    from market_backfill.triangles.tasks import SUMMARY_COLUMNS as TRIANGLES
+
+    assert columns("ohlcv_reingest") == (
+        "symbol",
+        "chunk",
+        "status",
+        "attempts",
+        "rows_in",
+        "rows_valid",
+        "rows_skipped",
+        "rows_written",
+        "batches",
+        "commits",
+        "retries",
+        "seconds",
+    )
+    assert columns("triangle_backfill")[4:-1] == TRIANGLES
+    assert columns("gap_detection")[4:-1] == GAPS
+    assert columns("ohlcv_reingest")[4:-1] == REINGEST
+    assert columns("someone_elses_dag") == ("symbol", "chunk", "status", "attempts", "seconds")

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from market_backfill.errors import ParamError
 from market_backfill.symbols import SymbolError, load_settings, parse_symbol, parse_symbols
 
 
@@ -32,10 +33,12 @@ def test_malformed_symbols_are_refused(text):
 
 def test_bad_roll_and_rank():
     sym = parse_symbol("GLBX.MDP3:NQ")
-    with pytest.raises(SymbolError, match="roll_rule must be one of"):
+    with pytest.raises(ParamError, match="param 'roll_rule' must be one of") as err:
         sym.continuous("x", 0)
-    with pytest.raises(SymbolError, match="rank must be an integer >= 0"):
+    assert err.value.param == "roll_rule"
+    with pytest.raises(ParamError, match="param 'rank' must be an integer >= 0") as err:
         sym.continuous("v", -1)
+    assert err.value.param == "rank"
 
 
 def test_parse_symbols_dedupes_and_needs_one():

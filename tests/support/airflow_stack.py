@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 class AirflowStack:
-    def __init__(self, home: Path, dags: Path, include: Path, extra_env: dict[str, str]) -> None:
+    def __init__(self, home: Path, dags: Path, extra_env: dict[str, str]) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -55,7 +55,6 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            "PYTHONPATH": str(include),
             **extra_env,
         }
         self.procs: list[subprocess.Popen] = []

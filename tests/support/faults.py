@@ -1,13 +1,23 @@
-"""Real faults for tests: terminate backends, stop and start a private PostgreSQL."""
+"""Real faults for tests: terminate backends, stop and start a private PostgreSQL.
+
+Tests inject them at a chosen point of a load through the inserter's hook
+(``BatchInserter(hook=...)`` or ``BatchInserter.default_hook`` for whole DAG runs), so a
+fault lands exactly where the test says, never racing the load.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tests.support.pg import PgTarget
+
+
+def terminate_backend(admin: PgTarget, conn: Any) -> bool:
+    """``pg_terminate_backend`` the server process behind ``conn`` (a psycopg connection)."""
+    pid = conn.info.backend_pid
+    with admin.connect(autocommit=True) as own:
+        return bool(own.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0])
 
 
 def terminate_app_backends(admin: PgTarget, application_name: str) -> int:
@@ -25,7 +35,7 @@ class PrivateServer:
     """An embedded PostgreSQL of the test's own, which the test may stop and start."""
 
     def __init__(self, pgdata: Path) -> None:
-        from market_backfill import embedded
+        from market_backfill_devtools import embedded
 
         self.server: Any = embedded.start(pgdata)
         self.target = PgTarget(embedded.socket_dir(self.server), None, "postgres", None, "postgres")
@@ -38,11 +48,6 @@ class PrivateServer:
         with self.server._lock:
             self.server.ensure_postgres_running()
 
-    def start_later(self, seconds: float) -> threading.Timer:
-        timer = threading.Timer(seconds, self.start)
-        timer.start()
-        return timer
-
     def cleanup(self) -> None:
         try:
             self.stop()
@@ -50,12 +55,3 @@ class PrivateServer:
             import shutil
 
             shutil.rmtree(self.server.pgdata, ignore_errors=True)
-
-
-def rows_with_actions(rows: list[tuple], actions: dict[int, Any]) -> Iterator[tuple]:
-    """Yield ``rows``; before yielding row ``i`` run ``actions[i]()`` (in the consumer's
-    thread, so a fault lands exactly between two batches being formed)."""
-    for i, row in enumerate(rows):
-        if i in actions:
-            actions[i]()
-        yield row

@@ -24,8 +24,8 @@ from urllib.parse import parse_qs
 import pandas as pd
 import zstandard
 
-from market_backfill.dbn import encode_bars, quarterly_rolls
 from market_backfill.timeutil import to_ns
+from market_backfill_devtools.dbn_writer import encode_bars, quarterly_rolls
 
 API_KEY = "db-TESTKEY0000000000000000000000"
 

@@ -61,7 +61,7 @@ class PgTarget:
 
 
 def embedded_target(pgdata: Path) -> tuple[PgTarget, object]:
-    from market_backfill import embedded
+    from market_backfill_devtools import embedded
 
     server = embedded.start(pgdata)
     return PgTarget(embedded.socket_dir(server), None, "postgres", None, "postgres"), server

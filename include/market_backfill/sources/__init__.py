@@ -1,16 +1,21 @@
 """Bar sources: the Databento historical API and DBN files on disk.
 
-Both return bar frames (see :mod:`market_backfill.dbn`) for a set of wanted continuous
+Both return bar frames (see :mod:`market_backfill.sources.dbn`) for a set of wanted continuous
 symbols over ``[start, end)``. Errors a retry cannot fix raise
 :class:`PermanentSourceError`, so the task fails at once instead of retrying for nothing.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(RuntimeError):
@@ -36,3 +41,30 @@ class BarSource(Protocol):
     ) -> pd.DataFrame:
         """Bars of ``wanted`` (continuous symbol -> registry symbol) in ``[start, end)``."""
         ...
+
+
+Credentials = Callable[[], tuple[str, str | None]]
+"""Returns the Databento (key, gateway or None); called only when the API is the source."""
+
+
+def make_source(
+    source: str,
+    dbn_path: str | None,
+    *,
+    credentials: Credentials,
+    cache_dir: Path | None = None,
+    companions: Mapping[str, Sequence[str]] | None = None,
+) -> BarSource:
+    """The bar source a run's params ask for (``source`` is one of :data:`SOURCES`)."""
+    if source == "dbn_file":
+        from market_backfill.sources.dbn_file import DbnFileSource
+
+        return DbnFileSource(dbn_path or "")
+    if source == "databento":
+        from market_backfill.sources.databento_api import DatabentoSource
+
+        key, gateway = credentials()
+        if gateway:
+            log.info("Databento gateway from connection: %s", gateway)
+        return DatabentoSource(key, gateway, cache_dir=cache_dir, companions=companions)
+    raise PermanentSourceError(f"unknown source {source!r}")

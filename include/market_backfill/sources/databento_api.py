@@ -17,15 +17,17 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from market_backfill.dbn import OHLCV_1M, DbnDataError, read_bars
+from market_backfill.names import OHLCV_1M
+from market_backfill.retry import Backoff
 from market_backfill.sources import PermanentSourceError, SourceError
+from market_backfill.sources.dbn import DbnDataError, read_bars
 from market_backfill.timeutil import to_ns
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ _PERMANENT_HINTS = {
     422: "the request was rejected as invalid: check the symbols, the dataset and the dates "
     "(the end may lie beyond the data Databento has published)",
 }
+REQUEST_BACKOFF = Backoff(attempts=5, base_s=2.0, max_s=60.0)
 
 
 class DatabentoSource:
@@ -50,10 +53,7 @@ class DatabentoSource:
         key: str,
         gateway: str | None = None,
         *,
-        max_attempts: int = 5,
-        backoff_s: float = 2.0,
-        max_backoff_s: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
+        backoff: Backoff = REQUEST_BACKOFF,
         cache_dir: Path | None = None,
         companions: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
@@ -64,10 +64,7 @@ class DatabentoSource:
             )
         self._key = key
         self.gateway = gateway
-        self.max_attempts = max(1, max_attempts)
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self._sleep = sleep
+        self.backoff = backoff
         self.cache_dir = cache_dir
         self.companions = {k: tuple(v) for k, v in (companions or {}).items()}
         self.requests = 0
@@ -131,7 +128,8 @@ class DatabentoSource:
 
         client = self._client()
         what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = self.backoff.attempts
+        for attempt in range(1, attempts + 1):
             self.requests += 1
             started = time.monotonic()
             if path is not None:
@@ -157,15 +155,15 @@ class DatabentoSource:
                         f"Databento answered {status} for {what}: {hint}{detail}",
                         run_wide=status in (401, 402, 403),
                     ) from None
-                delay = _retry_after(exc.headers) or self._backoff(attempt)
+                delay = _retry_after(exc.headers) or self.backoff.delay(attempt)
                 reason = "429 rate limited"
             except BentoServerError as exc:
-                delay, reason = self._backoff(attempt), f"{exc.http_status} server error"
+                delay, reason = self.backoff.delay(attempt), f"{exc.http_status} server error"
             except (RequestException, BentoError, OSError) as exc:
-                delay, reason = self._backoff(attempt), f"network error {type(exc).__name__}"
-            if attempt == self.max_attempts:
+                delay, reason = self.backoff.delay(attempt), f"network error {type(exc).__name__}"
+            if attempt == attempts:
                 raise SourceError(
-                    f"Databento request for {what} failed {self.max_attempts} times, last: {reason}"
+                    f"Databento request for {what} failed {attempts} times, last: {reason}"
                 )
             self.retries += 1
             log.warning(
@@ -174,13 +172,10 @@ class DatabentoSource:
                 reason,
                 delay,
                 attempt + 1,
-                self.max_attempts,
+                attempts,
             )
-            self._sleep(delay)
+            self.backoff.wait(attempt, delay)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _backoff(self, attempt: int) -> float:
-        return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
 
 
 def _retry_after(headers: Any) -> float | None:

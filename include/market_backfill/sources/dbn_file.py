@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from market_backfill.dbn import DbnDataError, empty_bars, files_for, open_store, read_bars
 from market_backfill.sources import PermanentSourceError
+from market_backfill.sources.dbn import DbnDataError, empty_bars, files_for, open_store, read_bars
 from market_backfill.timeutil import to_ns
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from market_backfill.retry import Backoff
 from market_backfill.sources import PermanentSourceError, SourceError
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.timeutil import to_ns
@@ -17,12 +18,12 @@ END = datetime(2025, 3, 20, tzinfo=UTC)  # spans the March roll (new instrument 
 WANTED = {"NQ.v.0": "GLBX.MDP3:NQ", "ES.v.0": "GLBX.MDP3:ES"}
 
 
-def _source(gateway, sleeps, **kwargs) -> DatabentoSource:
-    return DatabentoSource(API_KEY, gateway.url, sleep=sleeps.append, **kwargs)
+def _source(gateway, **kwargs) -> DatabentoSource:
+    return DatabentoSource(API_KEY, gateway.url, **kwargs)
 
 
 def test_one_request_for_several_symbols_maps_bars_exactly(gateway, synthetic_bars_continuous):
-    source = _source(gateway, [])
+    source = _source(gateway)
     bars = source.fetch("GLBX.MDP3", WANTED, START, END)
     assert source.requests == 1
     form = gateway.state.requests[0]["form"]
@@ -37,10 +38,9 @@ def test_one_request_for_several_symbols_maps_bars_exactly(gateway, synthetic_ba
             np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
 
 
-def test_server_errors_and_rate_limits_are_retried(gateway):
+def test_server_errors_and_rate_limits_are_retried(gateway, sleeps):
     gateway.fail_with(Scripted(500), Scripted(429, retry_after=0.25), Scripted(503))
-    sleeps: list[float] = []
-    source = _source(gateway, sleeps, backoff_s=0.01)
+    source = _source(gateway, backoff=Backoff(attempts=5, base_s=0.01))
     bars = source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
     assert len(bars) > 0
     assert (source.requests, source.retries) == (4, 3)
@@ -49,13 +49,13 @@ def test_server_errors_and_rate_limits_are_retried(gateway):
 
 def test_retries_are_bounded(gateway):
     gateway.fail_with(*[Scripted(500)] * 3)
-    source = _source(gateway, [], max_attempts=3, backoff_s=0)
+    source = _source(gateway, backoff=Backoff(attempts=3, base_s=0))
     with pytest.raises(SourceError, match="failed 3 times, last: 500 server error"):
         source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
 
 
 def test_a_rejected_key_fails_at_once_and_says_what_to_fix(gateway):
-    source = DatabentoSource("db-WRONG", gateway.url, sleep=lambda s: None)
+    source = DatabentoSource("db-WRONG", gateway.url)
     with pytest.raises(PermanentSourceError, match="connection 'databento'") as err:
         source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
     assert "401" in str(err.value)
@@ -68,7 +68,7 @@ def test_a_rejected_key_fails_at_once_and_says_what_to_fix(gateway):
 )
 def test_client_errors_fail_at_once(gateway, status, hint):
     gateway.fail_with(Scripted(status, detail="end is after the available range"))
-    source = _source(gateway, [])
+    source = _source(gateway)
     with pytest.raises(PermanentSourceError, match=hint) as err:
         source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
     assert source.requests == 1
@@ -82,7 +82,7 @@ def test_no_key_is_a_clear_error():
 
 
 def test_repr_hides_the_key(gateway):
-    assert API_KEY not in repr(_source(gateway, []))
+    assert API_KEY not in repr(_source(gateway))
 
 
 def test_companions_share_one_cached_request(gateway, tmp_path, synthetic_bars_continuous):
@@ -104,7 +104,7 @@ def test_companions_share_one_cached_request(gateway, tmp_path, synthetic_bars_c
 
 def test_a_failed_attempt_leaves_no_partial_file_behind(gateway, tmp_path):
     gateway.fail_with(Scripted(500))
-    source = DatabentoSource(API_KEY, gateway.url, cache_dir=tmp_path, sleep=lambda s: None)
+    source = DatabentoSource(API_KEY, gateway.url, cache_dir=tmp_path)
     assert len(source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)) > 0
     assert source.requests == 2
     assert [p.suffix for p in tmp_path.glob("*.dbn.zst")] == [".zst"]

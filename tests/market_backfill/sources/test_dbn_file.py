@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from market_backfill.dbn import write_bars
 from market_backfill.sources import PermanentSourceError
 from market_backfill.sources.dbn_file import DbnFileSource
-from tests.support.bars import bar_frame
+from market_backfill_devtools.dbn_writer import write_bars
+from market_backfill_devtools.sample import bar_frame
 
 WANTED = {"NQ.v.0": "GLBX.MDP3:NQ"}
 

@@ -1,0 +1,152 @@
+"""The chunk runner shared by every stage: schema, plan, audited chunk runs, the summary.
+
+Each function is a transaction-like unit: running it again (task retry, cleared task)
+gives the same database state. Errors a retry cannot fix (a bad param, a refused source)
+fail the task at once, without Airflow retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from market_backfill.airflow.connections import MARKET_DB_CONN_ID, hook_connector
+from market_backfill.airflow.context import RunContext, max_map_length
+from market_backfill.db import audit
+from market_backfill.db.connection import Connector, run_transaction
+from market_backfill.db.schema import apply_schema
+from market_backfill.errors import ParamError
+from market_backfill.planning import Chunk, ChunkData
+from market_backfill.sources import PermanentSourceError
+from market_backfill.summary import format_table, totals
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ChunkWork = Callable[[Chunk, Connector], Mapping[str, Any]]
+"""A stage's work on one chunk: returns the chunk's result (its XCom)."""
+
+
+class PlanRun(Protocol):
+    """A stage's planner: validates params, returns the chunks to map over."""
+
+    def __call__(
+        self,
+        connect: Connector,
+        params: Mapping[str, Any],
+        *,
+        run_end: datetime | None,
+        max_chunks: int,
+    ) -> list[ChunkData]: ...
+
+
+def fail_fast(message: str) -> BaseException:
+    """An exception that fails the task without Airflow retries (nothing a retry can fix)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(message)
+
+
+def ensure_schema(conn_id: str = MARKET_DB_CONN_ID) -> None:
+    """Create the contract's tables and the symbol registry (idempotent, concurrency-safe)."""
+    run_transaction(hook_connector(conn_id), apply_schema, what="schema")
+
+
+def plan_or_fail(plan: Callable[[], T]) -> T:
+    """Run a planning step; a bad param fails the task at once, naming the param."""
+    try:
+        return plan()
+    except ParamError as exc:
+        raise fail_fast(str(exc)) from None
+
+
+def plan_monthly(plan_run: PlanRun, run: RunContext) -> list[ChunkData]:
+    """The plan task of a monthly-chunked DAG: ``plan_run`` with the run's end and
+    Airflow's ``max_map_length``."""
+    return plan_or_fail(
+        lambda: plan_run(run.connect, run.params, run_end=run.run_end, max_chunks=max_map_length())
+    )
+
+
+def run_audited(chunk_data: Mapping[str, Any], work: ChunkWork, run: RunContext) -> Any:
+    """Run ``work`` for one chunk, recording it in ``backfill_runs`` (a re-run counts an
+    attempt); return its result. A bad param or a refused source fails without retries;
+    any other error fails the task for Airflow to retry."""
+    chunk = Chunk.from_dict(chunk_data)
+    connect = run.connect
+    audit.record_start(connect, run.dag_id, run.run_id, chunk.symbol, chunk.month)
+    try:
+        result = work(chunk, connect)
+    except Exception as exc:
+        message = f"{chunk.label}: {type(exc).__name__}: {exc}"
+        audit.record_finish(
+            connect, run.dag_id, run.run_id, chunk.symbol, chunk.month, "failed", {}, message
+        )
+        if isinstance(exc, (PermanentSourceError, ParamError)):
+            raise fail_fast(message) from exc
+        raise
+    audit.record_finish(
+        connect, run.dag_id, run.run_id, chunk.symbol, chunk.month, "success", result
+    )
+    return result
+
+
+def summarize_run(
+    planned: Sequence[Mapping[str, Any]] | None,
+    columns: Sequence[str],
+    run: RunContext,
+    *,
+    on_success: Callable[[], None] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Log the per-chunk table, store the run's totals in ``backfill_runs`` (symbol ``*``,
+    chunk ``total``; one short transaction) and fail the task, so the run, when any
+    planned chunk did not succeed. Without a plan (the plan task failed) nothing was
+    loaded: the task fails too, since Airflow judges a run by its leaf tasks."""
+    if planned is None:
+        raise fail_fast("nothing done: the plan task did not succeed (see its log)")
+    connect = run.connect
+    rows = {(r["symbol"], r["chunk"]): r for r in audit.run_rows(connect, run.dag_id, run.run_id)}
+    table, done, problems = [], [], []
+    for item in planned:
+        chunk = Chunk.from_dict(item)
+        row = rows.get((chunk.symbol, chunk.month))
+        status = row["status"] if row else "missing"
+        counts = row["counts"] if row else {}
+        table.append(
+            {
+                **counts,
+                "chunk": chunk.label,
+                "status": status,
+                "attempts": row["attempts"] if row else 0,
+            }
+        )
+        if status == "success":
+            done.append(counts)
+        else:
+            problems.append(f"{chunk.label} ({status}: {(row or {}).get('error') or 'not run'})")
+    result = totals(done)
+    result.update(chunks_planned=len(planned), chunks_failed=len(problems), **(extra or {}))
+    log.info(
+        "per-chunk summary:\n%s", format_table(table, ["chunk", "status", *columns, "attempts"])
+    )
+    log.info("totals: %s", result)
+    audit.record_finish(
+        connect,
+        run.dag_id,
+        run.run_id,
+        "*",
+        "total",
+        "failed" if problems else "success",
+        result,
+        "; ".join(problems)[:2000] or None,
+    )
+    if problems:
+        raise RuntimeError(
+            f"{len(problems)} of {len(planned)} chunks did not succeed: " + "; ".join(problems[:10])
+        )
+    if on_success is not None:
+        on_success()
+    return result

@@ -1,0 +1,96 @@
+"""The ``backfill_runs`` audit trail: one row per chunk of a DAG run.
+
+Each write is its own short transaction (an upsert keyed by dag_id, run_id, symbol,
+chunk), so a cleared and re-run chunk updates its row and counts the attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from market_backfill.db.connection import Connection, Connector, run_transaction
+
+_START_SQL = """
+INSERT INTO backfill_runs (dag_id, run_id, symbol, chunk, status, started_at)
+VALUES (%s, %s, %s, %s, 'running', now())
+ON CONFLICT (dag_id, run_id, symbol, chunk) DO UPDATE
+SET status = 'running', started_at = now(), finished_at = NULL, error = NULL,
+    attempts = backfill_runs.attempts + 1
+"""
+
+_FINISH_SQL = """
+INSERT INTO backfill_runs (dag_id, run_id, symbol, chunk, status, counts, error, finished_at)
+VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, now())
+ON CONFLICT (dag_id, run_id, symbol, chunk) DO UPDATE
+SET status = EXCLUDED.status, counts = EXCLUDED.counts, error = EXCLUDED.error,
+    finished_at = now()
+"""
+
+_RUN_ROWS_SQL = """
+SELECT symbol, chunk, status, counts, attempts, error
+FROM backfill_runs WHERE dag_id = %s AND run_id = %s AND symbol <> '*'
+ORDER BY symbol, chunk
+"""
+
+
+def record_start(connect: Connector, dag_id: str, run_id: str, symbol: str, chunk: str) -> None:
+    """Mark a chunk as running (a re-run increments ``attempts``)."""
+
+    def work(conn: Connection) -> None:
+        with conn.cursor() as cur:
+            cur.execute(_START_SQL, (dag_id, run_id, symbol, chunk))
+
+    run_transaction(connect, work, what="backfill_runs start")
+
+
+def record_finish(
+    connect: Connector,
+    dag_id: str,
+    run_id: str,
+    symbol: str,
+    chunk: str,
+    status: str,
+    counts: Mapping[str, Any],
+    error: str | None = None,
+) -> None:
+    """Store a chunk's final status, counts and (truncated) error."""
+
+    def work(conn: Connection) -> None:
+        with conn.cursor() as cur:
+            cur.execute(
+                _FINISH_SQL,
+                (
+                    dag_id,
+                    run_id,
+                    symbol,
+                    chunk,
+                    status,
+                    json.dumps(dict(counts), default=str),
+                    error[:2000] if error else None,
+                ),
+            )
+
+    run_transaction(connect, work, what="backfill_runs finish")
+
+
+def run_rows(connect: Connector, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """All chunk rows of one DAG run."""
+
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        with conn.cursor() as cur:
+            cur.execute(_RUN_ROWS_SQL, (dag_id, run_id))
+            return [
+                {
+                    "symbol": r[0],
+                    "chunk": r[1],
+                    "status": r[2],
+                    "counts": r[3] or {},
+                    "attempts": r[4],
+                    "error": r[5],
+                }
+                for r in cur.fetchall()
+            ]
+
+    return run_transaction(connect, work, what="backfill_runs read")

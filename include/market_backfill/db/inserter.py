@@ -1,0 +1,336 @@
+"""The shared batch inserter: idempotent writes in committed batches that survive lost connections.
+
+Every stage writes through :class:`BatchInserter`. Rows go in batches of ``batch_size``
+(500 by default) and each batch is committed as one transaction, on an autocommit
+connection (no separate COMMIT round trip):
+
+- fast path: ``COPY target FROM STDIN``: the batch's rows are new, they go straight in;
+- when a batch meets existing rows (a re-run, an overlap, a retried batch whose commit
+  did reach the server), COPY fails atomically on the unique key and the inserter switches,
+  for that batch and the rest, to ``COPY`` into a session-private staging table followed by
+  one ``INSERT ... SELECT ... ON CONFLICT ...; TRUNCATE staging`` statement (a single
+  implicit transaction).
+
+Both paths are idempotent, so a batch retried after a lost connection never doubles a row.
+
+On a lost connection the inserter closes the connection, waits (exponential backoff),
+reconnects through the connector (``PostgresHook`` in the DAGs) and retries the same batch,
+at most ``backoff.attempts`` times; then it raises :class:`BatchInsertError`. Any other database
+error (bad data) rolls the batch back and raises at once, naming the batch; batches
+committed before it stay committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import Any, ClassVar
+
+import pandas as pd
+from psycopg import sql
+from psycopg.errors import UniqueViolation
+
+from market_backfill.db.connection import Connection, Connector, close_quietly, is_lost_connection
+from market_backfill.db.copy_format import ColumnKind, frame_to_lines, tuples_to_lines
+from market_backfill.names import DEFAULT_BATCH_SIZE
+from market_backfill.retry import Backoff
+
+log = logging.getLogger(__name__)
+
+BATCH_BACKOFF = Backoff(attempts=3, base_s=1.0, max_s=30.0)
+
+
+@dataclass(frozen=True)
+class BatchAttempt:
+    """What the inserter is about to do: write ``batch`` (1-based; rows ``first_row`` to
+    ``last_row``), try ``attempt`` of ``max_attempts``, on ``conn`` (the open connection,
+    or None when it opens a new one first: the first batch, or after a lost connection)."""
+
+    table: str
+    batch: int
+    attempt: int
+    max_attempts: int
+    first_row: int
+    last_row: int
+    conn: Connection | None
+
+
+BatchHook = Callable[[BatchAttempt], None]
+
+
+class BatchInsertError(RuntimeError):
+    """A batch could not be written; ``batch`` is 1-based, earlier batches are committed."""
+
+    def __init__(self, message: str, *, batch: int, first_row: int, last_row: int) -> None:
+        super().__init__(message)
+        self.batch = batch
+        self.first_row = first_row
+        self.last_row = last_row
+
+
+@dataclass
+class InsertStats:
+    """What a write did: ``rows`` offered, ``written`` inserted or changed, and the cadence."""
+
+    rows: int = 0
+    written: int = 0
+    batches: int = 0
+    commits: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    retry_errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConflictPolicy:
+    """``ON CONFLICT (key) DO UPDATE SET update...`` or, with no ``update``, ``DO NOTHING``.
+
+    ``changed_only`` skips rewriting rows whose values are already the same, so a re-run
+    leaves ``updated_at`` (and the table's bloat) alone. ``touch`` columns are set to now().
+    """
+
+    key: tuple[str, ...]
+    update: tuple[str, ...] = ()
+    changed_only: bool = True
+    touch: tuple[str, ...] = ()
+
+
+class BatchInserter:
+    """Write rows into ``table`` in committed batches; see the module docstring for guarantees.
+
+    ``hook`` (else the process-wide :attr:`default_hook`) is called before every write
+    attempt of every batch, in the writing thread, with the open connection: the
+    deterministic place to observe the cadence or to inject a fault (a test terminates
+    the backend or stops the server there; with the next attempt it starts it again).
+    """
+
+    default_hook: ClassVar[BatchHook | None] = None
+
+    def __init__(
+        self,
+        connect: Connector,
+        table: str,
+        columns: Sequence[str],
+        conflict: ConflictPolicy,
+        *,
+        kinds: Mapping[str, ColumnKind] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        backoff: Backoff = BATCH_BACKOFF,
+        progress_every: int = 10,
+        hook: BatchHook | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not columns:
+            raise ValueError("columns must not be empty")
+        self._connect = connect
+        self.table = table
+        self.columns = tuple(columns)
+        self.conflict = conflict
+        self.kinds = dict(kinds or {})
+        self.batch_size = batch_size
+        self.backoff = backoff
+        self.progress_every = max(1, progress_every)
+        self.hook = hook if hook is not None else BatchInserter.default_hook
+        self._conn: Connection | None = None
+        self._staging = sql.Identifier(f"_stage_{table}"[:63])
+        self._stage_ready = False
+        self.upsert_mode = False
+        self._direct_sql, self._copy_sql, self._insert_sql, self._stage_sql = self._build_sql()
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def _build_sql(self) -> tuple[sql.Composed, sql.Composed, sql.Composed, sql.Composed]:
+        target = sql.Identifier(self.table)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
+        stage = sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {stg} (LIKE {target} INCLUDING DEFAULTS)"
+        ).format(stg=self._staging, target=target)
+        direct = sql.SQL("COPY {target} ({cols}) FROM STDIN").format(target=target, cols=cols)
+        copy = sql.SQL("COPY {stg} ({cols}) FROM STDIN").format(stg=self._staging, cols=cols)
+        key = sql.SQL(", ").join(sql.Identifier(c) for c in self.conflict.key)
+        if self.conflict.update:
+            sets = [
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                for c in self.conflict.update
+            ] + [sql.SQL("{c} = now()").format(c=sql.Identifier(c)) for c in self.conflict.touch]
+            action = sql.SQL("DO UPDATE SET {sets}").format(sets=sql.SQL(", ").join(sets))
+            if self.conflict.changed_only:
+                old = sql.SQL(", ").join(
+                    sql.SQL("{t}.{c}").format(t=target, c=sql.Identifier(c))
+                    for c in self.conflict.update
+                )
+                new = sql.SQL(", ").join(
+                    sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c))
+                    for c in self.conflict.update
+                )
+                action = sql.SQL("{a} WHERE ({old}) IS DISTINCT FROM ({new})").format(
+                    a=action, old=old, new=new
+                )
+        else:
+            action = sql.SQL("DO NOTHING")
+        insert = sql.SQL(
+            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} ON CONFLICT ({key}) {action}; "
+            "TRUNCATE {stg}"
+        ).format(target=target, cols=cols, stg=self._staging, key=key, action=action)
+        return direct, copy, insert, stage
+
+    # -- connection --------------------------------------------------------------------------
+    def _ensure_connection(self) -> Connection:
+        if self._conn is None:
+            conn = self._connect()
+            conn.autocommit = True
+            self._conn = conn
+            self._stage_ready = False
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        close_quietly(self._conn)
+        self._conn = None
+        self._stage_ready = False
+
+    def close(self) -> None:
+        """Close the inserter's connection (it is reopened on the next write)."""
+        self._drop_connection()
+
+    def __enter__(self) -> BatchInserter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+    def _write_batch(self, payload: str, where: tuple[int, int, int, int]) -> int:
+        """Write one batch as one committed transaction; return rows inserted or changed.
+        ``where`` is (batch, attempt, first row, last row), for the hook."""
+        if self.hook is not None:
+            batch, attempt, first, last = where
+            self.hook(
+                BatchAttempt(
+                    self.table, batch, attempt, self.backoff.attempts, first, last, self._conn
+                )
+            )
+        conn = self._ensure_connection()
+        if not self.upsert_mode:
+            try:
+                with conn.cursor() as cur:
+                    with cur.copy(self._direct_sql) as copy:
+                        copy.write(payload)
+                    return max(cur.rowcount, 0)
+            except UniqueViolation:
+                self.upsert_mode = True
+                log.info("%s: batch meets stored rows; upserting from here on", self.table)
+        with conn.cursor() as cur:
+            if not self._stage_ready:  # new connection, or a batch that failed midway
+                cur.execute(self._stage_sql)
+                cur.execute(sql.SQL("TRUNCATE {}").format(self._staging))
+            self._stage_ready = False  # until the batch's INSERT; TRUNCATE has run
+            with cur.copy(self._copy_sql) as copy:
+                copy.write(payload)
+            cur.execute(self._insert_sql)
+            self._stage_ready = True
+            return max(cur.rowcount, 0)
+
+    def _write_with_retry(
+        self,
+        payload: str,
+        stats: InsertStats,
+        batch_no: int,
+        first: int,
+        last: int,
+        total_batches: int | None,
+    ) -> None:
+        label = f"batch {batch_no}" + (f"/{total_batches}" if total_batches else "")
+        attempts = self.backoff.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                stats.written += self._write_batch(payload, (batch_no, attempt, first, last))
+                stats.commits += 1
+                return
+            except Exception as exc:
+                if not is_lost_connection(exc):
+                    raise BatchInsertError(
+                        f"{self.table}: {label} (rows {first}-{last}) was rejected by the "
+                        f"database and rolled back: {type(exc).__name__}: {exc}. "
+                        f"{stats.commits} earlier batches are committed.",
+                        batch=batch_no,
+                        first_row=first,
+                        last_row=last,
+                    ) from exc
+                self._drop_connection()
+                if attempt == attempts:
+                    raise BatchInsertError(
+                        f"{self.table}: {label} (rows {first}-{last}) failed after "
+                        f"{attempts} attempts, the database connection kept failing: "
+                        f"{type(exc).__name__}: {str(exc).strip()}. {stats.commits} earlier "
+                        "batches are committed; re-running the task resumes safely.",
+                        batch=batch_no,
+                        first_row=first,
+                        last_row=last,
+                    ) from exc
+                stats.retries += 1
+                stats.retry_errors.append(type(exc).__name__)
+                log.warning(
+                    "%s: database connection lost during %s (%s); reconnecting in %.1fs "
+                    "(attempt %d/%d)",
+                    self.table,
+                    label,
+                    type(exc).__name__,
+                    self.backoff.delay(attempt),
+                    attempt + 1,
+                    attempts,
+                )
+                self.backoff.wait(attempt)
+
+    def insert(self, rows: pd.DataFrame | Iterable[Sequence[Any]]) -> InsertStats:
+        """Write ``rows`` (a DataFrame with the inserter's columns, or row tuples in column order).
+
+        Returns the counts; raises :class:`BatchInsertError` when a batch cannot be written.
+        """
+        started = time.monotonic()
+        stats = InsertStats()
+        if isinstance(rows, pd.DataFrame):
+            missing = [c for c in self.columns if c not in rows.columns]
+            if missing:
+                raise ValueError(f"{self.table}: missing columns {missing}")
+            lines = frame_to_lines(rows, self.columns, self.kinds)
+            total = len(lines)
+            batches: Iterator[list[str]] = (
+                lines[i : i + self.batch_size] for i in range(0, total, self.batch_size)
+            )
+            total_batches: int | None = -(-total // self.batch_size)
+        else:
+            batches = self._tuple_batches(rows)
+            total_batches = None
+        for lines_batch in batches:
+            batch_no = stats.batches + 1
+            first = stats.rows + 1
+            stats.rows += len(lines_batch)
+            stats.batches = batch_no
+            payload = "\n".join(lines_batch) + "\n"
+            self._write_with_retry(payload, stats, batch_no, first, stats.rows, total_batches)
+            if batch_no % self.progress_every == 0 or batch_no == total_batches:
+                log.info(
+                    "%s: batch %d%s, %d rows (commits: %d, retries: %d)",
+                    self.table,
+                    batch_no,
+                    f"/{total_batches}" if total_batches else "",
+                    stats.rows,
+                    stats.commits,
+                    stats.retries,
+                )
+        stats.seconds = round(time.monotonic() - started, 3)
+        return stats
+
+    def _tuple_batches(self, rows: Iterable[Sequence[Any]]) -> Iterator[list[str]]:
+        iterator = iter(rows)
+        while chunk := list(islice(iterator, self.batch_size)):
+            width = {len(r) for r in chunk}
+            if width != {len(self.columns)}:
+                raise ValueError(f"{self.table}: rows must have {len(self.columns)} values")
+            yield tuples_to_lines(chunk)

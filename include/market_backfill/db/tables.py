@@ -1,0 +1,10 @@
+"""Names of the contract's tables (``shared/spec/interfaces.md``), defined once."""
+
+from __future__ import annotations
+
+SYMBOLS_TABLE = "market_symbols"
+CLEAN_TABLE = "market_bars_ohlcv_1m_clean"
+LEGACY_TABLE = "market_bars_ohlcv_1m"
+EVENTS_TABLE = "triangle_events_v1"
+GAPS_TABLE = "ohlcv_gaps"
+RUNS_TABLE = "backfill_runs"

@@ -1,0 +1,179 @@
+"""Gap detection against the symbol's trading calendar, vectorised.
+
+Expected minutes come from the calendar's schedule (every minute from each session's
+open to its close, close excluded); stored minutes from one indexed range query per
+symbol and month, read as binary COPY straight into numpy. A gap is a maximal run of
+missing minutes, consecutive in time (so it never spans a close, a break, a weekend or
+a holiday), at least ``min_gap_minutes`` long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from market_backfill.db.connection import Connection
+from market_backfill.db.tables import CLEAN_TABLE
+from market_backfill.names import MINUTE_NS
+from market_backfill.planning import month_starts
+from market_backfill.timeutil import from_ns
+from market_backfill.trading_calendar import trading_minutes
+
+_COPY_ROW = np.dtype([("fields", ">i2"), ("size", ">i4"), ("value", ">i8")])
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
+
+
+def stored_minutes(conn: Connection, symbol: str, start: datetime, end: datetime) -> np.ndarray:
+    """Open times (int64 ns) of stored bars of ``symbol`` in ``[start, end)``: one binary
+    COPY of an index range scan per month, decoded by numpy without a Python loop."""
+    query = sql.SQL(
+        "COPY (SELECT ts FROM {} WHERE symbol = {} AND ts >= {} AND ts < {} ORDER BY ts) "
+        "TO STDOUT (FORMAT binary)"
+    )
+    parts = []
+    bounds = [*month_starts(start, end), end]
+    with conn.cursor() as cur:
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            stmt = query.format(
+                sql.Identifier(CLEAN_TABLE), sql.Literal(symbol), sql.Literal(lo), sql.Literal(hi)
+            )
+            buf = bytearray()
+            with cur.copy(stmt) as copy:
+                for block in copy:
+                    buf += block
+            parts.append(_decode_timestamps(bytes(buf)))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _decode_timestamps(data: bytes) -> np.ndarray:
+    """Binary COPY of one timestamptz column -> int64 ns since the Unix epoch."""
+    header = 11 + 4 + 4  # signature, flags, extension length (no extension)
+    body = data[header:-2]  # the trailer is int16 -1
+    rows = np.frombuffer(body, dtype=_COPY_ROW)
+    return (rows["value"].astype(np.int64) + _PG_EPOCH_US) * 1000
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A run of missing trading minutes of one symbol: ``[start_ns, end_ns)``."""
+
+    symbol: str
+    start_ns: int
+    end_ns: int  # exclusive: open time of the first minute after the gap
+
+    @property
+    def minutes(self) -> int:
+        return (self.end_ns - self.start_ns) // MINUTE_NS
+
+    def to_dict(self) -> dict[str, Any]:
+        """The gap as it travels through XCom (a repair task's argument)."""
+        start = from_ns(self.start_ns)
+        return {
+            "symbol": self.symbol,
+            "gap_start": start.isoformat(),
+            "gap_end": from_ns(self.end_ns).isoformat(),
+            "minutes": self.minutes,
+            "label": f"{self.symbol.split(':')[1]} {start:%Y-%m-%d %H:%M} ({self.minutes}m)",
+        }
+
+
+def present_mask(expected: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """Which expected minutes have a stored bar: a bitmap over the range's minutes, O(n)."""
+    if len(expected) == 0:
+        return np.zeros(0, dtype=bool)
+    base = int(expected[0])
+    size = int((expected[-1] - base) // MINUTE_NS) + 1
+    offsets = stored - base
+    ok = (offsets >= 0) & (offsets % MINUTE_NS == 0) & (offsets < size * MINUTE_NS)
+    bitmap = np.zeros(size, dtype=bool)
+    bitmap[offsets[ok] // MINUTE_NS] = True
+    return bitmap[(expected - base) // MINUTE_NS]
+
+
+def missing_runs(expected: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, count) of each maximal run of expected minutes absent from ``stored``."""
+    missing = expected[~present_mask(expected, stored)]
+    if len(missing) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(missing) != MINUTE_NS) + 1
+    starts = np.concatenate([[0], breaks])
+    counts = np.diff(np.concatenate([starts, [len(missing)]]))
+    return missing[starts], counts
+
+
+def find_gaps(
+    symbol: str, expected: np.ndarray, stored: np.ndarray, min_gap_minutes: int
+) -> list[Gap]:
+    """Gaps of at least ``min_gap_minutes`` (runs are consecutive in time, so a run never
+    spans a session boundary: the calendar has no minute there)."""
+    first, counts = missing_runs(expected, stored)
+    keep = counts >= min_gap_minutes
+    return [
+        Gap(symbol, int(f), int(f) + int(n) * MINUTE_NS)
+        for f, n in zip(first[keep], counts[keep], strict=True)
+    ]
+
+
+@dataclass
+class Scan:
+    """One symbol's scan of a range: its gaps and per-month completeness."""
+
+    symbol: str
+    gaps: list[Gap]
+    months: list[dict[str, Any]]
+    seconds: float
+
+
+def scan(
+    conn: Connection,
+    symbol: str,
+    calendar: str,
+    start: datetime,
+    end: datetime,
+    min_gap_minutes: int,
+) -> Scan:
+    """Compare stored bars with the calendar over ``[start, end)``."""
+    started = time.monotonic()
+    expected = trading_minutes(calendar, start, end)
+    stored = stored_minutes(conn, symbol, start, end)
+    gaps = find_gaps(symbol, expected, stored, min_gap_minutes)
+    months = completeness(expected, stored, gaps)
+    return Scan(symbol, gaps, months, round(time.monotonic() - started, 3))
+
+
+def completeness(
+    expected: np.ndarray, stored: np.ndarray, gaps: Sequence[Gap]
+) -> list[dict[str, Any]]:
+    """Per calendar month: expected trading minutes, stored bars on them, percent, gaps."""
+    if len(expected) == 0:
+        return []
+    months = expected.astype("datetime64[ns]").astype("datetime64[M]")  # sorted: expected is
+    change = np.empty(len(months), dtype=bool)
+    change[0] = True
+    change[1:] = months[1:] != months[:-1]
+    labels = months[change]
+    month_idx = np.cumsum(change) - 1
+    exp = np.bincount(month_idx, minlength=len(labels))
+    got = np.bincount(month_idx, weights=present_mask(expected, stored), minlength=len(labels))
+    gap_months = (
+        np.array([g.start_ns for g in gaps], dtype=np.int64)
+        .astype("datetime64[ns]")
+        .astype("datetime64[M]")
+    )
+    n_gaps = np.bincount(np.searchsorted(labels, gap_months), minlength=len(labels))
+    return [
+        {
+            "month": str(m),
+            "expected": int(e),
+            "stored": int(g),
+            "percent": round(100.0 * g / e, 2) if e else 100.0,
+            "gaps": int(n),
+        }
+        for m, e, g, n in zip(labels, exp, got, n_gaps[: len(labels)], strict=True)
+    ]

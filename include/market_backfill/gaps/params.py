@@ -1,0 +1,46 @@
+"""The ``gap_detection`` params, validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from market_backfill.params import Params, date_range, param_int, param_symbols
+from market_backfill.reingest.params import parse_params as parse_reingest_params
+from market_backfill.symbols import Symbol
+from market_backfill.timeutil import floor_minute
+
+DEFAULT_LOOKBACK = timedelta(days=30)
+REPAIR_SOURCE_PARAMS = ("source", "dbn_path", "roll_rule", "rank")
+"""The ``ohlcv_reingest`` params a repair loads with."""
+
+
+@dataclass(frozen=True)
+class GapParams:
+    """Validated ``gap_detection`` params."""
+
+    symbols: tuple[Symbol, ...]
+    start: datetime
+    end: datetime
+    min_gap_minutes: int
+    repair: bool
+    max_repairs: int
+    reingest: Mapping[str, Any]
+
+
+def parse_params(params: Params, *, now: datetime | None = None) -> GapParams:
+    """Validate the params; empty dates mean the last 30 days up to now (never later)."""
+    now = floor_minute(now or datetime.now(UTC))
+    symbols = param_symbols(params)
+    window = date_range(params)
+    start, end = window if window else (now - DEFAULT_LOOKBACK, now)
+    end = min(end, now)
+    min_gap = param_int(params, "min_gap_minutes", 5, 1)
+    max_repairs = param_int(params, "max_repairs", 100, 0)
+    repair = bool(params.get("repair", True))
+    reingest = {k: params[k] for k in REPAIR_SOURCE_PARAMS if k in params}
+    if repair:  # the repair's source params must be valid before anything runs
+        parse_reingest_params({**reingest, "symbols": [s.key for s in symbols]})
+    return GapParams(symbols, start, end, min_gap, repair, max_repairs, reingest)

@@ -1,0 +1,175 @@
+"""Task bodies of the ``gap_detection`` DAG (the DAG file only wires them)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from market_backfill.airflow.chunks import plan_or_fail, run_audited, summarize_run
+from market_backfill.airflow.connections import databento_credentials
+from market_backfill.airflow.context import RunContext
+from market_backfill.db.connection import Connection, Connector, run_transaction
+from market_backfill.gaps.detect import scan
+from market_backfill.gaps.params import GapParams, parse_params
+from market_backfill.gaps.repair import RepairOutcome, RepairResult, repair_gap
+from market_backfill.gaps.store import (
+    GapRecordCounts,
+    open_gaps,
+    open_gaps_by_month,
+    record_gaps,
+)
+from market_backfill.params import require_known
+from market_backfill.planning import Chunk, ChunkData
+from market_backfill.sources import make_source
+from market_backfill.summary import columns_of, format_table
+from market_backfill.symbols import settings_of
+
+log = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = columns_of(GapRecordCounts, RepairOutcome)
+REPORT_COLUMNS = ("symbol", "month", "expected", "stored", "percent", "open_gaps")
+
+
+class DetectResult(GapRecordCounts):
+    """One detection's XCom."""
+
+    symbol: str
+    chunk: str
+    expected: int
+    stored: int
+    missing_minutes: int
+    seconds: float
+
+
+def plan_detection(run: RunContext) -> list[ChunkData]:
+    """Validate params and symbols; one detection target per symbol over the range."""
+
+    def plan() -> list[ChunkData]:
+        gp = parse_params(run.params)
+        run_transaction(run.connect, lambda c: require_known(c, gp.symbols), what="symbols")
+        log.info("gap detection %s .. %s for %s", gp.start, gp.end, [s.key for s in gp.symbols])
+        start, end = gp.start.isoformat(), gp.end.isoformat()
+        return [Chunk(s.key, "detect", start, end).to_dict() for s in gp.symbols]
+
+    return plan_or_fail(plan)
+
+
+def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
+    """Scan one symbol and record its gaps (one transaction)."""
+
+    def work(chunk: Chunk, connect: Connector) -> DetectResult:
+        gp = parse_params(run.params)
+        calendar = settings_of(connect, chunk.symbol).calendar
+
+        def scan_and_record(conn: Connection) -> DetectResult:
+            lo, hi = chunk.start_dt, chunk.end_dt
+            found = scan(conn, chunk.symbol, calendar, lo, hi, gp.min_gap_minutes)
+            counts = record_gaps(conn, chunk.symbol, lo, hi, found.gaps)
+            expected = sum(m["expected"] for m in found.months)
+            stored = sum(m["stored"] for m in found.months)
+            log.info(
+                "%s: %d expected minutes, %d stored, %d gaps (%d new, %d updated), "
+                "%d recorded gaps now complete; scan %.2fs",
+                chunk.symbol,
+                expected,
+                stored,
+                counts["gaps"],
+                counts["new"],
+                counts["updated"],
+                counts["closed"],
+                found.seconds,
+            )
+            return DetectResult(
+                symbol=chunk.symbol,
+                chunk=chunk.label,
+                **counts,
+                expected=expected,
+                stored=stored,
+                missing_minutes=sum(g.minutes for g in found.gaps),
+                seconds=found.seconds,
+            )
+
+        return run_transaction(connect, scan_and_record, what="detect")
+
+    return run_audited(target, work, run)
+
+
+def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
+    """Open gaps to repair this run (oldest first, at most ``max_repairs``)."""
+    gp = parse_params(run.params)
+    if not gp.repair:
+        log.info("repair is off: nothing to repair")
+        return []
+    keys = [s.key for s in gp.symbols]
+    gaps = run_transaction(
+        run.connect, lambda c: open_gaps(c, keys, gp.start, gp.end, gp.max_repairs)
+    )
+    log.info("%d open gaps to repair (cap %d)", len(gaps), gp.max_repairs)
+    return [
+        {
+            **g,
+            **Chunk(
+                g["symbol"], f"gap {g['gap_start'][:16]}", g["gap_start"], g["gap_end"]
+            ).to_dict(),
+            "label": g["label"],
+        }
+        for g in gaps
+    ]
+
+
+def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
+    """Repair one gap and record it in ``backfill_runs``; the return value is its XCom."""
+
+    def work(chunk: Chunk, connect: Connector) -> RepairResult:
+        gp = parse_params(run.params)
+        source = make_source(
+            gp.reingest.get("source", "databento"),
+            gp.reingest.get("dbn_path"),
+            credentials=databento_credentials,
+        )
+        return repair_gap(gap, gp, source, connect)
+
+    return run_audited(gap, work, run)
+
+
+def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any]]:
+    """Symbol x month: expected trading minutes, stored bars on them, percent, open gaps."""
+    rows: list[dict[str, Any]] = []
+    registry = run_transaction(connect, lambda c: require_known(c, gp.symbols), what="symbols")
+    for sym, settings in registry.items():
+
+        def work(conn: Connection, key: str = sym.key, cal: str = settings.calendar) -> Any:
+            found = scan(conn, key, cal, gp.start, gp.end, gp.min_gap_minutes)
+            open_by_month = open_gaps_by_month(conn, key, gp.start, gp.end)
+            return [
+                {
+                    "symbol": key,
+                    **{k: v for k, v in m.items() if k != "gaps"},
+                    "open_gaps": open_by_month.get(m["month"], 0),
+                }
+                for m in found.months
+            ]
+
+        rows += run_transaction(connect, work, what="completeness")
+    return rows
+
+
+def report(
+    planned_detect: Sequence[ChunkData] | None,
+    planned_repairs: Sequence[Mapping[str, Any]] | None,
+    run: RunContext,
+) -> dict[str, Any]:
+    """Completeness report into the log, the XCom and ``backfill_runs``; fails the run when
+    a detection or repair task failed (a gap left open is not a failure)."""
+    gp = parse_params(run.params)
+    rows = completeness_report(gp, run.connect)
+    log.info(
+        "completeness %s .. %s:\n%s",
+        f"{gp.start:%Y-%m-%d %H:%M}",
+        f"{gp.end:%Y-%m-%d %H:%M}",
+        format_table(rows, REPORT_COLUMNS),
+    )
+    planned = None if planned_detect is None else [*planned_detect, *(planned_repairs or [])]
+    totals = summarize_run(planned, SUMMARY_COLUMNS, run, extra={"completeness": rows})
+    return {**totals, "completeness": rows}

@@ -1,0 +1,46 @@
+"""Shared names and units, each defined once.
+
+Times inside the library are int64 nanoseconds since the Unix epoch (UTC) or aware UTC
+datetimes, never naive; prices are int64 fixed-point with :data:`FIXED_SCALE` (1e-9),
+exactly as Databento encodes them. Names carry their unit (``start_ns``, ``backoff_s``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# -- time ---------------------------------------------------------------------------------------
+MINUTE = timedelta(minutes=1)
+MINUTE_NS = 60_000_000_000
+DAY_NS = 86_400_000_000_000
+
+# -- prices -------------------------------------------------------------------------------------
+FIXED_SCALE = 1_000_000_000  # Databento fixed-point: 1 unit = 1e-9
+UNDEF_PRICE = 2**63 - 1  # Databento's "no price": INT64_MAX
+PRICE_COLUMNS = ("open", "high", "low", "close")
+BAR_COLUMNS = ("symbol", "ts", *PRICE_COLUMNS, "volume")
+
+# -- symbols and series -------------------------------------------------------------------------
+# DATASET:ROOT; plain regex syntax, so the trigger form (JSON Schema, in the browser) can use it
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,16}\.[A-Z0-9]{2,16}:[A-Z0-9]{1,12}$"
+ROLL_RULES = {"v": "volume", "c": "calendar", "n": "open interest"}
+DEFAULT_SYMBOLS = ("GLBX.MDP3:NQ",)
+OHLCV_1M = "ohlcv-1m"
+SOURCES = ("databento", "dbn_file")  # where bars come from: the API, DBN files on disk
+
+# -- runs ---------------------------------------------------------------------------------------
+DEFAULT_BATCH_SIZE = 500
+CATCHUP_LOOKBACK = timedelta(days=7)  # where catch-up starts when nothing is stored yet
+
+# -- triangles ----------------------------------------------------------------------------------
+TRIANGLE_FLAGS = (
+    "htf_aligned_only",
+    "use_5m",
+    "use_15m",
+    "use_1h",
+    "use_4h",
+    "use_1d",
+    "require_engulfing",
+    "require_sweep_engulfing",
+)
+"""The boolean filter settings of a triangle run (DAG params, engine settings, columns)."""

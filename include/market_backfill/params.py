@@ -1,0 +1,89 @@
+"""Reading DAG params: every check raises :class:`ParamError` with the param's name.
+
+Dates in params are ``YYYY-MM-DD`` (UTC, both ends inclusive); a validated range is the
+half-open interval ``[start 00:00, end + 1 day 00:00)`` of UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from market_backfill.db.connection import Connection
+from market_backfill.errors import ParamError
+from market_backfill.names import DEFAULT_BATCH_SIZE
+from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbols
+from market_backfill.timeutil import day_start
+
+Params = Mapping[str, Any]
+
+
+def parse_date(value: Any, name: str) -> date | None:
+    """``'YYYY-MM-DD'`` (or empty) -> date (or None)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        if not isinstance(value, str) or len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ParamError(
+            name, f"param {name!r} must be a date 'YYYY-MM-DD', got {shown!r}"
+        ) from None
+
+
+def date_range(params: Params) -> tuple[datetime, datetime] | None:
+    """The ``start``/``end`` params: both set -> ``[start 00:00, end+1 00:00)`` UTC; both
+    empty -> None (catch-up mode)."""
+    s, e = parse_date(params.get("start"), "start"), parse_date(params.get("end"), "end")
+    if s is None and e is None:
+        return None
+    if s is None:
+        raise ParamError(
+            "start", "param 'start' is required when 'end' is set (leave both empty for catch-up)"
+        )
+    if e is None:
+        raise ParamError(
+            "end", "param 'end' is required when 'start' is set (leave both empty for catch-up)"
+        )
+    if e < s:
+        raise ParamError("end", f"param 'end' ({e}) is before 'start' ({s})")
+    return day_start(s), day_start(e) + timedelta(days=1)
+
+
+def param_symbols(params: Params) -> tuple[Symbol, ...]:
+    """The ``symbols`` param, parsed (malformed ones raise :class:`SymbolError`)."""
+    return tuple(parse_symbols(params.get("symbols") or []))
+
+
+def param_int(params: Params, name: str, default: int, minimum: int) -> int:
+    """An integer param of at least ``minimum`` (booleans are not integers here)."""
+    value = params.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ParamError(name, f"param {name!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def param_choice(params: Params, name: str, choices: Collection[str], default: str) -> str:
+    """A param that must be one of ``choices``."""
+    value = params.get(name, default)
+    if value not in choices:
+        raise ParamError(name, f"param {name!r} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def param_batch_size(params: Params) -> int:
+    """The ``batch_size`` param (rows per committed batch), at least 1."""
+    return param_int(params, "batch_size", DEFAULT_BATCH_SIZE, 1)
+
+
+def require_known(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSettings]:
+    """Registry rows of ``symbols``; an unknown symbol raises :class:`SymbolError`."""
+    return load_settings(conn, symbols)

@@ -1,0 +1,185 @@
+"""Planning an ``ohlcv_reingest`` run and loading one chunk.
+
+A chunk (one symbol, one month cut to the range) is loaded as one idempotent unit:
+fetch bars from the source, validate them (hygiene), upsert them into
+``market_bars_ohlcv_1m_clean`` through the shared batch inserter (500-row committed
+batches). Re-running a chunk gives the same table; only changed bars are rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TypedDict
+
+from psycopg import sql
+
+from market_backfill.db.connection import Connection, Connector, run_transaction
+from market_backfill.db.copy_format import ColumnKind
+from market_backfill.db.inserter import BatchInserter, ConflictPolicy
+from market_backfill.db.tables import CLEAN_TABLE
+from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
+from market_backfill.params import Params, require_known
+from market_backfill.planning import Chunk, ChunkData, plan, summarize_plan
+from market_backfill.reingest.hygiene import validate_bars
+from market_backfill.reingest.params import ReingestParams, parse_params
+from market_backfill.retry import Backoff
+from market_backfill.sources import BarSource
+from market_backfill.summary import ChunkHeader
+from market_backfill.symbols import Symbol, SymbolSettings
+from market_backfill.timeutil import floor_minute
+
+log = logging.getLogger(__name__)
+
+BAR_KINDS: dict[str, ColumnKind] = {
+    "symbol": "text",
+    "ts": "ts_ns",
+    "open": "fixed9",
+    "high": "fixed9",
+    "low": "fixed9",
+    "close": "fixed9",
+    "volume": "int",
+}
+BAR_UPSERT = ConflictPolicy(
+    key=("symbol", "ts"),
+    update=("open", "high", "low", "close", "volume"),
+    changed_only=True,
+    touch=("updated_at",),
+)
+WRITE_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
+
+
+class ReingestSummary(TypedDict):
+    """The per-chunk summary columns of ``ohlcv_reingest`` (and its chunk XCom)."""
+
+    rows_in: int
+    rows_valid: int
+    rows_skipped: dict[str, int]  # by hygiene reason; reasons with no skip left out
+    rows_written: int  # inserted or changed
+    batches: int
+    commits: int
+    retries: int
+
+
+class ReingestResult(ChunkHeader, ReingestSummary):
+    """One chunk's XCom: the summary plus which chunk and which source."""
+
+    source: str
+
+
+def last_bar_times(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, datetime | None]:
+    """The newest stored bar per symbol (one index-only probe each)."""
+    out: dict[Symbol, datetime | None] = {}
+    query = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s").format(sql.Identifier(CLEAN_TABLE))
+    with conn.cursor() as cur:
+        for sym in symbols:
+            cur.execute(query, (sym.key,))
+            out[sym] = cur.fetchone()[0]
+    return out
+
+
+def plan_run(
+    connect: Connector,
+    params: Params,
+    *,
+    run_end: datetime | None,
+    now: datetime | None = None,
+    max_chunks: int = 1024,
+) -> list[ChunkData]:
+    """Validate params and symbols, then cut the work into chunks.
+
+    With dates: ``[start, end + 1 day)`` for every symbol. Catch-up mode (no dates): per
+    symbol from the minute after its last stored bar (or ``CATCHUP_LOOKBACK`` before the
+    end when nothing is stored) up to ``run_end`` (the run's data interval end; now for a
+    manual run), never beyond now.
+    """
+    parsed = parse_params(params)
+    now = floor_minute(now or datetime.now(UTC))
+
+    def work(conn: Connection) -> dict[Symbol, tuple[datetime, datetime]]:
+        require_known(conn, parsed.symbols)
+        if parsed.window is not None:
+            return dict.fromkeys(parsed.symbols, parsed.window)
+        end = min(floor_minute(run_end) if run_end else now, now)
+        ranges = {}
+        for sym, last in last_bar_times(conn, parsed.symbols).items():
+            start = last + MINUTE if last is not None else end - CATCHUP_LOOKBACK
+            if last is None:
+                log.info(
+                    "%s: no stored bars; catch-up starts %s before the end", sym, CATCHUP_LOOKBACK
+                )
+            ranges[sym] = (start, end)
+        return ranges
+
+    ranges = run_transaction(connect, work, what="plan")
+    chunks = plan(ranges, max_chunks=max_chunks)
+    log.info("plan: %s", summarize_plan(chunks))
+    return chunks
+
+
+def load_chunk(
+    chunk: Chunk,
+    settings: SymbolSettings,
+    parsed: ReingestParams,
+    source: BarSource,
+    connect: Connector,
+) -> ReingestResult:
+    """Fetch, validate and upsert one chunk; return its counts (the chunk's XCom).
+
+    Transaction behaviour: every 500-row batch is committed on its own; a lost connection
+    retries the batch; the upsert makes any re-run (task retry, cleared task) harmless.
+    """
+    started = time.monotonic()
+    symbol = settings.symbol
+    continuous = symbol.continuous(parsed.roll_rule, parsed.rank)
+    raw = source.fetch(symbol.dataset, {continuous: symbol.key}, chunk.start_dt, chunk.end_dt)
+    fetched_s = time.monotonic() - started
+    checked = validate_bars(raw, settings.price_floor_fixed)
+    skipped = {k: v for k, v in checked.skipped.items() if v}
+    log.info(
+        "%s: %d bars in, %d valid, skipped %s (source %s, %.2fs)",
+        chunk.label,
+        checked.rows_in,
+        checked.rows_valid,
+        skipped or "none",
+        source.name,
+        fetched_s,
+    )
+    with BatchInserter(
+        connect,
+        CLEAN_TABLE,
+        BAR_COLUMNS,
+        BAR_UPSERT,
+        kinds=BAR_KINDS,
+        batch_size=parsed.batch_size,
+        backoff=WRITE_BACKOFF,
+    ) as inserter:
+        stats = inserter.insert(checked.bars)
+    counts = ReingestResult(
+        symbol=symbol.key,
+        chunk=chunk.label,
+        start=chunk.start,
+        end=chunk.end,
+        source=source.name,
+        rows_in=checked.rows_in,
+        rows_valid=checked.rows_valid,
+        rows_skipped=skipped,
+        rows_written=stats.written,
+        batches=stats.batches,
+        commits=stats.commits,
+        retries=stats.retries,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    log.info(
+        "%s: done: %d valid bars, %d written, %d batches, %d commits, %d retries in %.2fs",
+        chunk.label,
+        checked.rows_valid,
+        stats.written,
+        stats.batches,
+        stats.commits,
+        stats.retries,
+        counts["seconds"],
+    )
+    return counts

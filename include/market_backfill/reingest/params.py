@@ -1,0 +1,45 @@
+"""The ``ohlcv_reingest`` params, validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from market_backfill.errors import ParamError
+from market_backfill.names import DEFAULT_BATCH_SIZE, SOURCES
+from market_backfill.params import (
+    Params,
+    date_range,
+    param_batch_size,
+    param_choice,
+    param_symbols,
+)
+from market_backfill.symbols import Symbol, check_roll
+
+
+@dataclass(frozen=True)
+class ReingestParams:
+    """Validated ``ohlcv_reingest`` params."""
+
+    symbols: tuple[Symbol, ...]
+    window: tuple[datetime, datetime] | None  # None: catch-up mode
+    roll_rule: str
+    rank: int
+    source: str
+    dbn_path: str | None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+def parse_params(params: Params) -> ReingestParams:
+    """Validate the DAG params; raise :class:`ParamError` naming the first bad one."""
+    symbols = param_symbols(params)
+    window = date_range(params)
+    roll_rule, rank = params.get("roll_rule", "v"), params.get("rank", 0)
+    check_roll(roll_rule, rank)
+    source = param_choice(params, "source", SOURCES, "databento")
+    dbn_path = params.get("dbn_path") or None
+    if source == "dbn_file" and not dbn_path:
+        raise ParamError("dbn_path", "param 'dbn_path' is required when source is 'dbn_file'")
+    return ReingestParams(
+        symbols, window, roll_rule, rank, source, dbn_path, param_batch_size(params)
+    )

@@ -1,0 +1,191 @@
+"""Reading and writing Databento DBN ``ohlcv-1m`` data as bar frames.
+
+A *bar frame* is a DataFrame with the columns of :data:`BAR_COLUMNS`: ``symbol`` (the
+registry symbol), ``ts`` (bar open time, int64 ns UTC) and ``open``..``close`` as int64
+fixed-point prices (1e-9, exactly as Databento sends them), ``volume`` int64. Keeping
+integers end to end means no float drift and no pandas datetime-unit surprises.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from market_backfill.names import BAR_COLUMNS, DAY_NS, OHLCV_1M, PRICE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+OHLCV_1M_RTYPE = 33
+_READ_BLOCK = 1 << 18
+
+
+class DbnDataError(ValueError):
+    """A DBN input cannot be used (corrupt, truncated, wrong schema); the message names it."""
+
+
+def empty_bars() -> pd.DataFrame:
+    """A bar frame with no rows."""
+    return pd.DataFrame(
+        {
+            "symbol": pd.Series([], dtype=object),
+            **{c: pd.Series([], dtype=np.int64) for c in BAR_COLUMNS[1:]},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Interval:
+    instrument_id: int
+    start_day: int  # days since epoch, inclusive
+    end_day: int  # exclusive
+    raw_symbol: str
+
+
+def _intervals(metadata: Any) -> list[_Interval]:
+    out = []
+    for raw_symbol, intervals in (metadata.mappings or {}).items():
+        for iv in intervals:
+            try:
+                iid = int(iv["symbol"])
+            except (TypeError, ValueError):
+                continue
+            out.append(
+                _Interval(
+                    iid, day_number(iv["start_date"]), day_number(iv["end_date"]), str(raw_symbol)
+                )
+            )
+    return out
+
+
+def day_number(value: Any) -> int:
+    """Days since 1970-01-01 of a date (the unit of DBN symbol mappings)."""
+    return (pd.Timestamp(value).date() - date(1970, 1, 1)).days
+
+
+def open_store(source: Path | bytes, name: str) -> Any:
+    """Open DBN bytes or a ``.dbn`` / ``.dbn.zst`` file as a ``DBNStore``; check the schema."""
+    from databento import DBNStore
+
+    try:
+        store = (
+            DBNStore.from_bytes(source) if isinstance(source, bytes) else DBNStore.from_file(source)
+        )
+        schema = str(store.schema) if store.schema is not None else None
+    except Exception as exc:
+        raise DbnDataError(
+            f"{name}: not a readable DBN file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if schema != OHLCV_1M:
+        raise DbnDataError(f"{name}: DBN schema is {schema!r}, but ohlcv-1m bars are required")
+    return store
+
+
+def _blocks(store: Any, name: str) -> Iterator[np.ndarray]:
+    """Decode records block by block; a truncated or corrupt stream is an error, not a
+    warning (the client would otherwise drop the broken tail silently)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield from store.to_ndarray(count=_READ_BLOCK)
+        except Exception as exc:
+            raise DbnDataError(
+                f"{name}: DBN records cannot be decoded, the file may be truncated or corrupt "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+    for warning in caught:
+        if "truncated" in str(warning.message) or "incomplete" in str(warning.message):
+            raise DbnDataError(f"{name}: {warning.message}; refusing a partial read")
+
+
+def read_bars(
+    store: Any,
+    wanted: Mapping[str, str],
+    start_ns: int,
+    end_ns: int,
+    name: str = "DBN data",
+) -> pd.DataFrame:
+    """Bars of ``store`` whose mapped symbol is a key of ``wanted`` (e.g. ``{'NQ.v.0':
+    'GLBX.MDP3:NQ'}``) and whose open time is in ``[start_ns, end_ns)``, in file order.
+
+    Streams the records block by block, so a large file never sits in memory whole, and
+    stops at the first block past the range while the records are in time order.
+    """
+    meta = store.metadata
+    if (
+        meta.end is not None
+        and meta.start is not None
+        and (meta.start >= end_ns or (meta.end and meta.end <= start_ns))
+    ):
+        return empty_bars()
+    intervals = [iv for iv in _intervals(meta) if iv.raw_symbol in wanted]
+    single = _single_symbol(meta, wanted)
+    if not intervals and single is None:
+        log.info("%s holds none of %s (it has %s)", name, sorted(wanted), list(meta.symbols)[:5])
+        return empty_bars()
+    frames = []
+    ordered, last = True, np.iinfo(np.int64).min
+    for block in _blocks(store, name):
+        ts = block["ts_event"].astype(np.int64)
+        if len(ts) == 0:
+            continue
+        ordered = ordered and ts[0] >= last and bool(np.all(ts[1:] >= ts[:-1]))
+        last = int(ts[-1])
+        if ordered and ts[0] >= end_ns:
+            break  # time-ordered (as Databento writes): nothing later is in range
+        in_range = (ts >= start_ns) & (ts < end_ns)
+        if not in_range.any():
+            continue
+        block, ts = block[in_range], ts[in_range]
+        symbols = np.full(len(block), None, dtype=object)
+        if single is not None:
+            symbols[:] = single
+        else:
+            iids = block["instrument_id"].astype(np.int64)
+            days = ts // DAY_NS
+            for iv in intervals:
+                hit = (iids == iv.instrument_id) & (days >= iv.start_day) & (days < iv.end_day)
+                symbols[hit] = wanted[iv.raw_symbol]
+        keep = symbols != None  # noqa: E711 - elementwise comparison on an object array
+        if not keep.any():
+            continue
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbols[keep],
+                    "ts": ts[keep],
+                    **{c: block[c][keep].astype(np.int64) for c in PRICE_COLUMNS},
+                    "volume": block["volume"][keep].astype(np.int64),
+                }
+            )
+        )
+    if not frames:
+        return empty_bars()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _single_symbol(meta: Any, wanted: Mapping[str, str]) -> str | None:
+    """A file requested for exactly one wanted symbol needs no instrument mapping."""
+    symbols = list(meta.symbols or [])
+    if len(symbols) == 1 and symbols[0] in wanted and not (meta.mappings or {}).get(symbols[0]):
+        return wanted[symbols[0]]
+    return None
+
+
+def files_for(patterns: Sequence[str]) -> list[Path]:
+    """Expand file paths and globs (``*.dbn``, ``*.dbn.zst``); sorted, de-duplicated."""
+    import glob
+
+    found: set[Path] = set()
+    for pattern in patterns:
+        matches = glob.glob(str(Path(pattern).expanduser()), recursive=True)
+        found.update(Path(m) for m in matches if Path(m).is_file())
+    return sorted(found)

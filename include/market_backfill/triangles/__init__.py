@@ -1,0 +1,7 @@
+"""The ``triangle_backfill`` stage: stored bars -> triangle events in ``triangle_events_v1``.
+
+``engine`` (with the compiled ``bias_kernel``) is the pure definition of
+``shared/spec/triangle-signals.md``; ``params`` validates the DAG params; ``bars`` reads
+and cleans the bars; ``store`` names and writes the events; ``load`` plans a run and
+computes one chunk; ``tasks`` holds the task bodies the DAG file wires.
+"""

@@ -1,0 +1,189 @@
+"""Planning a ``triangle_backfill`` run and computing one chunk.
+
+A chunk (one symbol, one month cut to the range) reads its bars from the start of the
+segment (anchor) containing its first minute, so its events are exactly those a single
+run over the whole range gives; only events inside the chunk are written (insert-ignore,
+so a re-run adds nothing; with ``purge`` the chunk's rows for the same settings are
+deleted first, in their own transaction, and written again).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TypedDict
+
+from psycopg import sql
+
+from market_backfill.db.connection import Connection, Connector, run_transaction
+from market_backfill.db.inserter import BatchInserter
+from market_backfill.db.tables import EVENTS_TABLE
+from market_backfill.names import CATCHUP_LOOKBACK, MINUTE, MINUTE_NS
+from market_backfill.params import Params, require_known
+from market_backfill.planning import Chunk, ChunkData, plan, summarize_plan
+from market_backfill.retry import Backoff
+from market_backfill.summary import ChunkHeader
+from market_backfill.symbols import Symbol, SymbolSettings
+from market_backfill.timeutil import floor_minute, to_ns
+from market_backfill.triangles.bars import good_bars, read_bars, reason_counts
+from market_backfill.triangles.engine import run_engine, segment_start
+from market_backfill.triangles.params import TriangleParams, parse_params
+from market_backfill.triangles.store import (
+    EVENT_COLUMNS,
+    EVENT_INSERT_IGNORE,
+    EVENT_KINDS,
+    event_rows,
+    purge,
+    settings_filter,
+)
+
+log = logging.getLogger(__name__)
+
+WRITE_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
+
+
+class TriangleSummary(TypedDict):
+    """The per-chunk summary columns of ``triangle_backfill`` (and its chunk XCom)."""
+
+    bars: int  # bars inside the chunk
+    bad_bars: dict[str, int]  # by hygiene reason
+    triangles: int
+    inserted: int
+    batches: int
+    commits: int
+    retries: int
+
+
+class TriangleResult(ChunkHeader, TriangleSummary):
+    """One chunk's XCom: the summary plus the source table and the preloaded bars."""
+
+    source_table: str
+    preload_bars: int
+
+
+def plan_run(
+    connect: Connector,
+    params: Params,
+    *,
+    run_end: datetime | None,
+    now: datetime | None = None,
+    max_chunks: int = 1024,
+) -> list[ChunkData]:
+    """Validate params and cut the work into chunks.
+
+    Catch-up mode (no dates): per symbol from its latest event for these settings (or
+    ``CATCHUP_LOOKBACK`` before the end) up to the minute after its last stored bar,
+    capped by the run's end; events are never repainted, so nothing written changes.
+    """
+    parsed = parse_params(params)
+    now = floor_minute(now or datetime.now(UTC))
+    table = parsed.table
+
+    def work(conn: Connection) -> dict[Symbol, tuple[datetime, datetime]]:
+        require_known(conn, parsed.symbols)
+        if parsed.window is not None:
+            return dict.fromkeys(parsed.symbols, parsed.window)
+        cond, values = settings_filter(parsed)
+        last_event = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s AND {}").format(
+            sql.Identifier(EVENTS_TABLE), cond
+        )
+        last_bar = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s").format(sql.Identifier(table))
+        cap = min(floor_minute(run_end) if run_end else now, now)
+        ranges = {}
+        with conn.cursor() as cur:
+            for sym in parsed.symbols:
+                cur.execute(last_bar, (sym.key,))
+                bar = cur.fetchone()[0]
+                if bar is None:
+                    log.info("%s: no bars in %s; nothing to catch up", sym, table)
+                    continue
+                end = min(bar + MINUTE, cap)
+                cur.execute(last_event, [sym.key, *values])
+                event = cur.fetchone()[0]
+                start = event + MINUTE if event else end - CATCHUP_LOOKBACK
+                ranges[sym] = (start, end)
+        return ranges
+
+    ranges = run_transaction(connect, work, what="plan")
+    chunks = plan(ranges, max_chunks=max_chunks)
+    log.info("plan: %s", summarize_plan(chunks))
+    return chunks
+
+
+def triangle_chunk(
+    chunk: Chunk,
+    symbol_settings: SymbolSettings,
+    parsed: TriangleParams,
+    connect: Connector,
+) -> TriangleResult:
+    """Compute and write one chunk's triangles; return its counts (the chunk's XCom).
+
+    Transaction behaviour: the bars are read in one transaction; ``purge`` deletes in
+    another; the events are written in committed batches (insert-ignore), so a re-run
+    after any failure writes what is missing and nothing twice."""
+    started = time.monotonic()
+    tri = parsed.settings
+    legacy, table = parsed.legacy, parsed.table
+    lo, hi = to_ns(chunk.start_dt), to_ns(chunk.end_dt)
+    read_from = segment_start(lo, tri)
+    shift = MINUTE_NS if legacy else 0  # legacy ts is the CLOSE time: open = ts - 1 minute
+    bars = run_transaction(
+        connect,
+        lambda c: read_bars(c, table, symbol_settings.symbol.key, read_from + shift, hi + shift),
+        what="read bars",
+    )
+    bars["ts"] = bars["ts"] - shift
+    good, codes = good_bars(bars, legacy, symbol_settings, tri)
+    in_chunk = bars["ts"] >= lo
+    g = {k: v[good] for k, v in bars.items()}
+    result = run_engine(g["ts"], g["open"], g["high"], g["low"], g["close"], tri)
+    events = result.events(g["ts"])
+    events = events[events["ts"] >= lo].reset_index(drop=True)
+    computed_s = time.monotonic() - started
+    rows = event_rows(events, symbol_settings.symbol.key, parsed)
+    if parsed.purge:
+        deleted = run_transaction(connect, lambda c: purge(c, chunk, parsed), what="purge")
+        log.info("%s: purge removed %d events of these settings", chunk.label, deleted)
+    with BatchInserter(
+        connect,
+        EVENTS_TABLE,
+        EVENT_COLUMNS,
+        EVENT_INSERT_IGNORE,
+        kinds=EVENT_KINDS,
+        batch_size=parsed.batch_size,
+        backoff=WRITE_BACKOFF,
+    ) as inserter:
+        stats = inserter.insert(rows)
+    counts = TriangleResult(
+        symbol=symbol_settings.symbol.key,
+        chunk=chunk.label,
+        start=chunk.start,
+        end=chunk.end,
+        source_table=parsed.source_table,
+        bars=int(in_chunk.sum()),
+        bad_bars=reason_counts(codes[in_chunk]),
+        preload_bars=int((~in_chunk).sum()),
+        triangles=len(events),
+        inserted=stats.written,
+        batches=stats.batches,
+        commits=stats.commits,
+        retries=stats.retries,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    log.info(
+        "%s: %d bars (+%d preload), bad %s, %d triangles, %d inserted, %d batches, %d commits, "
+        "%d retries; engine %.2fs, total %.2fs",
+        chunk.label,
+        counts["bars"],
+        counts["preload_bars"],
+        counts["bad_bars"] or "none",
+        counts["triangles"],
+        stats.written,
+        stats.batches,
+        stats.commits,
+        stats.retries,
+        computed_s,
+        counts["seconds"],
+    )
+    return counts

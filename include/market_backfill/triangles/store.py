@@ -1,0 +1,82 @@
+"""The ``triangle_events_v1`` table: its columns, its key, and the writes of a chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from psycopg import sql
+
+from market_backfill.db.connection import Connection
+from market_backfill.db.copy_format import ColumnKind
+from market_backfill.db.inserter import ConflictPolicy
+from market_backfill.db.tables import EVENTS_TABLE
+from market_backfill.planning import Chunk
+from market_backfill.triangles.engine import LOGIC_VERSION, SETTING_COLUMNS
+from market_backfill.triangles.params import TriangleParams
+
+EVENT_COLUMNS = (
+    "symbol",
+    "ts",
+    "direction",
+    "bias_1m",
+    "bias_5m",
+    "bias_15m",
+    "bias_1h",
+    "bias_4h",
+    "bias_1d",
+    "htf_bullish",
+    "htf_bearish",
+    *SETTING_COLUMNS,
+    "source_table",
+    "logic_version",
+)
+EVENT_KINDS: dict[str, ColumnKind] = {"ts": "ts_ns", "warmup": "int"}
+EVENT_INSERT_IGNORE = ConflictPolicy(
+    key=("symbol", "ts", "direction", *SETTING_COLUMNS, "source_table", "logic_version")
+)
+
+
+def settings_filter(p: TriangleParams) -> tuple[sql.Composable, list[Any]]:
+    """A WHERE condition (and its values) selecting the events of these settings."""
+    row = p.settings.as_row()
+    cols = [*SETTING_COLUMNS, "source_table", "logic_version"]
+    values = [row[c] for c in SETTING_COLUMNS] + [p.source_table, LOGIC_VERSION]
+    cond = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in cols)
+    return cond, values
+
+
+def event_rows(events: pd.DataFrame, symbol: str, parsed: TriangleParams) -> pd.DataFrame:
+    """The engine's events as rows of the table: settings, source and version added."""
+    rows = events.copy()
+    rows.insert(0, "symbol", symbol)
+    for key, value in parsed.settings.as_row().items():
+        rows[key] = value
+    rows["source_table"] = parsed.source_table
+    rows["logic_version"] = LOGIC_VERSION
+    rows["warmup"] = rows["warmup"].astype(np.int64)
+    return rows[list(EVENT_COLUMNS)]
+
+
+def purge(conn: Connection, chunk: Chunk, parsed: TriangleParams) -> int:
+    """Delete the chunk's events of these settings (in the caller's transaction)."""
+    cond, values = settings_filter(parsed)
+    query = sql.SQL("DELETE FROM {} WHERE symbol = %s AND ts >= %s AND ts < %s AND {}").format(
+        sql.Identifier(EVENTS_TABLE), cond
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, [chunk.symbol, chunk.start_dt, chunk.end_dt, *values])
+        return cur.rowcount
+
+
+def stored_events(conn: Connection, symbols: Sequence[str]) -> pd.DataFrame:
+    """Every stored event of ``symbols`` (for reports and tests), ordered."""
+    query = sql.SQL("SELECT {} FROM {} WHERE symbol = ANY(%s) ORDER BY symbol, ts, direction")
+    query = query.format(
+        sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS)), sql.Identifier(EVENTS_TABLE)
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (list(symbols),))
+        return pd.DataFrame(cur.fetchall(), columns=list(EVENT_COLUMNS))

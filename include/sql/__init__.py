@@ -1,0 +1,1 @@
+"""The SQL files of market-backfill (installed as the package ``market_backfill.sql``)."""

@@ -1,0 +1,157 @@
+"""The chunk runner against a real market database: audit rows, fail-fast, the summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from market_backfill.airflow.chunks import (
+    ensure_schema,
+    plan_monthly,
+    plan_or_fail,
+    run_audited,
+    summarize_run,
+)
+from market_backfill.airflow.connections import hook_connector
+from market_backfill.airflow.context import RunContext
+from market_backfill.db import audit
+from market_backfill.errors import ParamError
+from market_backfill.planning import Chunk
+from market_backfill.sources import PermanentSourceError, SourceError
+
+RUN = RunContext("stage", "run-1", {"symbols": ["GLBX.MDP3:NQ"]})
+DEC = Chunk("GLBX.MDP3:NQ", "2025-12", "2025-12-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00")
+NOV = Chunk("GLBX.MDP3:NQ", "2025-11", "2025-11-01T00:00:00+00:00", "2025-12-01T00:00:00+00:00")
+
+
+def _rows(run: RunContext = RUN) -> dict[str, dict]:
+    return {r["chunk"]: r for r in audit.run_rows(hook_connector(), run.dag_id, run.run_id)}
+
+
+def test_a_chunk_that_succeeds_is_recorded_with_its_result(market_db):
+    seen = []
+
+    def work(chunk, connect):
+        seen.append((chunk, connect().closed))
+        return {"rows_in": 3, "rows_skipped": {"PRICE_FLOOR": 1}}
+
+    assert run_audited(DEC.to_dict(), work, RUN) == {
+        "rows_in": 3,
+        "rows_skipped": {"PRICE_FLOOR": 1},
+    }
+    assert seen == [(DEC, False)]
+    row = _rows()["2025-12"]
+    assert (row["status"], row["attempts"], row["counts"]["rows_in"]) == ("success", 1, 3)
+
+
+@pytest.mark.parametrize(
+    "error", [ParamError("dbn_path", "param 'dbn_path' is bad"), PermanentSourceError("401")]
+)
+def test_errors_no_retry_can_fix_fail_fast_and_are_recorded(market_db, error):
+    def work(chunk, connect):
+        raise error
+
+    with pytest.raises(AirflowFailException, match="NQ 2025-12: "):
+        run_audited(DEC.to_dict(), work, RUN)
+    row = _rows()["2025-12"]
+    assert row["status"] == "failed"
+    assert str(error) in row["error"]
+
+
+def test_other_errors_are_left_to_airflow_retries_and_a_retry_counts(market_db):
+    outcomes = iter([SourceError("503"), {"rows_in": 1}])
+
+    def work(chunk, connect):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with pytest.raises(SourceError):
+        run_audited(DEC.to_dict(), work, RUN)
+    assert _rows()["2025-12"]["status"] == "failed"
+    run_audited(DEC.to_dict(), work, RUN)  # the cleared task runs again
+    row = _rows()["2025-12"]
+    assert (row["status"], row["attempts"], row["error"]) == ("success", 2, None)
+
+
+def test_the_summary_totals_the_chunks_and_stores_the_total_row(market_db):
+    for chunk, n in ((NOV, 2), (DEC, 5)):
+        run_audited(chunk.to_dict(), lambda c, k, n=n: {"rows_in": n, "seconds": 1.0}, RUN)
+    done = []
+    totals = summarize_run(
+        [NOV.to_dict(), DEC.to_dict()],
+        ("rows_in",),
+        RUN,
+        on_success=lambda: done.append(True),
+        extra={"note": "x"},
+    )
+    assert totals == {
+        "rows_in": 7,
+        "chunks": 2,
+        "chunks_planned": 2,
+        "chunks_failed": 0,
+        "note": "x",
+    }
+    assert done == [True]
+    with market_db.connect() as conn:
+        status, counts = conn.execute(
+            "SELECT status, counts FROM backfill_runs WHERE run_id = 'run-1' AND symbol = '*'"
+        ).fetchone()
+    assert (status, counts["rows_in"]) == ("success", 7)
+
+
+def test_the_summary_fails_the_run_naming_failed_and_missing_chunks(market_db):
+    def boom(chunk, connect):
+        raise SourceError("gateway down")
+
+    with pytest.raises(SourceError):
+        run_audited(DEC.to_dict(), boom, RUN)
+    done = []
+    with pytest.raises(RuntimeError, match="2 of 2 chunks did not succeed") as err:
+        summarize_run([NOV.to_dict(), DEC.to_dict()], (), RUN, on_success=lambda: done.append(True))
+    assert "NQ 2025-11 (missing: not run)" in str(err.value)
+    assert "gateway down" in str(err.value)
+    assert done == []
+    with market_db.connect() as conn:
+        status, error = conn.execute(
+            "SELECT status, error FROM backfill_runs WHERE run_id = 'run-1' AND symbol = '*'"
+        ).fetchone()
+    assert status == "failed"
+    assert "NQ 2025-12" in error
+
+
+def test_without_a_plan_the_summary_fails_fast(market_db):
+    with pytest.raises(AirflowFailException, match="the plan task did not succeed"):
+        summarize_run(None, (), RUN)
+
+
+def test_planning_passes_the_run_end_and_the_map_limit_and_fails_fast(market_db):
+    end = datetime(2025, 12, 31, tzinfo=UTC)
+    got = {}
+
+    def plan_run(connect, params, *, run_end, max_chunks):
+        got.update(params=params, run_end=run_end, max_chunks=max_chunks, conn=connect())
+        return [DEC.to_dict()]
+
+    run = RunContext("stage", "r", {"a": 1}, run_end=end)
+    assert plan_monthly(plan_run, run) == [DEC.to_dict()]
+    assert (got["params"], got["run_end"], got["max_chunks"]) == ({"a": 1}, end, 1024)
+    got["conn"].close()
+
+    def bad():
+        raise ParamError("end", "param 'end' (x) is before 'start' (y)")
+
+    with pytest.raises(AirflowFailException, match=r"param 'end' \(x\)"):
+        plan_or_fail(bad)
+
+
+def test_ensure_schema_is_idempotent(pg_db, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_MARKET_DB", pg_db.airflow_uri)
+    ensure_schema()
+    ensure_schema()
+    with pg_db.connect() as conn:
+        n = conn.execute("SELECT count(*) FROM market_symbols").fetchone()[0]
+    assert n == 4

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from market_backfill.airflow.connections import hook_connector
+from market_backfill.db.inserter import BatchInserter, BatchInsertError, ConflictPolicy
+from market_backfill.db.tables import CLEAN_TABLE
+from market_backfill.names import BAR_COLUMNS
+from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
+from market_backfill_devtools.sample import bar_frame
+
+
+def _inserter(connect, **kwargs) -> BatchInserter:
+    return BatchInserter(connect, CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS, **kwargs)
+
+
+def _count(db) -> tuple[int, int]:
+    with db.connect() as conn:
+        return conn.execute(
+            f"SELECT count(*), count(DISTINCT (symbol, ts)) FROM {CLEAN_TABLE}"
+        ).fetchone()
+
+
+def test_hook_connector_gives_the_driver_the_tests_exercise(market_db):
+    conn = hook_connector()()
+    try:
+        assert isinstance(conn, psycopg.Connection)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("rows", "batch_size"), [(1234, 500), (500, 500), (1, 500), (7, 3)])
+def test_commits_once_per_batch(market_db, rows, batch_size):
+    with _inserter(hook_connector(), batch_size=batch_size) as ins:
+        stats = ins.insert(bar_frame(rows))
+    expected = -(-rows // batch_size)
+    assert (stats.rows, stats.batches, stats.commits, stats.retries) == (
+        rows,
+        expected,
+        expected,
+        0,
+    )
+    assert stats.written == rows
+    assert _count(market_db) == (rows, rows)
+
+
+def test_prices_round_trip_exactly(market_db):
+    frame = bar_frame(3)
+    frame.loc[0, "open"] = 21034_123456789
+    frame.loc[0, "high"] = 21040_000000001
+    with _inserter(hook_connector()) as ins:
+        ins.insert(frame)
+    with market_db.connect() as conn:
+        o, h = conn.execute(
+            f"SELECT open::text, high::text FROM {CLEAN_TABLE} ORDER BY ts"
+        ).fetchone()
+    assert (o, h) == ("21034.123456789", "21040.000000001")
+
+
+def test_rerun_is_idempotent_and_only_rewrites_changed_rows(market_db):
+    frame = bar_frame(1200)
+    with _inserter(hook_connector()) as ins:
+        ins.insert(frame)
+        again = ins.insert(frame)
+        changed = frame.copy()
+        changed.loc[[5, 700], "volume"] += 1
+        third = ins.insert(changed)
+    assert again.written == 0
+    assert third.written == 2
+    assert _count(market_db) == (1200, 1200)
+
+
+def test_iterator_of_tuples(market_db):
+    frame = bar_frame(10)
+    from decimal import Decimal
+
+    from market_backfill.timeutil import from_ns
+
+    rows = (
+        (
+            r.symbol,
+            from_ns(r.ts),
+            Decimal(r.open) / 10**9,
+            Decimal(r.high) / 10**9,
+            Decimal(r.low) / 10**9,
+            Decimal(r.close) / 10**9,
+            int(r.volume),
+        )
+        for r in frame.itertuples()
+    )
+    with _inserter(hook_connector(), batch_size=4) as ins:
+        stats = ins.insert(rows)
+    assert (stats.rows, stats.batches, stats.commits) == (10, 3, 3)
+    assert _count(market_db) == (10, 10)
+
+
+def test_batch_size_must_be_positive(market_db):
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        _inserter(hook_connector(), batch_size=0)
+
+
+def test_a_bad_batch_names_itself_and_keeps_earlier_batches(market_db):
+    frame = bar_frame(1400)
+    rows = [tuple(r) for r in frame.itertuples(index=False)]
+    from market_backfill.timeutil import from_ns
+
+    rows = [
+        (s, from_ns(t), o / 1e9, h / 1e9, lo / 1e9, c / 1e9, v) for s, t, o, h, lo, c, v in rows
+    ]
+    rows[1100] = (*rows[1100][:6], "not-a-number")
+    with _inserter(hook_connector()) as ins, pytest.raises(BatchInsertError) as err:
+        ins.insert(rows)
+    assert err.value.batch == 3
+    assert "batch 3 (rows 1001-1400)" in str(err.value)
+    assert "2 earlier batches are committed" in str(err.value)
+    assert _count(market_db) == (1000, 1000)
+
+
+def test_conflict_do_nothing_counts_only_new_rows(market_db):
+    policy = ConflictPolicy(key=("symbol", "ts"))
+    frame = bar_frame(600)
+    ins = BatchInserter(hook_connector(), CLEAN_TABLE, BAR_COLUMNS, policy, kinds=BAR_KINDS)
+    with ins:
+        first = ins.insert(frame.iloc[:400])
+        second = ins.insert(frame)
+    assert (first.written, second.written) == (400, 200)
+
+
+def test_the_hook_sees_every_attempt_of_every_batch_in_order(market_db):
+    seen = []
+    with _inserter(hook_connector(), batch_size=300, hook=seen.append) as ins:
+        ins.insert(bar_frame(700))
+    assert [(a.batch, a.attempt, a.first_row, a.last_row) for a in seen] == [
+        (1, 1, 1, 300),
+        (2, 1, 301, 600),
+        (3, 1, 601, 700),
+    ]
+    assert seen[0].conn is None  # the first batch opens the connection
+    assert seen[1].conn is not None
+    assert seen[2].conn is seen[1].conn
+    assert {a.table for a in seen} == {CLEAN_TABLE}
+
+
+def test_the_process_wide_hook_applies_when_none_is_given(market_db, monkeypatch):
+    seen = []
+    monkeypatch.setattr(BatchInserter, "default_hook", seen.append)
+    with _inserter(hook_connector(), batch_size=5) as ins:
+        ins.insert(bar_frame(12))
+    assert [a.batch for a in seen] == [1, 2, 3]

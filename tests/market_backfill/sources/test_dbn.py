@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from market_backfill.sources.dbn import DbnDataError, open_store, read_bars
+from market_backfill.timeutil import to_ns
+from market_backfill_devtools.dbn_writer import encode_bars, quarterly_rolls, write_bars
+from market_backfill_devtools.sample import bar_frame
+
+WANTED = {"NQ.v.0": "GLBX.MDP3:NQ"}
+
+
+def _continuous(n: int, start: str = "2025-03-08T00:00Z"):
+    bars = bar_frame(n, start=start)
+    bars["symbol"] = "NQ.v.0"
+    return bars
+
+
+def test_quarterly_rolls_change_instrument_in_quarter_months():
+    ivs = quarterly_rolls(date(2025, 1, 1), date(2025, 7, 1), 100)
+    assert ivs == [
+        (date(2025, 1, 1), date(2025, 3, 10), 100),
+        (date(2025, 3, 10), date(2025, 6, 10), 101),
+        (date(2025, 6, 10), date(2025, 7, 2), 102),
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".dbn", ".dbn.zst"])
+def test_round_trip_through_a_file_across_a_roll(tmp_path: Path, suffix):
+    bars = _continuous(4 * 1440)  # 2025-03-08 .. 03-12: crosses the 03-10 roll
+    rolls = quarterly_rolls(date(2025, 3, 8), date(2025, 3, 11), 7)
+    path = write_bars(
+        tmp_path / f"x{suffix}", bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": rolls}
+    )
+    store = open_store(path, path.name)
+    got = read_bars(store, WANTED, to_ns("2025-03-09T12:00Z"), to_ns("2025-03-11T00:00Z"))
+    want = bars[(bars.ts >= to_ns("2025-03-09T12:00Z")) & (bars.ts < to_ns("2025-03-11T00:00Z"))]
+    assert len(got) == len(want) == 36 * 60
+    assert set(got.symbol) == {"GLBX.MDP3:NQ"}
+    for col in ("ts", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
+
+
+def test_other_symbols_and_ranges_give_nothing(tmp_path: Path):
+    path = write_bars(
+        tmp_path / "x.dbn", _continuous(10), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5}
+    )
+    store = open_store(path, "x")
+    assert read_bars(store, {"ES.v.0": "GLBX.MDP3:ES"}, 0, 2**62).empty
+    assert read_bars(store, WANTED, to_ns("2026-01-01"), to_ns("2026-02-01")).empty
+
+
+def test_truncated_file_is_a_clear_error(tmp_path: Path):
+    data = encode_bars(_continuous(100), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    path = tmp_path / "cut.dbn"
+    path.write_bytes(data[:-20])
+    with pytest.raises(DbnDataError, match="cut.dbn"):
+        read_bars(open_store(path, "cut.dbn"), WANTED, 0, 2**62, "cut.dbn")
+
+
+def test_garbage_is_not_a_dbn_file(tmp_path: Path):
+    path = tmp_path / "junk.dbn"
+    path.write_bytes(b"this is not DBN at all" * 10)
+    with pytest.raises(DbnDataError, match="junk.dbn: not a readable DBN file"):
+        open_store(path, "junk.dbn")
+
+
+def test_another_schema_is_refused(tmp_path: Path):
+    from databento_dbn import Metadata, Schema, SType
+
+    meta = Metadata(
+        dataset="GLBX.MDP3",
+        start=0,
+        end=1,
+        stype_in=SType.CONTINUOUS,
+        stype_out=SType.INSTRUMENT_ID,
+        schema=Schema.TRADES,
+        symbols=["NQ.v.0"],
+    )
+    path = tmp_path / "trades.dbn"
+    path.write_bytes(bytes(meta))
+    with pytest.raises(DbnDataError, match="schema is 'trades', but ohlcv-1m"):
+        open_store(path, "trades.dbn")

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from market_backfill.airflow.connections import hook_connector
+from market_backfill.db.tables import LEGACY_TABLE
+from market_backfill.errors import ParamError
+from market_backfill.names import FIXED_SCALE as PX
+from market_backfill.planning import Chunk
+from market_backfill.symbols import SymbolSettings, parse_symbol
+from market_backfill.timeutil import to_ns
+from market_backfill.triangles.engine import TriangleSettings, run_engine
+from market_backfill.triangles.load import plan_run, triangle_chunk
+from market_backfill.triangles.params import parse_params
+from market_backfill.triangles.store import stored_events
+from tests.conftest import store_bars
+
+NQ = SymbolSettings(parse_symbol("GLBX.MDP3:NQ"), "v", 0, Decimal(1000), "CME Globex Equity")
+FEB = Chunk("GLBX.MDP3:NQ", "2025-02", "2025-02-01T00:00:00+00:00", "2025-03-01T00:00:00+00:00")
+
+
+def test_params_validation():
+    assert parse_params({"symbols": ["GLBX.MDP3:NQ"]}).settings == TriangleSettings()
+    with pytest.raises(ParamError, match="needs 'allow_legacy': true"):
+        parse_params({"symbols": ["GLBX.MDP3:NQ"], "source_table": "legacy"})
+    with pytest.raises(ParamError, match="param 'anchor'"):
+        parse_params({"symbols": ["GLBX.MDP3:NQ"], "anchor": "monthly"})
+    with pytest.raises(ParamError, match="param 'warmup'"):
+        parse_params({"symbols": ["GLBX.MDP3:NQ"], "warmup": -3})
+    with pytest.raises(ParamError, match="param 'source_table'"):
+        parse_params({"symbols": ["GLBX.MDP3:NQ"], "source_table": "raw"})
+
+
+def _engine_events(frame, lo: str, hi: str, cfg: TriangleSettings):
+    ts = frame.ts.to_numpy()
+    ev = run_engine(ts, frame.open, frame.high, frame.low, frame.close, cfg).events(ts)
+    return ev[(ev.ts >= to_ns(lo)) & (ev.ts < to_ns(hi))].reset_index(drop=True)
+
+
+def test_chunk_writes_the_engine_events_once_and_purge_replaces(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    parsed = parse_params({"symbols": ["GLBX.MDP3:NQ"]})
+    first = triangle_chunk(FEB, NQ, parsed, hook_connector())
+    want = _engine_events(quarter_bars, "2025-02-01", "2025-03-01", parsed.settings)
+    assert first["triangles"] == first["inserted"] == len(want) > 100
+    assert first["preload_bars"] > 0  # read from the segment start (Sunday 2025-01-26 23:00)
+    assert first["bad_bars"] == {}
+    assert first["commits"] == first["batches"] == -(-len(want) // 500)
+    with market_db.connect() as conn:
+        got = stored_events(conn, ["GLBX.MDP3:NQ"])
+    assert (got.ts.map(lambda t: to_ns(t)).to_numpy() == want.ts.to_numpy()).all()
+    assert got.direction.tolist() == want.direction.tolist()
+    assert got.bias_1h.tolist() == want.bias_1h.tolist()
+    assert set(got.logic_version) == {"triangles-1.0"}
+    assert set(got.anchor) == {"weekly"}
+    again = triangle_chunk(FEB, NQ, parsed, hook_connector())
+    assert (again["triangles"], again["inserted"]) == (len(want), 0)
+    purged = triangle_chunk(
+        FEB, NQ, parse_params({"symbols": ["GLBX.MDP3:NQ"], "purge": True}), hook_connector()
+    )
+    assert purged["inserted"] == len(want)
+    other = triangle_chunk(
+        FEB,
+        NQ,
+        parse_params({"symbols": ["GLBX.MDP3:NQ"], "require_engulfing": True}),
+        hook_connector(),
+    )
+    assert 0 < other["inserted"] < len(want)
+    with market_db.connect() as conn:
+        assert len(stored_events(conn, ["GLBX.MDP3:NQ"])) == len(want) + other["inserted"]
+
+
+def test_bad_clean_bars_are_skipped_and_counted(market_db, quarter_bars):
+    frame = (
+        quarter_bars[
+            (quarter_bars.ts >= to_ns("2025-02-03")) & (quarter_bars.ts < to_ns("2025-02-08"))
+        ]
+        .copy()
+        .reset_index(drop=True)
+    )
+    frame.loc[100, "low"] = 900 * PX  # below the floor
+    frame.loc[100, "open"] = max(frame.loc[100, "open"], frame.loc[100, "low"])
+    store_bars(frame)
+    counts = triangle_chunk(FEB, NQ, parse_params({"symbols": ["GLBX.MDP3:NQ"]}), hook_connector())
+    assert counts["bad_bars"] == {"PRICE_FLOOR": 1}
+    assert counts["bars"] == len(frame)
+
+
+def test_legacy_table_shifts_close_stamps_and_applies_the_heuristics(market_db, quarter_bars):
+    frame = (
+        quarter_bars[
+            (quarter_bars.ts >= to_ns("2025-02-03")) & (quarter_bars.ts < to_ns("2025-02-08"))
+        ]
+        .copy()
+        .reset_index(drop=True)
+    )
+    legacy = frame.copy()
+    legacy["ts"] = legacy["ts"] + 60 * PX  # close-stamped
+    spike = legacy.index[200]
+    legacy.loc[spike, ["open", "high", "low", "close"]] = legacy.loc[spike, "close"] + 900 * PX
+    store_bars(legacy, table=LEGACY_TABLE)
+    parsed = parse_params(
+        {"symbols": ["GLBX.MDP3:NQ"], "source_table": "legacy", "allow_legacy": True}
+    )
+    counts = triangle_chunk(FEB, NQ, parsed, hook_connector())
+    assert counts["bad_bars"] == {"DISCONTINUITY": 1}
+    good = frame.drop(index=200)
+    want = _engine_events(good, "2025-02-01", "2025-03-01", parsed.settings)
+    assert counts["triangles"] == len(want)
+    with market_db.connect() as conn:
+        got = stored_events(conn, ["GLBX.MDP3:NQ"])
+    assert [to_ns(t) for t in got.ts] == want.ts.tolist()  # open times
+    assert set(got.source_table) == {"legacy"}
+
+
+def test_a_range_without_bars_gives_zero_counts(market_db):
+    counts = triangle_chunk(FEB, NQ, parse_params({"symbols": ["GLBX.MDP3:NQ"]}), hook_connector())
+    assert (counts["bars"], counts["triangles"], counts["inserted"], counts["batches"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+def test_catch_up_plan_runs_from_the_latest_event_to_the_last_bar(market_db, quarter_bars):
+    store_bars(quarter_bars[quarter_bars.ts < to_ns("2025-02-10")])
+    params = {"symbols": ["GLBX.MDP3:NQ"]}
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    first = plan_run(hook_connector(), params, run_end=None, now=now)
+    assert first[0]["start"].startswith("2025-02-0")  # 7 days before the last bar
+    triangle_chunk(Chunk.from_dict(first[0]), NQ, parse_params(params), hook_connector())
+    with market_db.connect() as conn:
+        last = conn.execute("SELECT max(ts) FROM triangle_events_v1").fetchone()[0]
+    second = plan_run(hook_connector(), params, run_end=None, now=now)
+    assert datetime.fromisoformat(second[0]["start"]) > last
+    assert np.all([c["symbol"] == "GLBX.MDP3:NQ" for c in second])
+
+
+def test_unknown_symbols_and_legacy_are_refused_at_plan_time(market_db):
+    with pytest.raises(ParamError, match="unknown symbol"):
+        plan_run(
+            hook_connector(),
+            {"symbols": ["GLBX.MDP3:ZZ"], "start": "2025-01-01", "end": "2025-01-02"},
+            run_end=None,
+        )
