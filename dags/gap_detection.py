@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, TriggerRule, dag, task
 
-from market_backfill.airflow.params import DEFAULT_ARGS, range_params, source_params
+from market_backfill.airflow.params import DEFAULT_ARGS, int_param, range_params, source_params
 
 DOC = """
 ### Find and repair missing minutes
@@ -45,13 +45,8 @@ expected minutes, stored, percent, open gaps) in its log, XCom and `backfill_run
     default_args=DEFAULT_ARGS,
     params={
         **range_params("the last 30 days"),
-        "min_gap_minutes": Param(
-            5,
-            type="integer",
-            minimum=1,
-            maximum=100000,
-            title="Minimum gap (minutes)",
-            description="Shorter runs of missing minutes are quiet minutes.",
+        "min_gap_minutes": int_param(
+            5, 1, 100000, "Minimum gap (minutes)", "Shorter runs of missing minutes are quiet."
         ),
         "repair": Param(
             True,
@@ -59,13 +54,8 @@ expected minutes, stored, percent, open gaps) in its log, XCom and `backfill_run
             title="Repair",
             description="Re-ingest each open gap and check it again.",
         ),
-        "max_repairs": Param(
-            100,
-            type="integer",
-            minimum=0,
-            maximum=1024,
-            title="Max repairs per run",
-            description="Open gaps repaired per run, oldest first.",
+        "max_repairs": int_param(
+            100, 0, 1024, "Max repairs per run", "Open gaps repaired per run, oldest first."
         ),
         **source_params("repairs"),
     },

@@ -5,10 +5,18 @@ Thin wiring only: the task bodies live in ``market_backfill.triangles.tasks``.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS, TRIANGLES
-from market_backfill.airflow.params import DEFAULT_ARGS, batch_size_param, flag, range_params
+from market_backfill.airflow.params import (
+    DEFAULT_ARGS,
+    batch_size_param,
+    choice_param,
+    flag,
+    int_param,
+    range_params,
+    text_param,
+)
 
 DOC = """
 ### Triangle signals from 1-minute bars
@@ -48,34 +56,21 @@ settings. Runs after every successful `ohlcv_reingest` (Asset schedule) in catch
     default_args=DEFAULT_ARGS,
     params={
         **range_params("catch up from the latest event of these settings"),
-        "anchor": Param(
-            "weekly",
-            type="string",
-            enum=["weekly", "session", "fixed"],
-            title="Anchor",
-            description="Where all engine state resets.",
+        "anchor": choice_param(
+            "weekly", ["weekly", "session", "fixed"], "Anchor", "Where all engine state resets."
         ),
-        "anchor_at": Param(
-            None,
-            type=["null", "string"],
-            title="Fixed anchor (UTC)",
-            description="For anchor 'fixed', e.g. 2010-06-06T00:00:00Z.",
+        "anchor_at": text_param(
+            "Fixed anchor (UTC)", "For anchor 'fixed', e.g. 2010-06-06T00:00:00Z."
         ),
-        "warmup": Param(
-            5,
-            type="integer",
-            minimum=0,
-            maximum=10000,
-            title="Warm-up bars",
-            description="Bars of a segment before a triangle may fire.",
+        "warmup": int_param(
+            5, 0, 10000, "Warm-up bars", "Bars of a segment before a triangle may fire."
         ),
-        "source_table": Param(
+        "source_table": choice_param(
             "clean",
-            type="string",
-            enum=["clean", "legacy"],
-            title="Source table",
-            description="clean: bars stamped at their open. legacy: close-stamped, "
-            "extra corruption filters (needs Allow legacy).",
+            ["clean", "legacy"],
+            "Source table",
+            "clean: bars stamped at their open. legacy: close-stamped, extra corruption "
+            "filters (needs Allow legacy).",
         ),
         "allow_legacy": flag("Allow legacy", "Needed to read the legacy (close-stamped) table."),
         "htf_aligned_only": flag("HTF aligned only", "Only triangles the enabled HTFs agree with."),

@@ -7,13 +7,38 @@ over one calendar month cut to the range; chunks travel through XCom as plain di
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.errors import ParamError
-from market_backfill.symbols import Symbol, parse_symbol
+from market_backfill.symbols import Symbol, load_settings, parse_symbol
+from market_backfill.timeutil import floor_minute
+
+log = logging.getLogger(__name__)
+
+Range = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a stage's planner gets: where to read, the run's params, the run's end (its
+    data interval end, or None) and the most chunks Airflow may map."""
+
+    connect: Connector
+    params: Mapping[str, Any]
+    run_end: datetime | None = None
+    max_chunks: int = 1024
+    now: datetime | None = None  # the current time; tests fix it
+
+    @property
+    def catch_up_end(self) -> datetime:
+        """Where catch-up stops: the run's end, never past now (both cut to the minute)."""
+        now = floor_minute(self.now or datetime.now(UTC))
+        return min(floor_minute(self.run_end) if self.run_end else now, now)
 
 
 class ChunkData(TypedDict):
@@ -78,9 +103,7 @@ def monthly_chunks(symbol: Symbol | str, start: datetime, end: datetime) -> list
     ]
 
 
-def plan(
-    ranges: Mapping[Symbol, tuple[datetime, datetime]], *, max_chunks: int = 1024
-) -> list[ChunkData]:
+def plan(ranges: Mapping[Symbol, Range], *, max_chunks: int = 1024) -> list[ChunkData]:
     """Chunks for every symbol's range, symbol-major; refuse plans over ``max_chunks``
     (Airflow's ``max_map_length``) with a message that says how to split the run."""
     chunks = [c.to_dict() for sym, (s, e) in ranges.items() for c in monthly_chunks(sym, s, e)]
@@ -103,3 +126,23 @@ def summarize_plan(chunks: Sequence[ChunkData]) -> str:
         f"{len(chunks)} chunks for {len(symbols)} symbol(s) {symbols}, "
         f"{min(c['start'] for c in chunks)} .. {max(c['end'] for c in chunks)}"
     )
+
+
+def plan_ranges(
+    request: PlanRequest,
+    symbols: Sequence[Symbol],
+    window: Range | None,
+    catch_up: Callable[[Connection], Mapping[Symbol, Range]],
+) -> list[ChunkData]:
+    """A run's chunks: with a ``window`` (dates) every symbol gets it, else ``catch_up``
+    reads each symbol's range from what is stored. Checks the symbols against the registry
+    first (an unknown one is a :class:`SymbolError`); one read-only transaction."""
+
+    def ranges_of(conn: Connection) -> Mapping[Symbol, Range]:
+        load_settings(conn, symbols)
+        return dict.fromkeys(symbols, window) if window is not None else catch_up(conn)
+
+    ranges = run_transaction(request.connect, ranges_of, what="plan")
+    chunks = plan(ranges, max_chunks=request.max_chunks)
+    log.info("plan: %s", summarize_plan(chunks))
+    return chunks

@@ -177,16 +177,31 @@ def test_databento_source_end_to_end_one_request_per_month(
     }
 
 
-def test_a_rejected_key_fails_chunks_at_once(reingest_dag, market_db, gateway, capfd, monkeypatch):
+def test_a_rejected_key_stops_the_run_after_one_request(
+    reingest_dag, market_db, gateway, capfd, monkeypatch
+):
     gateway.state.key = "db-SOMEONE-ELSE"
     run = reingest_dag.test(
-        run_conf={"source": "databento", "start": "2025-02-01", "end": "2025-02-28"}
+        run_conf={"source": "databento", "start": "2025-01-01", "end": "2025-03-31"}
     )
     assert run.state == "failed"
-    assert len(gateway.state.requests) == 1
+    assert len(gateway.state.requests) == 1, "later months must not call Databento"
     output = _output(capfd)
     assert "Databento answered 401" in output
     assert "db-TESTKEY" not in output
+    with market_db.connect() as conn:
+        rows = conn.execute(
+            "SELECT chunk, attempts, error FROM backfill_runs WHERE run_id = %s ORDER BY chunk",
+            (run.run_id,),
+        ).fetchall()
+    assert [(chunk, attempts) for chunk, attempts, _ in rows] == [
+        ("2025-01", 1),
+        ("2025-02", 1),
+        ("2025-03", 1),
+        ("total", 1),
+    ]
+    assert "answered 401" in rows[0][2]
+    assert "the run was stopped" in rows[1][2]
 
 
 def test_server_errors_and_rate_limits_are_retried_and_the_chunk_succeeds(

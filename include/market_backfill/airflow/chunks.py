@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from market_backfill.airflow.connections import MARKET_DB_CONN_ID, hook_connector
 from market_backfill.airflow.context import RunContext, max_map_length
@@ -18,7 +17,7 @@ from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.schema import apply_schema
 from market_backfill.errors import ParamError
-from market_backfill.planning import Chunk, ChunkData
+from market_backfill.planning import Chunk, ChunkData, PlanRequest
 from market_backfill.sources import PermanentSourceError
 from market_backfill.summary import format_table, totals
 
@@ -29,17 +28,8 @@ ChunkWork = Callable[[Chunk, Connector], Mapping[str, Any]]
 """A stage's work on one chunk: returns the chunk's result (its XCom)."""
 
 
-class PlanRun(Protocol):
-    """A stage's planner: validates params, returns the chunks to map over."""
-
-    def __call__(
-        self,
-        connect: Connector,
-        params: Mapping[str, Any],
-        *,
-        run_end: datetime | None,
-        max_chunks: int,
-    ) -> list[ChunkData]: ...
+PlanRun = Callable[[PlanRequest], list[ChunkData]]
+"""A stage's planner: validates params, returns the chunks to map over."""
 
 
 def fail_fast(message: str) -> BaseException:
@@ -65,25 +55,31 @@ def plan_or_fail(plan: Callable[[], T]) -> T:
 def plan_monthly(plan_run: PlanRun, run: RunContext) -> list[ChunkData]:
     """The plan task of a monthly-chunked DAG: ``plan_run`` with the run's end and
     Airflow's ``max_map_length``."""
-    return plan_or_fail(
-        lambda: plan_run(run.connect, run.params, run_end=run.run_end, max_chunks=max_map_length())
-    )
+    request = PlanRequest(run.connect, run.params, run.run_end, max_chunks=max_map_length())
+    return plan_or_fail(lambda: plan_run(request))
 
 
 def run_audited(chunk_data: Mapping[str, Any], work: ChunkWork, run: RunContext) -> Any:
     """Run ``work`` for one chunk, recording it in ``backfill_runs`` (a re-run counts an
     attempt); return its result. A bad param or a refused source fails without retries;
-    any other error fails the task for Airflow to retry."""
+    a refusal no chunk can escape (a rejected key, no entitlement) also stops the run: its
+    later chunks fail at once without calling the source, until the summary lifts the
+    stop. Any other error fails the task for Airflow to retry."""
     chunk = Chunk.from_dict(chunk_data)
     connect = run.connect
     audit.record_start(connect, run.dag_id, run.run_id, chunk.symbol, chunk.month)
     try:
+        stopped = audit.run_stop(connect, run.dag_id, run.run_id)
+        if stopped is not None:
+            raise PermanentSourceError(f"not run, the run was stopped: {stopped}")
         result = work(chunk, connect)
     except Exception as exc:
         message = f"{chunk.label}: {type(exc).__name__}: {exc}"
         audit.record_finish(
             connect, run.dag_id, run.run_id, chunk.symbol, chunk.month, "failed", {}, message
         )
+        if isinstance(exc, PermanentSourceError) and exc.run_wide:
+            audit.record_stop(connect, run.dag_id, run.run_id, message)
         if isinstance(exc, (PermanentSourceError, ParamError)):
             raise fail_fast(message) from exc
         raise
@@ -104,10 +100,12 @@ def summarize_run(
     """Log the per-chunk table, store the run's totals in ``backfill_runs`` (symbol ``*``,
     chunk ``total``; one short transaction) and fail the task, so the run, when any
     planned chunk did not succeed. Without a plan (the plan task failed) nothing was
-    loaded: the task fails too, since Airflow judges a run by its leaf tasks."""
+    loaded: the task fails too, since Airflow judges a run by its leaf tasks. Lifts the
+    run's stop, if any, so that chunks cleared after a fix run again."""
+    connect = run.connect
+    audit.clear_stop(connect, run.dag_id, run.run_id)  # cleared chunks may run again
     if planned is None:
         raise fail_fast("nothing done: the plan task did not succeed (see its log)")
-    connect = run.connect
     rows = {(r["symbol"], r["chunk"]): r for r in audit.run_rows(connect, run.dag_id, run.run_id)}
     table, done, problems = [], [], []
     for item in planned:

@@ -5,12 +5,19 @@ Imported when DAG files are parsed, so it imports nothing heavy and touches no s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param
 
-from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_SYMBOLS, SOURCES, SYMBOL_PATTERN
+from market_backfill.names import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_SYMBOLS,
+    ROLL_RULES,
+    SOURCES,
+    SYMBOL_PATTERN,
+)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
@@ -49,52 +56,70 @@ def range_params(catch_up: str) -> dict[str, Param]:
     }
 
 
+def choice_param(
+    default: str,
+    choices: Sequence[str],
+    title: str,
+    description: str,
+    labels: Mapping[str, str] | None = None,
+) -> Param:
+    """A param the trigger form offers as a drop-down of ``choices`` (shown as ``labels``)."""
+    extra = {"values_display": dict(labels)} if labels else {}
+    return Param(
+        default, type="string", enum=list(choices), title=title, description=description, **extra
+    )
+
+
+def text_param(title: str, description: str) -> Param:
+    """An optional free-text param, empty by default."""
+    return Param(None, type=["null", "string"], title=title, description=description)
+
+
 def source_params(what: str) -> dict[str, Param]:
     """Where bars come from: ``source``, ``dbn_path``, ``roll_rule`` and ``rank``;
     ``what`` says what is loaded (the chunks, a gap's repair)."""
     return {
-        "roll_rule": Param(
+        "roll_rule": choice_param(
             "v",
-            type="string",
-            enum=["v", "c", "n"],
-            title="Roll rule",
-            values_display={"v": "v: volume", "c": "c: calendar", "n": "n: open interest"},
-            description="How the continuous contract rolls.",
+            list(ROLL_RULES),
+            "Roll rule",
+            "How the continuous contract rolls.",
+            {rule: f"{rule}: {name}" for rule, name in ROLL_RULES.items()},
         ),
-        "rank": Param(
-            0,
-            type="integer",
-            minimum=0,
-            maximum=9,
-            title="Rank",
-            description="0 = front month, 1 = second, ...",
-        ),
-        "source": Param(
+        "rank": int_param(0, 0, 9, "Rank", "0 = front month, 1 = second, ..."),
+        "source": choice_param(
             SOURCES[0],
-            type="string",
-            enum=list(SOURCES),
-            title="Source",
-            description=f"Where {what} load from. databento: the historical API (billed). "
+            SOURCES,
+            "Source",
+            f"Where {what} load from. databento: the historical API (billed). "
             "dbn_file: DBN files on disk.",
         ),
-        "dbn_path": Param(
-            None,
-            type=["null", "string"],
-            title="DBN path",
-            description="For source dbn_file: a .dbn or .dbn.zst file, or a glob.",
+        "dbn_path": text_param(
+            "DBN path", "For source dbn_file: a .dbn or .dbn.zst file, or a glob."
         ),
     }
 
 
+def int_param(default: int, minimum: int, maximum: int, title: str, description: str) -> Param:
+    """An integer param with bounds the trigger form enforces."""
+    return Param(
+        default,
+        type="integer",
+        minimum=minimum,
+        maximum=maximum,
+        title=title,
+        description=description,
+    )
+
+
 def batch_size_param() -> Param:
     """``batch_size``: rows per committed batch of the shared inserter."""
-    return Param(
+    return int_param(
         DEFAULT_BATCH_SIZE,
-        type="integer",
-        minimum=1,
-        maximum=100000,
-        title="Rows per committed batch",
-        description="Rows per committed transaction (the shared inserter's batch).",
+        1,
+        100000,
+        "Rows per committed batch",
+        "Rows per committed transaction (the shared inserter's batch).",
     )
 
 

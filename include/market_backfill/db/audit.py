@@ -94,3 +94,43 @@ def run_rows(connect: Connector, dag_id: str, run_id: str) -> list[dict[str, Any
             ]
 
     return run_transaction(connect, work, what="backfill_runs read")
+
+
+STOP_CHUNK = "stop"
+"""The ``chunk`` of a run's stop row (symbol ``*``): set by an error no chunk of the run
+can escape (a rejected API key), read before every chunk, cleared by the run's summary."""
+
+_STOP_SQL = """
+SELECT error FROM backfill_runs
+WHERE dag_id = %s AND run_id = %s AND symbol = '*' AND chunk = 'stop'
+"""
+_CLEAR_STOP_SQL = """
+DELETE FROM backfill_runs WHERE dag_id = %s AND run_id = %s AND symbol = '*' AND chunk = 'stop'
+"""
+
+
+def record_stop(connect: Connector, dag_id: str, run_id: str, reason: str) -> None:
+    """Stop the run: its later chunks fail at once, without touching the source."""
+    record_finish(connect, dag_id, run_id, "*", STOP_CHUNK, "failed", {}, reason)
+
+
+def run_stop(connect: Connector, dag_id: str, run_id: str) -> str | None:
+    """Why the run was stopped, or None."""
+
+    def work(conn: Connection) -> str | None:
+        with conn.cursor() as cur:
+            cur.execute(_STOP_SQL, (dag_id, run_id))
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    return run_transaction(connect, work, what="backfill_runs stop")
+
+
+def clear_stop(connect: Connector, dag_id: str, run_id: str) -> None:
+    """Lift the run's stop, so that chunks cleared after a fix run again."""
+
+    def work(conn: Connection) -> None:
+        with conn.cursor() as cur:
+            cur.execute(_CLEAR_STOP_SQL, (dag_id, run_id))
+
+    run_transaction(connect, work, what="backfill_runs stop")

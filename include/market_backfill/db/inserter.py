@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import pandas as pd
 from psycopg import sql
@@ -71,6 +71,14 @@ class BatchInsertError(RuntimeError):
         self.last_row = last_row
 
 
+class Cadence(TypedDict):
+    """How a write went, in every stage's chunk result and summary."""
+
+    batches: int
+    commits: int  # one per batch written
+    retries: int  # batches retried after a lost connection
+
+
 @dataclass
 class InsertStats:
     """What a write did: ``rows`` offered, ``written`` inserted or changed, and the cadence."""
@@ -85,6 +93,10 @@ class InsertStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def cadence(self) -> Cadence:
+        """The batches, commits and retries of the write."""
+        return Cadence(batches=self.batches, commits=self.commits, retries=self.retries)
 
 
 @dataclass(frozen=True)

@@ -11,25 +11,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypedDict
 
 from psycopg import sql
 
-from market_backfill.db.connection import Connection, Connector, run_transaction
+from market_backfill.db.connection import Connection, Connector
 from market_backfill.db.copy_format import ColumnKind
-from market_backfill.db.inserter import BatchInserter, ConflictPolicy
+from market_backfill.db.inserter import BatchInserter, Cadence, ConflictPolicy
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
-from market_backfill.params import Params, require_known
-from market_backfill.planning import Chunk, ChunkData, plan, summarize_plan
+from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
 from market_backfill.reingest.hygiene import validate_bars
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.retry import Backoff
 from market_backfill.sources import BarSource
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Symbol, SymbolSettings
-from market_backfill.timeutil import floor_minute
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +50,15 @@ WRITE_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
 
 
 class ReingestSummary(TypedDict):
-    """The per-chunk summary columns of ``ohlcv_reingest`` (and its chunk XCom)."""
+    """The per-chunk summary columns of ``ohlcv_reingest`` before the write's cadence."""
 
     rows_in: int
     rows_valid: int
     rows_skipped: dict[str, int]  # by hygiene reason; reasons with no skip left out
     rows_written: int  # inserted or changed
-    batches: int
-    commits: int
-    retries: int
 
 
-class ReingestResult(ChunkHeader, ReingestSummary):
+class ReingestResult(ChunkHeader, ReingestSummary, Cadence):
     """One chunk's XCom: the summary plus which chunk and which source."""
 
     source: str
@@ -80,14 +75,7 @@ def last_bar_times(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, 
     return out
 
 
-def plan_run(
-    connect: Connector,
-    params: Params,
-    *,
-    run_end: datetime | None,
-    now: datetime | None = None,
-    max_chunks: int = 1024,
-) -> list[ChunkData]:
+def plan_run(request: PlanRequest) -> list[ChunkData]:
     """Validate params and symbols, then cut the work into chunks.
 
     With dates: ``[start, end + 1 day)`` for every symbol. Catch-up mode (no dates): per
@@ -95,28 +83,16 @@ def plan_run(
     end when nothing is stored) up to ``run_end`` (the run's data interval end; now for a
     manual run), never beyond now.
     """
-    parsed = parse_params(params)
-    now = floor_minute(now or datetime.now(UTC))
+    parsed = parse_params(request.params)
+    end = request.catch_up_end
 
-    def work(conn: Connection) -> dict[Symbol, tuple[datetime, datetime]]:
-        require_known(conn, parsed.symbols)
-        if parsed.window is not None:
-            return dict.fromkeys(parsed.symbols, parsed.window)
-        end = min(floor_minute(run_end) if run_end else now, now)
-        ranges = {}
-        for sym, last in last_bar_times(conn, parsed.symbols).items():
-            start = last + MINUTE if last is not None else end - CATCHUP_LOOKBACK
-            if last is None:
-                log.info(
-                    "%s: no stored bars; catch-up starts %s before the end", sym, CATCHUP_LOOKBACK
-                )
-            ranges[sym] = (start, end)
-        return ranges
+    def catch_up(conn: Connection) -> dict[Symbol, Range]:
+        last = last_bar_times(conn, parsed.symbols)
+        for sym in (s for s, ts in last.items() if ts is None):
+            log.info("%s: no stored bars; catch-up starts %s before the end", sym, CATCHUP_LOOKBACK)
+        return {s: (ts + MINUTE if ts else end - CATCHUP_LOOKBACK, end) for s, ts in last.items()}
 
-    ranges = run_transaction(connect, work, what="plan")
-    chunks = plan(ranges, max_chunks=max_chunks)
-    log.info("plan: %s", summarize_plan(chunks))
-    return chunks
+    return plan_ranges(request, parsed.symbols, parsed.window, catch_up)
 
 
 def load_chunk(
@@ -167,9 +143,7 @@ def load_chunk(
         rows_valid=checked.rows_valid,
         rows_skipped=skipped,
         rows_written=stats.written,
-        batches=stats.batches,
-        commits=stats.commits,
-        retries=stats.retries,
+        **stats.cadence(),
         seconds=round(time.monotonic() - started, 3),
     )
     log.info(

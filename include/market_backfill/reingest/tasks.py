@@ -9,6 +9,7 @@ from market_backfill.airflow.chunks import plan_monthly, run_audited, summarize_
 from market_backfill.airflow.connections import databento_credentials
 from market_backfill.airflow.context import RunContext
 from market_backfill.db.connection import Connector
+from market_backfill.db.inserter import Cadence
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.reingest.load import ReingestResult, ReingestSummary, load_chunk, plan_run
 from market_backfill.reingest.params import ReingestParams, parse_params
@@ -17,7 +18,7 @@ from market_backfill.sources.cache import drop_run_cache, run_cache_dir
 from market_backfill.summary import columns_of
 from market_backfill.symbols import settings_of
 
-SUMMARY_COLUMNS = columns_of(ReingestSummary)
+SUMMARY_COLUMNS = columns_of(ReingestSummary, Cadence)
 
 
 def plan_chunks(run: RunContext) -> list[ChunkData]:

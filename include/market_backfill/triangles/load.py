@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import TypedDict
 
 from psycopg import sql
 
 from market_backfill.db.connection import Connection, Connector, run_transaction
-from market_backfill.db.inserter import BatchInserter
+from market_backfill.db.inserter import BatchInserter, Cadence
 from market_backfill.db.tables import EVENTS_TABLE
 from market_backfill.names import CATCHUP_LOOKBACK, MINUTE, MINUTE_NS
-from market_backfill.params import Params, require_known
-from market_backfill.planning import Chunk, ChunkData, plan, summarize_plan
+from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
 from market_backfill.retry import Backoff
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Symbol, SymbolSettings
-from market_backfill.timeutil import floor_minute, to_ns
+from market_backfill.timeutil import to_ns
 from market_backfill.triangles.bars import good_bars, read_bars, reason_counts
 from market_backfill.triangles.engine import run_engine, segment_start
 from market_backfill.triangles.params import TriangleParams, parse_params
@@ -44,52 +42,38 @@ WRITE_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
 
 
 class TriangleSummary(TypedDict):
-    """The per-chunk summary columns of ``triangle_backfill`` (and its chunk XCom)."""
+    """The per-chunk summary columns of ``triangle_backfill`` before the write's cadence."""
 
     bars: int  # bars inside the chunk
     bad_bars: dict[str, int]  # by hygiene reason
     triangles: int
     inserted: int
-    batches: int
-    commits: int
-    retries: int
 
 
-class TriangleResult(ChunkHeader, TriangleSummary):
+class TriangleResult(ChunkHeader, TriangleSummary, Cadence):
     """One chunk's XCom: the summary plus the source table and the preloaded bars."""
 
     source_table: str
     preload_bars: int
 
 
-def plan_run(
-    connect: Connector,
-    params: Params,
-    *,
-    run_end: datetime | None,
-    now: datetime | None = None,
-    max_chunks: int = 1024,
-) -> list[ChunkData]:
+def plan_run(request: PlanRequest) -> list[ChunkData]:
     """Validate params and cut the work into chunks.
 
     Catch-up mode (no dates): per symbol from its latest event for these settings (or
     ``CATCHUP_LOOKBACK`` before the end) up to the minute after its last stored bar,
     capped by the run's end; events are never repainted, so nothing written changes.
     """
-    parsed = parse_params(params)
-    now = floor_minute(now or datetime.now(UTC))
+    parsed = parse_params(request.params)
+    cap = request.catch_up_end
     table = parsed.table
 
-    def work(conn: Connection) -> dict[Symbol, tuple[datetime, datetime]]:
-        require_known(conn, parsed.symbols)
-        if parsed.window is not None:
-            return dict.fromkeys(parsed.symbols, parsed.window)
+    def catch_up(conn: Connection) -> dict[Symbol, Range]:
         cond, values = settings_filter(parsed)
         last_event = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s AND {}").format(
             sql.Identifier(EVENTS_TABLE), cond
         )
         last_bar = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s").format(sql.Identifier(table))
-        cap = min(floor_minute(run_end) if run_end else now, now)
         ranges = {}
         with conn.cursor() as cur:
             for sym in parsed.symbols:
@@ -105,10 +89,7 @@ def plan_run(
                 ranges[sym] = (start, end)
         return ranges
 
-    ranges = run_transaction(connect, work, what="plan")
-    chunks = plan(ranges, max_chunks=max_chunks)
-    log.info("plan: %s", summarize_plan(chunks))
-    return chunks
+    return plan_ranges(request, parsed.symbols, parsed.window, catch_up)
 
 
 def triangle_chunk(
@@ -166,9 +147,7 @@ def triangle_chunk(
         preload_bars=int((~in_chunk).sum()),
         triangles=len(events),
         inserted=stats.written,
-        batches=stats.batches,
-        commits=stats.commits,
-        retries=stats.retries,
+        **stats.cadence(),
         seconds=round(time.monotonic() - started, 3),
     )
     log.info(

@@ -8,6 +8,7 @@ from typing import Any
 from market_backfill.airflow.chunks import plan_monthly, run_audited, summarize_run
 from market_backfill.airflow.context import RunContext
 from market_backfill.db.connection import Connector
+from market_backfill.db.inserter import Cadence
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.summary import columns_of
 from market_backfill.symbols import settings_of
@@ -19,7 +20,7 @@ from market_backfill.triangles.load import (
 )
 from market_backfill.triangles.params import parse_params
 
-SUMMARY_COLUMNS = columns_of(TriangleSummary)
+SUMMARY_COLUMNS = columns_of(TriangleSummary, Cadence)
 
 
 def plan_chunks(run: RunContext) -> list[ChunkData]:

@@ -132,8 +132,8 @@ def test_planning_passes_the_run_end_and_the_map_limit_and_fails_fast(market_db)
     end = datetime(2025, 12, 31, tzinfo=UTC)
     got = {}
 
-    def plan_run(connect, params, *, run_end, max_chunks):
-        got.update(params=params, run_end=run_end, max_chunks=max_chunks, conn=connect())
+    def plan_run(request):
+        got.update(vars(request), conn=request.connect())
         return [DEC.to_dict()]
 
     run = RunContext("stage", "r", {"a": 1}, run_end=end)
@@ -155,3 +155,31 @@ def test_ensure_schema_is_idempotent(pg_db, monkeypatch):
     with pg_db.connect() as conn:
         n = conn.execute("SELECT count(*) FROM market_symbols").fetchone()[0]
     assert n == 4
+
+
+def test_a_run_wide_refusal_stops_later_chunks_until_the_summary(market_db):
+    calls = []
+
+    def refused(chunk, connect):
+        calls.append(chunk.month)
+        raise PermanentSourceError("Databento answered 401", run_wide=True)
+
+    with pytest.raises(AirflowFailException, match="answered 401"):
+        run_audited(NOV.to_dict(), refused, RUN)
+    with pytest.raises(AirflowFailException, match="the run was stopped: NQ 2025-11"):
+        run_audited(DEC.to_dict(), refused, RUN)
+    assert calls == ["2025-11"]  # the later chunk never reached the source
+    assert "not run" in _rows()["2025-12"]["error"]
+    with pytest.raises(RuntimeError, match="2 of 2 chunks"):
+        summarize_run([NOV.to_dict(), DEC.to_dict()], (), RUN)
+    # the key is fixed and the failed chunks are cleared: they run again
+    assert run_audited(DEC.to_dict(), lambda c, k: {"rows_in": 1}, RUN) == {"rows_in": 1}
+
+
+def test_a_refusal_of_one_chunk_does_not_stop_the_others(market_db):
+    def refused(chunk, connect):
+        raise PermanentSourceError("dbn_path matches no file")
+
+    with pytest.raises(AirflowFailException):
+        run_audited(NOV.to_dict(), refused, RUN)
+    assert run_audited(DEC.to_dict(), lambda c, k: {"rows_in": 2}, RUN) == {"rows_in": 2}

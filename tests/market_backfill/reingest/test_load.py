@@ -8,13 +8,19 @@ from market_backfill.airflow.connections import hook_connector
 from market_backfill.errors import ParamError
 from market_backfill.names import FIXED_SCALE as PX
 from market_backfill.names import UNDEF_PRICE
-from market_backfill.planning import Chunk
-from market_backfill.reingest.load import load_chunk, plan_run
+from market_backfill.planning import Chunk, PlanRequest
+from market_backfill.reingest.load import load_chunk
+from market_backfill.reingest.load import plan_run as plan_stage
 from market_backfill.reingest.params import parse_params
 from market_backfill.sources.dbn_file import DbnFileSource
 from market_backfill.symbols import SymbolSettings, parse_symbol
 from market_backfill_devtools.dbn_writer import write_bars
 from market_backfill_devtools.sample import bar_frame
+
+
+def plan_run(connect, params, **request):
+    return plan_stage(PlanRequest(connect, params, **request))
+
 
 NQ = parse_symbol("GLBX.MDP3:NQ")
 SETTINGS = SymbolSettings(NQ, "v", 0, __import__("decimal").Decimal(1000), "CME Globex Equity")

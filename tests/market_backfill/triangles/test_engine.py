@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from market_backfill.errors import ParamError
+from market_backfill.names import TRIANGLE_FLAGS
 from market_backfill.timeutil import to_ns
 from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
 from market_backfill.triangles.engine import (
@@ -25,16 +26,7 @@ from tests.support.triangle_reference import anchor_for, reference_triangles
 
 MIN = 60_000_000_000
 TICK = 250_000_000
-FLAGS = (
-    "htf_aligned_only",
-    "use_5m",
-    "use_15m",
-    "use_1h",
-    "use_4h",
-    "use_1d",
-    "require_engulfing",
-    "require_sweep_engulfing",
-)
+FLAGS = TRIANGLE_FLAGS
 
 
 def fast_events(bars: list[tuple], cfg: TriangleSettings) -> list[dict]:

@@ -10,14 +10,20 @@ from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.tables import LEGACY_TABLE
 from market_backfill.errors import ParamError
 from market_backfill.names import FIXED_SCALE as PX
-from market_backfill.planning import Chunk
+from market_backfill.planning import Chunk, PlanRequest
 from market_backfill.symbols import SymbolSettings, parse_symbol
 from market_backfill.timeutil import to_ns
 from market_backfill.triangles.engine import TriangleSettings, run_engine
-from market_backfill.triangles.load import plan_run, triangle_chunk
+from market_backfill.triangles.load import plan_run as plan_stage
+from market_backfill.triangles.load import triangle_chunk
 from market_backfill.triangles.params import parse_params
 from market_backfill.triangles.store import stored_events
 from tests.conftest import store_bars
+
+
+def plan_run(connect, params, **request):
+    return plan_stage(PlanRequest(connect, params, **request))
+
 
 NQ = SymbolSettings(parse_symbol("GLBX.MDP3:NQ"), "v", 0, Decimal(1000), "CME Globex Equity")
 FEB = Chunk("GLBX.MDP3:NQ", "2025-02", "2025-02-01T00:00:00+00:00", "2025-03-01T00:00:00+00:00")
