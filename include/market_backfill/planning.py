@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -73,7 +73,9 @@ class Chunk:
         return datetime.fromisoformat(self.end)
 
     def to_dict(self) -> ChunkData:
-        return ChunkData(**asdict(self), label=self.label)
+        return ChunkData(
+            symbol=self.symbol, month=self.month, start=self.start, end=self.end, label=self.label
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Chunk:

@@ -24,7 +24,8 @@ from market_backfill.summary import format_table, totals
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-ChunkWork = Callable[[Chunk, Connector], Mapping[str, Any]]
+R = TypeVar("R", bound=Mapping[str, Any])
+ChunkWork = Callable[[Chunk, Connector], R]
 """A stage's work on one chunk: returns the chunk's result (its XCom)."""
 
 
@@ -59,7 +60,7 @@ def plan_monthly(plan_run: PlanRun, run: RunContext) -> list[ChunkData]:
     return plan_or_fail(lambda: plan_run(request))
 
 
-def run_audited(chunk_data: Mapping[str, Any], work: ChunkWork, run: RunContext) -> Any:
+def run_audited(chunk_data: Mapping[str, Any], work: ChunkWork[R], run: RunContext) -> R:
     """Run ``work`` for one chunk, recording it in ``backfill_runs`` (a re-run counts an
     attempt); return its result. A bad param or a refused source fails without retries;
     a refusal no chunk can escape (a rejected key, no entitlement) also stops the run: its

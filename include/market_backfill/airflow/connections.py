@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import cast
 
 from market_backfill.db.connection import Connection, Connector
 
@@ -16,7 +17,7 @@ def hook_connector(conn_id: str = MARKET_DB_CONN_ID) -> Connector:
     def connect() -> Connection:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        return PostgresHook(postgres_conn_id=conn_id).get_conn()
+        return cast(Connection, PostgresHook(postgres_conn_id=conn_id).get_conn())
 
     return connect
 

@@ -64,7 +64,7 @@ def choice_param(
     labels: Mapping[str, str] | None = None,
 ) -> Param:
     """A param the trigger form offers as a drop-down of ``choices`` (shown as ``labels``)."""
-    extra = {"values_display": dict(labels)} if labels else {}
+    extra: dict[str, Any] = {"values_display": dict(labels)} if labels else {}
     return Param(
         default, type="string", enum=list(choices), title=title, description=description, **extra
     )

@@ -171,7 +171,9 @@ class BatchInserter:
                 sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
                 for c in self.conflict.update
             ] + [sql.SQL("{c} = now()").format(c=sql.Identifier(c)) for c in self.conflict.touch]
-            action = sql.SQL("DO UPDATE SET {sets}").format(sets=sql.SQL(", ").join(sets))
+            action: sql.Composable = sql.SQL("DO UPDATE SET {sets}").format(
+                sets=sql.SQL(", ").join(sets)
+            )
             if self.conflict.changed_only:
                 old = sql.SQL(", ").join(
                     sql.SQL("{t}.{c}").format(t=target, c=sql.Identifier(c))

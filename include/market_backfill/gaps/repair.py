@@ -44,6 +44,10 @@ class RepairResult(RepairOutcome):
     error: str | None
 
 
+def _leave_open(connect: Connector, chunk: Chunk, reason: str) -> None:
+    run_transaction(connect, lambda c: mark_gap(c, chunk.symbol, chunk.start_dt, "open", reason))
+
+
 def repair_gap(
     gap: Mapping[str, Any],
     gp: GapParams,
@@ -70,9 +74,7 @@ def repair_gap(
             rows_in, rows_written, error = counts["rows_in"], counts["rows_written"], None
             break
         except PermanentSourceError as exc:
-            run_transaction(
-                connect, lambda c, e=exc: mark_gap(c, chunk.symbol, chunk.start_dt, "open", str(e))
-            )
+            _leave_open(connect, chunk, str(exc))
             raise
         except (SourceError, BatchInsertError) as exc:
             error = f"{type(exc).__name__}: {exc}"

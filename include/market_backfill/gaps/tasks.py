@@ -139,7 +139,9 @@ def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any
     registry = run_transaction(connect, lambda c: require_known(c, gp.symbols), what="symbols")
     for sym, settings in registry.items():
 
-        def work(conn: Connection, key: str = sym.key, cal: str = settings.calendar) -> Any:
+        def work(
+            conn: Connection, key: str = sym.key, cal: str = settings.calendar
+        ) -> list[dict[str, Any]]:
             found = scan(conn, key, cal, gp.start, gp.end, gp.min_gap_minutes)
             open_by_month = open_gaps_by_month(conn, key, gp.start, gp.end)
             return [

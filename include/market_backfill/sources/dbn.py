@@ -13,12 +13,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from market_backfill.names import BAR_COLUMNS, DAY_NS, OHLCV_1M, PRICE_COLUMNS
+
+if TYPE_CHECKING:
+    from databento import DBNStore
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ def day_number(value: Any) -> int:
     return (pd.Timestamp(value).date() - date(1970, 1, 1)).days
 
 
-def open_store(source: Path | bytes, name: str) -> Any:
+def open_store(source: Path | bytes, name: str) -> DBNStore:
     """Open DBN bytes or a ``.dbn`` / ``.dbn.zst`` file as a ``DBNStore``; check the schema."""
     from databento import DBNStore
 

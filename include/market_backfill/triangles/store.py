@@ -73,10 +73,9 @@ def purge(conn: Connection, chunk: Chunk, parsed: TriangleParams) -> int:
 
 def stored_events(conn: Connection, symbols: Sequence[str]) -> pd.DataFrame:
     """Every stored event of ``symbols`` (for reports and tests), ordered."""
-    query = sql.SQL("SELECT {} FROM {} WHERE symbol = ANY(%s) ORDER BY symbol, ts, direction")
-    query = query.format(
-        sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS)), sql.Identifier(EVENTS_TABLE)
-    )
+    query = sql.SQL(
+        "SELECT {} FROM {} WHERE symbol = ANY(%s) ORDER BY symbol, ts, direction"
+    ).format(sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS)), sql.Identifier(EVENTS_TABLE))
     with conn.cursor() as cur:
         cur.execute(query, (list(symbols),))
         return pd.DataFrame(cur.fetchall(), columns=list(EVENT_COLUMNS))

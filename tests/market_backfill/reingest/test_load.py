@@ -27,25 +27,6 @@ SETTINGS = SymbolSettings(NQ, "v", 0, __import__("decimal").Decimal(1000), "CME 
 BASE = {"symbols": ["GLBX.MDP3:NQ"], "source": "dbn_file", "dbn_path": "/x.dbn"}
 
 
-def test_parse_params_defaults_and_errors():
-    p = parse_params({**BASE, "start": "2025-12-01", "end": "2025-12-31"})
-    assert (p.roll_rule, p.rank, p.batch_size) == ("v", 0, 500)
-    with pytest.raises(ParamError, match="param 'symbols': malformed symbol"):
-        parse_params({**BASE, "symbols": ["NQ; DROP TABLE x"]})
-    with pytest.raises(ParamError, match="param 'roll_rule'") as err:
-        parse_params({**BASE, "roll_rule": "z"})
-    assert err.value.param == "roll_rule"
-    with pytest.raises(ParamError, match="param 'rank'") as err:
-        parse_params({**BASE, "rank": -2})
-    assert err.value.param == "rank"
-    with pytest.raises(ParamError, match="param 'source'"):
-        parse_params({**BASE, "source": "ftp"})
-    with pytest.raises(ParamError, match="'dbn_path' is required"):
-        parse_params({**BASE, "dbn_path": None})
-    with pytest.raises(ParamError, match="'batch_size' must be an integer >= 1"):
-        parse_params({**BASE, "batch_size": 0})
-
-
 def _store(db, n: int, start: str) -> None:
     from market_backfill.db.inserter import BatchInserter
     from market_backfill.db.tables import CLEAN_TABLE

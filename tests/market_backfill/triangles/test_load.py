@@ -29,18 +29,6 @@ NQ = SymbolSettings(parse_symbol("GLBX.MDP3:NQ"), "v", 0, Decimal(1000), "CME Gl
 FEB = Chunk("GLBX.MDP3:NQ", "2025-02", "2025-02-01T00:00:00+00:00", "2025-03-01T00:00:00+00:00")
 
 
-def test_params_validation():
-    assert parse_params({"symbols": ["GLBX.MDP3:NQ"]}).settings == TriangleSettings()
-    with pytest.raises(ParamError, match="needs 'allow_legacy': true"):
-        parse_params({"symbols": ["GLBX.MDP3:NQ"], "source_table": "legacy"})
-    with pytest.raises(ParamError, match="param 'anchor'"):
-        parse_params({"symbols": ["GLBX.MDP3:NQ"], "anchor": "monthly"})
-    with pytest.raises(ParamError, match="param 'warmup'"):
-        parse_params({"symbols": ["GLBX.MDP3:NQ"], "warmup": -3})
-    with pytest.raises(ParamError, match="param 'source_table'"):
-        parse_params({"symbols": ["GLBX.MDP3:NQ"], "source_table": "raw"})
-
-
 def _engine_events(frame, lo: str, hi: str, cfg: TriangleSettings):
     ts = frame.ts.to_numpy()
     ev = run_engine(ts, frame.open, frame.high, frame.low, frame.close, cfg).events(ts)
