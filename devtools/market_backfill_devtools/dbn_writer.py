@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from market_backfill.names import DAY_NS, MINUTE_NS, PRICE_COLUMNS
-from market_backfill.sources.dbn import OHLCV_1M_RTYPE, day_number
+from market_backfill.sources.dbn import day_number
+
+OHLCV_1M_RTYPE = 33  # the record type of ohlcv-1m bars
 
 Interval = tuple[date, date, int]  # [start_date, end_date) -> instrument id
 

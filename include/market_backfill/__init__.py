@@ -1,6 +1,8 @@
-"""market-backfill: the library behind the DAGs (sources, hygiene, batch inserter, planning).
+"""market-backfill: the library behind the DAGs, a room per stage.
 
-DAG files only wire tasks; everything with logic lives here and is unit tested.
+``reingest``, ``triangles`` and ``gaps`` are the stages (each named after its DAG: params,
+pure logic, task bodies); ``sources`` reads Databento and DBN files; ``db`` writes and
+audits; ``airflow`` is the only layer that imports Airflow. DAG files only wire tasks.
 """
 
 from __future__ import annotations

@@ -6,14 +6,13 @@ half-open interval ``[start 00:00, end + 1 day 00:00)`` of UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from market_backfill.db.connection import Connection
 from market_backfill.errors import ParamError
 from market_backfill.names import DEFAULT_BATCH_SIZE
-from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbols
+from market_backfill.symbols import Symbol, parse_symbols
 from market_backfill.timeutil import day_start
 
 Params = Mapping[str, Any]
@@ -82,8 +81,3 @@ def param_choice(params: Params, name: str, choices: Collection[str], default: s
 def param_batch_size(params: Params) -> int:
     """The ``batch_size`` param (rows per committed batch), at least 1."""
     return param_int(params, "batch_size", DEFAULT_BATCH_SIZE, 1)
-
-
-def require_known(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolSettings]:
-    """Registry rows of ``symbols``; an unknown symbol raises :class:`SymbolError`."""
-    return load_settings(conn, symbols)

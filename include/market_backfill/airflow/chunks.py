@@ -68,9 +68,8 @@ def run_audited(chunk_data: Mapping[str, Any], work: ChunkWork[R], run: RunConte
     stop. Any other error fails the task for Airflow to retry."""
     chunk = Chunk.from_dict(chunk_data)
     connect = run.connect
-    audit.record_start(connect, run.dag_id, run.run_id, chunk.symbol, chunk.month)
+    stopped = audit.record_start(connect, run.dag_id, run.run_id, chunk.symbol, chunk.month)
     try:
-        stopped = audit.run_stop(connect, run.dag_id, run.run_id)
         if stopped is not None:
             raise PermanentSourceError(f"not run, the run was stopped: {stopped}")
         result = work(chunk, connect)

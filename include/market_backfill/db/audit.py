@@ -28,6 +28,14 @@ SET status = EXCLUDED.status, counts = EXCLUDED.counts, error = EXCLUDED.error,
     finished_at = now()
 """
 
+_STOP_SQL = """
+SELECT error FROM backfill_runs
+WHERE dag_id = %s AND run_id = %s AND symbol = '*' AND chunk = %s
+"""
+_CLEAR_STOP_SQL = """
+DELETE FROM backfill_runs WHERE dag_id = %s AND run_id = %s AND symbol = '*' AND chunk = %s
+"""
+
 _RUN_ROWS_SQL = """
 SELECT symbol, chunk, status, counts, attempts, error
 FROM backfill_runs WHERE dag_id = %s AND run_id = %s AND symbol <> '*'
@@ -35,14 +43,20 @@ ORDER BY symbol, chunk
 """
 
 
-def record_start(connect: Connector, dag_id: str, run_id: str, symbol: str, chunk: str) -> None:
-    """Mark a chunk as running (a re-run increments ``attempts``)."""
+def record_start(
+    connect: Connector, dag_id: str, run_id: str, symbol: str, chunk: str
+) -> str | None:
+    """Mark a chunk as running (a re-run increments ``attempts``); return why the run was
+    stopped (:func:`record_stop`), or None. One short transaction."""
 
-    def work(conn: Connection) -> None:
+    def work(conn: Connection) -> str | None:
         with conn.cursor() as cur:
             cur.execute(_START_SQL, (dag_id, run_id, symbol, chunk))
+            cur.execute(_STOP_SQL, (dag_id, run_id, STOP_CHUNK))
+            row = cur.fetchone()
+        return row[0] if row else None
 
-    run_transaction(connect, work, what="backfill_runs start")
+    return run_transaction(connect, work, what="backfill_runs start")
 
 
 def record_finish(
@@ -98,15 +112,8 @@ def run_rows(connect: Connector, dag_id: str, run_id: str) -> list[dict[str, Any
 
 STOP_CHUNK = "stop"
 """The ``chunk`` of a run's stop row (symbol ``*``): set by an error no chunk of the run
-can escape (a rejected API key), read before every chunk, cleared by the run's summary."""
-
-_STOP_SQL = """
-SELECT error FROM backfill_runs
-WHERE dag_id = %s AND run_id = %s AND symbol = '*' AND chunk = 'stop'
-"""
-_CLEAR_STOP_SQL = """
-DELETE FROM backfill_runs WHERE dag_id = %s AND run_id = %s AND symbol = '*' AND chunk = 'stop'
-"""
+can escape (a rejected API key), returned by :func:`record_start` to every later chunk,
+lifted by the run's summary (:func:`clear_stop`)."""
 
 
 def record_stop(connect: Connector, dag_id: str, run_id: str, reason: str) -> None:
@@ -114,23 +121,11 @@ def record_stop(connect: Connector, dag_id: str, run_id: str, reason: str) -> No
     record_finish(connect, dag_id, run_id, "*", STOP_CHUNK, "failed", {}, reason)
 
 
-def run_stop(connect: Connector, dag_id: str, run_id: str) -> str | None:
-    """Why the run was stopped, or None."""
-
-    def work(conn: Connection) -> str | None:
-        with conn.cursor() as cur:
-            cur.execute(_STOP_SQL, (dag_id, run_id))
-            row = cur.fetchone()
-        return row[0] if row else None
-
-    return run_transaction(connect, work, what="backfill_runs stop")
-
-
 def clear_stop(connect: Connector, dag_id: str, run_id: str) -> None:
     """Lift the run's stop, so that chunks cleared after a fix run again."""
 
     def work(conn: Connection) -> None:
         with conn.cursor() as cur:
-            cur.execute(_CLEAR_STOP_SQL, (dag_id, run_id))
+            cur.execute(_CLEAR_STOP_SQL, (dag_id, run_id, STOP_CHUNK))
 
     run_transaction(connect, work, what="backfill_runs stop")

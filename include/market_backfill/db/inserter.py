@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, ClassVar, TypedDict
 
@@ -90,9 +90,6 @@ class InsertStats:
     retries: int = 0
     seconds: float = 0.0
     retry_errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def cadence(self) -> Cadence:
         """The batches, commits and retries of the write."""

@@ -19,11 +19,10 @@ from market_backfill.gaps.store import (
     open_gaps_by_month,
     record_gaps,
 )
-from market_backfill.params import require_known
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.sources import make_source
 from market_backfill.summary import columns_of, format_table
-from market_backfill.symbols import settings_of
+from market_backfill.symbols import load_settings, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def plan_detection(run: RunContext) -> list[ChunkData]:
 
     def plan() -> list[ChunkData]:
         gp = parse_params(run.params)
-        run_transaction(run.connect, lambda c: require_known(c, gp.symbols), what="symbols")
+        run_transaction(run.connect, lambda c: load_settings(c, gp.symbols), what="symbols")
         log.info("gap detection %s .. %s for %s", gp.start, gp.end, [s.key for s in gp.symbols])
         start, end = gp.start.isoformat(), gp.end.isoformat()
         return [Chunk(s.key, "detect", start, end).to_dict() for s in gp.symbols]
@@ -136,7 +135,7 @@ def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
 def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any]]:
     """Symbol x month: expected trading minutes, stored bars on them, percent, open gaps."""
     rows: list[dict[str, Any]] = []
-    registry = run_transaction(connect, lambda c: require_known(c, gp.symbols), what="symbols")
+    registry = run_transaction(connect, lambda c: load_settings(c, gp.symbols), what="symbols")
     for sym, settings in registry.items():
 
         def work(

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OHLCV_1M_RTYPE = 33
 _READ_BLOCK = 1 << 18
 
 
