@@ -40,7 +40,7 @@ from market_backfill.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-BATCH_BACKOFF = Backoff(attempts=3, base_s=1.0, max_s=30.0)
+BATCH_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
 
 
 @dataclass(frozen=True)

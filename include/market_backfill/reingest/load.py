@@ -24,7 +24,6 @@ from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
 from market_backfill.reingest.hygiene import validate_bars
 from market_backfill.reingest.params import ReingestParams, parse_params
-from market_backfill.retry import Backoff
 from market_backfill.sources import BarSource
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Symbol, SymbolSettings
@@ -46,7 +45,6 @@ BAR_UPSERT = ConflictPolicy(
     changed_only=True,
     touch=("updated_at",),
 )
-WRITE_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
 
 
 class ReingestSummary(TypedDict):
@@ -130,7 +128,6 @@ def load_chunk(
         BAR_UPSERT,
         kinds=BAR_KINDS,
         batch_size=parsed.batch_size,
-        backoff=WRITE_BACKOFF,
     ) as inserter:
         stats = inserter.insert(checked.bars)
     counts = ReingestResult(

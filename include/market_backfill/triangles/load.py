@@ -20,7 +20,6 @@ from market_backfill.db.inserter import BatchInserter, Cadence
 from market_backfill.db.tables import EVENTS_TABLE
 from market_backfill.names import CATCHUP_LOOKBACK, MINUTE, MINUTE_NS
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
-from market_backfill.retry import Backoff
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Symbol, SymbolSettings
 from market_backfill.timeutil import to_ns
@@ -37,8 +36,6 @@ from market_backfill.triangles.store import (
 )
 
 log = logging.getLogger(__name__)
-
-WRITE_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
 
 
 class TriangleSummary(TypedDict):
@@ -133,7 +130,6 @@ def triangle_chunk(
         EVENT_INSERT_IGNORE,
         kinds=EVENT_KINDS,
         batch_size=parsed.batch_size,
-        backoff=WRITE_BACKOFF,
     ) as inserter:
         stats = inserter.insert(rows)
     counts = TriangleResult(
