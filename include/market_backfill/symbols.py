@@ -12,6 +12,7 @@ from market_backfill.errors import ParamError
 from market_backfill.names import FIXED_SCALE, ROLL_RULES, SYMBOL_PATTERN
 
 SYMBOL_RE = re.compile(SYMBOL_PATTERN)
+NO_FLOOR = -(2**63)
 
 
 class SymbolError(ParamError):
@@ -86,7 +87,7 @@ class SymbolSettings:
     symbol: Symbol
     roll_rule: str
     rank: int
-    price_floor: Decimal
+    price_floor: Decimal | None  # None: no floor, prices may be negative
     calendar: str
     discontinuity: Decimal = Decimal(500)
     small_range: Decimal = Decimal(10)
@@ -95,7 +96,10 @@ class SymbolSettings:
 
     @property
     def price_floor_fixed(self) -> int:
-        """The floor as int64 fixed-point (1e-9), comparable with Databento prices."""
+        """The floor as int64 fixed-point (1e-9), comparable with Databento prices; with no
+        floor the lowest int64, below every price."""
+        if self.price_floor is None:
+            return NO_FLOOR
         return int(self.price_floor * FIXED_SCALE)
 
 
@@ -117,7 +121,7 @@ def load_settings(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, S
             symbol=parse_symbol(r[0]),
             roll_rule=r[1],
             rank=r[2],
-            price_floor=Decimal(r[3]),
+            price_floor=None if r[3] is None else Decimal(r[3]),
             calendar=r[4],
             discontinuity=Decimal(r[5]),
             small_range=Decimal(r[6]),

@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS market_symbols (
     root                    text NOT NULL,
     roll_rule               text NOT NULL DEFAULT 'v' CHECK (roll_rule IN ('v', 'c', 'n')),
     rank                    integer NOT NULL DEFAULT 0 CHECK (rank >= 0),
-    price_floor             numeric(20, 9) NOT NULL DEFAULT 0,
+    price_floor             numeric(20, 9),  -- NULL: no floor (prices may be negative)
     calendar                text NOT NULL,
     -- legacy-table hygiene thresholds (triangle-signals.md section 1)
     discontinuity           numeric NOT NULL DEFAULT 500,
@@ -20,6 +20,11 @@ CREATE TABLE IF NOT EXISTS market_symbols (
     created_at              timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT market_symbols_symbol_format CHECK (symbol = dataset || ':' || root)
 );
+
+-- Migrations of databases made by earlier versions (each idempotent).
+-- 0.2: the price floor is optional; a NULL floor keeps negative prices (crude oil, 2020-04-20).
+ALTER TABLE market_symbols ALTER COLUMN price_floor DROP NOT NULL;
+ALTER TABLE market_symbols ALTER COLUMN price_floor DROP DEFAULT;
 
 INSERT INTO market_symbols (symbol, dataset, root, roll_rule, rank, price_floor, calendar)
 VALUES

@@ -180,3 +180,69 @@ def test_a_symbol_with_no_data_finishes_with_zero_counts(
         ).fetchone()[0]
     assert (total["rows_in"], total["rows_valid"], total["batches"]) == (0, 0, 0)
     assert _fingerprint(market_db) == stored_november
+
+
+def test_negative_prices_are_kept_where_the_registry_has_no_floor(
+    reingest_dag, market_db, tmp_path, capfd
+):
+    """Crude oil settled at -37.63 on 2020-04-20: a symbol without a floor keeps such bars
+    exactly; NQ's floor still refuses prices under 1000."""
+    with market_db.connect() as conn:
+        conn.execute(
+            "INSERT INTO market_symbols (symbol, dataset, root, calendar) "
+            "VALUES ('GLBX.MDP3:CL', 'GLBX.MDP3', 'CL', 'CME Globex Equity')"
+        )
+    cl = synthetic_bars(
+        "CL.v.0",
+        datetime(2020, 4, 20, tzinfo=UTC),
+        datetime(2020, 4, 21, 12, tzinfo=UTC),
+        seed=4,
+        start_price=18.0,
+    )
+    cl.loc[100, ["open", "high", "low", "close"]] = [
+        -30 * PX,
+        -29 * PX,
+        -40 * PX - PX // 100 * 63,
+        -37 * PX - PX // 100 * 63,
+    ]
+    nq = synthetic_bars(
+        "NQ.v.0", datetime(2020, 4, 20, tzinfo=UTC), datetime(2020, 4, 21, tzinfo=UTC), seed=5
+    )
+    nq.loc[5, ["open", "high", "low", "close"]] = [-1 * PX, -1 * PX, -2 * PX, -1 * PX]
+    path = write_bars(
+        tmp_path / "oil.dbn",
+        __import__("pandas").concat([cl, nq], ignore_index=True),
+        dataset="GLBX.MDP3",
+        instruments={"CL.v.0": 11, "NQ.v.0": 12},
+    )
+    run = reingest_dag.test(
+        run_conf={
+            "symbols": ["GLBX.MDP3:CL", "GLBX.MDP3:NQ"],
+            "source": "dbn_file",
+            "dbn_path": str(path),
+            "start": "2020-04-20",
+            "end": "2020-04-21",
+        }
+    )
+    assert run.state == "success"
+    with market_db.connect() as conn:
+        low, close = conn.execute(
+            "SELECT low::text, close::text FROM market_bars_ohlcv_1m_clean "
+            "WHERE symbol = 'GLBX.MDP3:CL' AND ts = %s",
+            (datetime.fromtimestamp(int(cl.ts[100]) / 1e9, UTC),),
+        ).fetchone()
+        stored = dict(
+            conn.execute(
+                "SELECT symbol, count(*) FROM market_bars_ohlcv_1m_clean GROUP BY symbol"
+            ).fetchall()
+        )
+        skipped = dict(
+            conn.execute(
+                "SELECT symbol, counts->'rows_skipped' FROM backfill_runs "
+                "WHERE run_id = %s AND symbol <> '*'",
+                (run.run_id,),
+            ).fetchall()
+        )
+    assert (low, close) == ("-40.630000000", "-37.630000000")
+    assert stored == {"GLBX.MDP3:CL": len(cl), "GLBX.MDP3:NQ": len(nq) - 1}
+    assert skipped == {"GLBX.MDP3:CL": {}, "GLBX.MDP3:NQ": {"PRICE_FLOOR": 1}}

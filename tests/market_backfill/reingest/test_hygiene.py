@@ -63,3 +63,15 @@ def test_a_bad_duplicate_does_not_shadow_a_good_one():
 def test_empty_input():
     result = validate_bars(bar_frame(0), FLOOR)
     assert (result.rows_in, result.rows_valid) == (0, 0)
+
+
+def test_without_a_floor_negative_prices_are_good():
+    from market_backfill.symbols import NO_FLOOR
+
+    bars = bar_frame(5)
+    for col in ("open", "high", "low", "close"):
+        bars[col] = bars[col] - 21_050 * PX  # every price below zero
+    checked = validate_bars(bars, NO_FLOOR)
+    assert checked.rows_valid == 5
+    assert checked.skipped["PRICE_FLOOR"] == 0
+    assert validate_bars(bars, 0).skipped["PRICE_FLOOR"] == 5
