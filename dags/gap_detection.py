@@ -5,11 +5,10 @@ Thin wiring only: the task bodies live in ``market_backfill.gaps.tasks``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from market_backfill.airflow.params import DEFAULT_ARGS, int_param, range_params, source_params
+from market_backfill.airflow.schedules import DAILY, FIRST_DAY
 
 DOC = """
 ### Find and repair missing minutes
@@ -27,7 +26,11 @@ marked `filled`, or left `open` with `attempts` and `last_error` when the source
 data (not a failure). The `report` task ends with a completeness table (symbol x month:
 expected minutes, stored, percent, open gaps) in its log, XCom and `backfill_runs`.
 
-**Params**: `symbols`, `start`, `end` (empty: the last 30 days), `min_gap_minutes`,
+**What a run checks**: with `start`/`end`, those UTC days; a scheduled (daily) or
+Backfill run, its data interval and the 30 days before it; a manual run without dates,
+the last 30 days.
+
+**Params**: `symbols`, `start`, `end` (empty: see above), `min_gap_minutes`,
 `repair`, `max_repairs`, and the source params of `ohlcv_reingest` for the repair.
 """
 
@@ -36,9 +39,9 @@ expected minutes, stored, percent, open gaps) in its log, XCom and `backfill_run
     dag_id="gap_detection",
     description="Find missing 1-minute bars against the trading calendar and repair them",
     doc_md=DOC,
-    schedule="@daily",
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
-    catchup=False,
+    schedule=DAILY,
+    start_date=FIRST_DAY,
+    catchup=False,  # one run after downtime is enough: its 30-day look-back covers the gap
     max_active_runs=1,
     max_active_tasks=4,
     tags=["market-data", "quality", "backfill"],

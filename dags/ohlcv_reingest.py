@@ -6,8 +6,6 @@ inside the tasks, so parsing this file touches no database, network or heavy lib
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from airflow.sdk import TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS
@@ -17,6 +15,7 @@ from market_backfill.airflow.params import (
     range_params,
     source_params,
 )
+from market_backfill.airflow.schedules import DAILY, FIRST_DAY
 
 DOC = """
 ### Reingest clean 1-minute bars
@@ -28,10 +27,16 @@ price floor, duplicate minutes); the good ones are upserted in committed batches
 surviving dropped database connections. Every chunk is idempotent: clear a failed chunk
 (with its downstream summary) to retry just that month.
 
+**What a run loads**
+- *Trigger* with `start`/`end`: those UTC days, both inclusive. Without dates: catch-up,
+  each symbol from its last stored bar up to now.
+- *Schedule* (daily, catch-up on) and the *Backfill* dialog: each run loads exactly its
+  data interval, one UTC day `[data_interval_start, data_interval_end)`. After downtime
+  Airflow creates the missed days' runs.
+
 **Params**
 - `symbols`: registry symbols `DATASET:ROOT`, e.g. `GLBX.MDP3:NQ`.
-- `start`, `end`: UTC dates, both inclusive. Leave both empty for *catch-up*: each symbol
-  from its last stored bar up to the run's end (what the daily schedule does).
+- `start`, `end`: UTC dates, both inclusive (manual runs).
 - `roll_rule` (`v` volume, `c` calendar, `n` open interest) and `rank` (0 = front):
   request `ROOT.<roll>.<rank>` from Databento.
 - `source`: `databento` (the API, billed per request) or `dbn_file` (files on disk).
@@ -46,9 +51,9 @@ batches, commits, retries) and writes it to `backfill_runs`.
     dag_id="ohlcv_reingest",
     description="Load Databento 1-minute futures bars into the clean bars table",
     doc_md=DOC,
-    schedule="@daily",
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
-    catchup=False,
+    schedule=DAILY,
+    start_date=FIRST_DAY,
+    catchup=True,  # after downtime, Airflow creates the missed days' runs; each loads its day
     max_active_runs=1,
     max_active_tasks=4,
     tags=["market-data", "databento", "backfill"],

@@ -33,6 +33,7 @@ class PlanRequest:
     run_end: datetime | None = None
     max_chunks: int = 1024
     now: datetime | None = None  # the current time; tests fix it
+    interval: Range | None = None  # a scheduled or backfill run's data interval
 
     @property
     def catch_up_end(self) -> datetime:
@@ -136,9 +137,11 @@ def plan_ranges(
     window: Range | None,
     catch_up: Callable[[Connection], Mapping[Symbol, Range]],
 ) -> list[ChunkData]:
-    """A run's chunks: with a ``window`` (dates) every symbol gets it, else ``catch_up``
-    reads each symbol's range from what is stored. Checks the symbols against the registry
-    first (an unknown one is a :class:`SymbolError`); one read-only transaction."""
+    """A run's chunks: with a ``window`` (the form's dates) every symbol gets it; else
+    with the run's data interval, that; else ``catch_up`` reads each symbol's range from
+    what is stored. Checks the symbols against the registry first (an unknown one is a
+    :class:`SymbolError`); one read-only transaction."""
+    window = window if window is not None else request.interval
 
     def ranges_of(conn: Connection) -> Mapping[Symbol, Range]:
         load_settings(conn, symbols)

@@ -10,6 +10,7 @@ import copy
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
@@ -67,9 +68,34 @@ def test_documented_and_tagged(dag):
         assert doc, f"{dag.dag_id}.{task.task_id} has no docstring"
 
 
+CATCHUP = {
+    "ohlcv_reingest": True,  # each missed day's run loads that day
+    "gap_detection": False,  # the next run's 30-day look-back covers missed days
+    "triangle_backfill": False,  # runs on the bars Asset, catches up from the data
+}
+
+
 def test_one_run_at_a_time_and_catchup_decided(dag):
     assert dag.max_active_runs == 1
-    assert dag.catchup is False
+    assert dag.catchup is CATCHUP[dag.dag_id]
+
+
+def test_a_time_scheduled_run_stands_for_one_utc_day(dag):
+    """Not Airflow 3's @daily (zero-length intervals): a scheduled or Backfill run has a
+    whole day to load."""
+    from airflow.serialization.serialized_objects import decode_timetable, encode_timetable
+
+    timetable = decode_timetable(encode_timetable(dag.timetable))
+    if dag.timetable.asset_condition is not None:
+        assert dag.dag_id == "triangle_backfill"
+        return
+    interval = timetable.infer_manual_data_interval(
+        run_after=datetime(2026, 3, 8, 5, 30, tzinfo=UTC)  # a DST change in New York
+    )
+    assert (interval.start, interval.end) == (
+        datetime(2026, 3, 7, tzinfo=UTC),
+        datetime(2026, 3, 8, tzinfo=UTC),
+    )
 
 
 def test_every_param_is_described_and_the_defaults_validate(dag):

@@ -37,6 +37,8 @@ def world(pg_admin, tmp_path_factory):
             instruments={"NQ.v.0": 1},
         )
     now = datetime.now(UTC)
+    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    first_day = today - timedelta(days=2)  # the scheduled DAGs start here: two daily runs
     recent = synthetic_bars("NQ.v.0", now - timedelta(days=40), now + timedelta(days=1), seed=40)
     with Gateway(GatewayState(bars=recent), work) as gateway:
         env = {
@@ -47,9 +49,18 @@ def world(pg_admin, tmp_path_factory):
             ),
             "REQUESTS_CA_BUNDLE": str(gateway.ca_bundle),
             "MARKET_BACKFILL_CACHE": str(work / "cache"),
+            "MARKET_BACKFILL_FIRST_DAY": first_day.date().isoformat(),
         }
         with AirflowStack(work / "airflow", ROOT / "dags", env) as stack:
             for dag_id in ("ohlcv_reingest", "triangle_backfill", "gap_detection"):
                 stack.wait_for_dag(dag_id)
-            yield {"stack": stack, "db": db, "files": files, "bars": bars, "gateway": gateway}
+            yield {
+                "stack": stack,
+                "db": db,
+                "files": files,
+                "bars": bars,
+                "gateway": gateway,
+                "recent": recent,
+                "first_day": first_day,
+            }
     drop_database(pg_admin, db)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from market_backfill.timeutil import to_ns
 from tests.e2e.conftest import utc as _utc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
@@ -42,24 +43,40 @@ def _wait(predicate, timeout: float, what: str):
     raise TimeoutError(what)
 
 
-def test_scheduled_catch_up_then_triangles_through_the_asset(world):
+def _recent_between(world, lo: datetime, hi: datetime) -> int:
+    """Bars the Databento stand-in holds in ``[lo, hi)``."""
+    ts = world["recent"].ts
+    return int(((ts >= to_ns(lo)) & (ts < to_ns(hi))).sum())
+
+
+def _stored_between(db, lo: datetime, hi: datetime) -> tuple[int, int]:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT count(*), count(DISTINCT ts) FROM market_bars_ohlcv_1m_clean "
+            "WHERE ts >= %s AND ts < %s",
+            (lo, hi),
+        ).fetchone()
+
+
+def test_scheduled_runs_load_their_day_then_triangles_through_the_asset(world):
     stack, db = world["stack"], world["db"]
     stack.patch("/api/v2/dags/triangle_backfill", {"is_paused": False})
     stack.patch("/api/v2/dags/ohlcv_reingest", {"is_paused": False})
+    first = world["first_day"]
     scheduled = _wait(
         lambda: [r for r in _runs(stack, "ohlcv_reingest") if r["run_type"] == "scheduled"],
         120,
         "no scheduled run",
-    )[0]
-    assert stack.wait_for_run("ohlcv_reingest", scheduled["dag_run_id"]) == "success"
-    end = datetime.fromisoformat(scheduled["data_interval_end"])
-    with db.connect() as conn:
-        lo, hi, n, distinct = conn.execute(
-            "SELECT min(ts), max(ts), count(*), count(DISTINCT ts) FROM market_bars_ohlcv_1m_clean"
-        ).fetchone()
-    assert n == distinct > 1000
-    assert hi < end
-    assert lo >= end - timedelta(days=7)
+    )
+    run = min(scheduled, key=lambda r: r["data_interval_start"])
+    assert stack.wait_for_run("ohlcv_reingest", run["dag_run_id"]) == "success"
+    start = datetime.fromisoformat(run["data_interval_start"])
+    end = datetime.fromisoformat(run["data_interval_end"])
+    assert (start, end - start) == (first, timedelta(days=1))  # a UTC day, not @daily's zero
+    want = _recent_between(world, start, end)
+    assert want > 1000
+    assert _stored_between(db, start, end) == (want, want)  # exactly its day
+    assert _stored_between(db, start - timedelta(days=8), start) == (0, 0)  # nothing before
     assert len(world["gateway"].state.requests) >= 1
 
     tri = _wait(
@@ -73,7 +90,25 @@ def test_scheduled_catch_up_then_triangles_through_the_asset(world):
     with db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM triangle_events_v1").fetchone()[0] > 10
 
-    # catch-up again by hand: only what is missing, nothing twice
+    # both days since the first day ran (catch-up on), each its own day
+    def finished() -> list[dict]:
+        runs = [
+            r
+            for r in _runs(stack, "ohlcv_reingest")
+            if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")
+        ]
+        return sorted(runs, key=lambda r: r["data_interval_start"]) if len(runs) >= 2 else []
+
+    done = _wait(finished, 300, "the second scheduled run did not finish")
+    assert [r["state"] for r in done] == ["success", "success"]
+    second = datetime.fromisoformat(done[1]["data_interval_start"])
+    assert second == first + timedelta(days=1)
+    want = _recent_between(world, second, second + timedelta(days=1))
+    assert _stored_between(db, second, second + timedelta(days=1)) == (want, want)
+
+    # catch-up by hand (a manual run without dates): from the last stored bar to now,
+    # only what is missing, nothing twice
+    n, _ = _stored_between(db, _utc("2000-01-01"), _utc("2100-01-01"))
     run_id = stack.trigger("ohlcv_reingest", {"source": "databento"})
     assert stack.wait_for_run("ohlcv_reingest", run_id) == "success"
     with db.connect() as conn:
@@ -86,6 +121,44 @@ def test_scheduled_catch_up_then_triangles_through_the_asset(world):
             (run_id,),
         ).fetchone()[0]
     assert n2 == distinct2 == n + written
+
+
+def test_a_backfill_loads_exactly_its_days_with_newer_bars_stored(world):
+    """The UI's Backfill dialog (REST POST /api/v2/backfills): each run loads its day, even
+    though newer bars are stored (catch-up mode would load nothing)."""
+    stack, db = world["stack"], world["db"]
+    lo = world["first_day"] - timedelta(days=20)
+    hi = lo + timedelta(days=3)
+    newer = _stored_between(db, hi, _utc("2100-01-01"))[0]
+    if newer == 0:  # this test alone: store a newer day first, as users would have
+        run_id = stack.trigger(
+            "ohlcv_reingest",
+            {"source": "databento", "start": f"{hi:%Y-%m-%d}", "end": f"{hi:%Y-%m-%d}"},
+        )
+        assert stack.wait_for_run("ohlcv_reingest", run_id) == "success"
+    assert _stored_between(db, lo, hi) == (0, 0)
+    backfill = stack.post(
+        "/api/v2/backfills",
+        {
+            "dag_id": "ohlcv_reingest",
+            "from_date": lo.isoformat(),
+            "to_date": (hi - timedelta(days=1)).isoformat(),
+            "max_active_runs": 1,
+            "reprocess_behavior": "none",
+        },
+    )
+    _wait(
+        lambda: stack.get(f"/api/v2/backfills/{backfill['id']}")["completed_at"],
+        600,
+        "the backfill did not complete",
+    )
+    runs = [r for r in _runs(stack, "ohlcv_reingest") if r["run_type"] == "backfill"]
+    days = sorted((datetime.fromisoformat(r["data_interval_start"]), r["state"]) for r in runs)
+    assert days == [(lo + timedelta(days=k), "success") for k in range(3)]
+    for day, _ in days:
+        want = _recent_between(world, day, day + timedelta(days=1))
+        assert _stored_between(db, day, day + timedelta(days=1)) == (want, want)
+    assert _stored_between(db, lo - timedelta(days=3), lo) == (0, 0)
 
 
 def test_trigger_with_date_params_loads_the_rows_with_labelled_chunks(world):

@@ -56,7 +56,9 @@ def plan_or_fail(plan: Callable[[], T]) -> T:
 def plan_monthly(plan_run: PlanRun, run: RunContext) -> list[ChunkData]:
     """The plan task of a monthly-chunked DAG: ``plan_run`` with the run's end and
     Airflow's ``max_map_length``."""
-    request = PlanRequest(run.connect, run.params, run.run_end, max_chunks=max_map_length())
+    request = PlanRequest(
+        run.connect, run.params, run.run_end, max_chunks=max_map_length(), interval=run.interval
+    )
     return plan_or_fail(lambda: plan_run(request))
 
 

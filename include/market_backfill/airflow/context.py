@@ -11,6 +11,11 @@ from typing import Any
 from market_backfill.airflow.connections import MARKET_DB_CONN_ID, hook_connector
 from market_backfill.db.connection import Connector
 
+INTERVAL_RUN_TYPES = ("scheduled", "backfill")
+"""Runs that stand for their data interval. A manual run's interval is inferred by the
+timetable, not asked for (the form's dates, or catch-up, say what it loads); an
+asset-triggered run's interval spans event times, not the data's."""
+
 LABEL_KEY = "chunk_label"
 """Context key of a mapped instance's label: every mapped task's ``map_index_template``
 is ``{{ chunk_label }}``."""
@@ -25,6 +30,7 @@ class RunContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     run_end: datetime | None = None
     conn_id: str = MARKET_DB_CONN_ID
+    interval: tuple[datetime, datetime] | None = None  # what a scheduled/backfill run loads
 
     @property
     def connect(self) -> Connector:
@@ -42,6 +48,19 @@ def run_end(context: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+def data_interval(context: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    """``[data_interval_start, data_interval_end)`` of a run that stands for it (see
+    :data:`INTERVAL_RUN_TYPES`) when it is not empty, else None."""
+    dag_run = context.get("dag_run")
+    run_type = getattr(getattr(dag_run, "run_type", None), "value", None) or str(
+        getattr(dag_run, "run_type", "")
+    )
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if run_type not in INTERVAL_RUN_TYPES or start is None or end is None or end <= start:
+        return None
+    return start, end
+
+
 def current_run(label: str | None = None) -> RunContext:
     """The running task's :class:`RunContext`; ``label`` names a mapped instance in the UI."""
     from airflow.sdk import get_current_context
@@ -55,6 +74,7 @@ def current_run(label: str | None = None) -> RunContext:
         run_id=dag_run.run_id,
         params=dict(context.get("params") or {}),
         run_end=run_end(context),
+        interval=data_interval(context),
     )
 
 

@@ -30,11 +30,20 @@ class GapParams:
     reingest: Mapping[str, Any]
 
 
-def parse_params(params: Params, *, now: datetime | None = None) -> GapParams:
-    """Validate the params; empty dates mean the last 30 days up to now (never later)."""
+def parse_params(
+    params: Params,
+    *,
+    now: datetime | None = None,
+    interval: tuple[datetime, datetime] | None = None,
+) -> GapParams:
+    """Validate the params. The range checked: the form's dates; else a scheduled or
+    backfill run's data ``interval`` with the look-back (30 days) before it; else the last
+    30 days up to now. Never later than now."""
     now = floor_minute(now or datetime.now(UTC))
     symbols = param_symbols(params)
     window = date_range(params)
+    if window is None and interval is not None:
+        window = (interval[0] - DEFAULT_LOOKBACK, interval[1])
     start, end = window if window else (now - DEFAULT_LOOKBACK, now)
     end = min(end, now)
     min_gap = param_int(params, "min_gap_minutes", 5, 1)

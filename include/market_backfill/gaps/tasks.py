@@ -41,11 +41,16 @@ class DetectResult(GapRecordCounts):
     seconds: float
 
 
+def gap_params(run: RunContext) -> GapParams:
+    """The run's validated params, its range following its data interval if any."""
+    return parse_params(run.params, interval=run.interval)
+
+
 def plan_detection(run: RunContext) -> list[ChunkData]:
     """Validate params and symbols; one detection target per symbol over the range."""
 
     def plan() -> list[ChunkData]:
-        gp = parse_params(run.params)
+        gp = gap_params(run)
         run_transaction(run.connect, lambda c: load_settings(c, gp.symbols), what="symbols")
         log.info("gap detection %s .. %s for %s", gp.start, gp.end, [s.key for s in gp.symbols])
         start, end = gp.start.isoformat(), gp.end.isoformat()
@@ -58,7 +63,7 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
     """Scan one symbol and record its gaps (one transaction)."""
 
     def work(chunk: Chunk, connect: Connector) -> DetectResult:
-        gp = parse_params(run.params)
+        gp = gap_params(run)
         calendar = settings_of(connect, chunk.symbol).calendar
 
         def scan_and_record(conn: Connection) -> DetectResult:
@@ -96,7 +101,7 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
 
 def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
     """Open gaps to repair this run (oldest first, at most ``max_repairs``)."""
-    gp = parse_params(run.params)
+    gp = gap_params(run)
     if not gp.repair:
         log.info("repair is off: nothing to repair")
         return []
@@ -121,7 +126,7 @@ def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
     """Repair one gap and record it in ``backfill_runs``; the return value is its XCom."""
 
     def work(chunk: Chunk, connect: Connector) -> RepairResult:
-        gp = parse_params(run.params)
+        gp = gap_params(run)
         source = make_source(
             gp.reingest.get("source", "databento"),
             gp.reingest.get("dbn_path"),
@@ -163,7 +168,7 @@ def report(
 ) -> dict[str, Any]:
     """Completeness report into the log, the XCom and ``backfill_runs``; fails the run when
     a detection or repair task failed (a gap left open is not a failure)."""
-    gp = parse_params(run.params)
+    gp = gap_params(run)
     rows = completeness_report(gp, run.connect)
     log.info(
         "completeness %s .. %s:\n%s",

@@ -106,3 +106,19 @@ def test_load_chunk_counts_skips_and_is_idempotent(market_db, tmp_path):
         n, lo = conn.execute("SELECT count(*), min(ts) FROM market_bars_ohlcv_1m_clean").fetchone()
     assert n == 1297
     assert lo == datetime(2025, 12, 1, tzinfo=UTC)
+
+
+def test_a_run_with_a_data_interval_loads_exactly_it_even_with_newer_bars_stored(market_db):
+    from tests.conftest import store_bars
+
+    store_bars(bar_frame(10, start="2026-01-10T00:00Z"))  # newer bars: catch-up would skip
+    day = (datetime(2025, 11, 3, tzinfo=UTC), datetime(2025, 11, 4, tzinfo=UTC))
+    chunks = plan_run(hook_connector(), BASE, interval=day, run_end=day[1])
+    assert [(c["month"], c["start"], c["end"]) for c in chunks] == [
+        ("2025-11", "2025-11-03T00:00:00+00:00", "2025-11-04T00:00:00+00:00")
+    ]
+    # the form's dates still win over an interval
+    dated = plan_run(
+        hook_connector(), {**BASE, "start": "2025-12-01", "end": "2025-12-01"}, interval=day
+    )
+    assert [c["start"] for c in dated] == ["2025-12-01T00:00:00+00:00"]
