@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from airflow.sdk import Param, TriggerRule, dag, task
 
-from market_backfill.airflow.params import DEFAULT_ARGS, int_param, range_params, source_params
+from market_backfill.airflow.params import (
+    DEFAULT_ARGS,
+    flag,
+    int_param,
+    range_params,
+    source_params,
+)
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY
 
 DOC = """
@@ -23,15 +29,18 @@ Gaps go to `ohlcv_gaps` (re-detection updates, never duplicates). With `repair`,
 gap is re-ingested (one mapped task per gap, labelled `NQ 2025-12-03 14:05 (35m)`,
 at most `max_repairs` per run) through the `ohlcv_reingest` code, checked again and
 marked `filled`, or left `open` with `attempts` and `last_error` when the source has no
-data (not a failure). The `report` task ends with a completeness table (symbol x month:
-expected minutes, stored, percent, open gaps) in its log, XCom and `backfill_runs`.
+data (not a failure); after `max_attempts` such repairs it becomes `unfillable` and is no
+longer requested (`retry_unfillable` asks again). The `report` task ends with a
+completeness table (symbol x month: expected minutes, stored, percent, open and
+unfillable gaps) in its log, XCom and `backfill_runs`.
 
 **What a run checks**: with `start`/`end`, those UTC days; a scheduled (daily) or
 Backfill run, its data interval and the 30 days before it; a manual run without dates,
 the last 30 days.
 
 **Params**: `symbols`, `start`, `end` (empty: see above), `min_gap_minutes`,
-`repair`, `max_repairs`, and the source params of `ohlcv_reingest` for the repair.
+`repair`, `max_repairs`, `max_attempts`, `retry_unfillable`, and the source params of
+`ohlcv_reingest` for the repair.
 """
 
 
@@ -59,6 +68,16 @@ the last 30 days.
         ),
         "max_repairs": int_param(
             100, 0, 1024, "Max repairs per run", "Open gaps repaired per run, oldest first."
+        ),
+        "max_attempts": int_param(
+            3,
+            1,
+            100,
+            "Attempts before unfillable",
+            "Repairs that find no bars before a gap is marked unfillable and no longer asked.",
+        ),
+        "retry_unfillable": flag(
+            "Retry unfillable", "Repair the gaps marked unfillable again in this run."
         ),
         **source_params("repairs"),
     },

@@ -102,13 +102,30 @@ CREATE TABLE IF NOT EXISTS ohlcv_gaps (
     gap_start    timestamptz NOT NULL,
     gap_end      timestamptz NOT NULL,
     minutes      integer NOT NULL CHECK (minutes > 0),
-    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'filled')),
+    -- open: to repair; filled: no longer missing; unfillable: max_attempts repairs found
+    -- no bars (a halt, a quiet market): no longer requested unless retry_unfillable
+    status       text NOT NULL DEFAULT 'open'
+                 CONSTRAINT ohlcv_gaps_status_check CHECK (status IN ('open', 'filled', 'unfillable')),
     attempts     integer NOT NULL DEFAULT 0,
     detected_at  timestamptz NOT NULL DEFAULT now(),
     filled_at    timestamptz,
     last_error   text,
     PRIMARY KEY (symbol, gap_start)
 );
+
+-- 0.2: a gap may become 'unfillable' (the check of 0.1 allowed open and filled only)
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conname = 'ohlcv_gaps_status_check'
+          AND pg_get_constraintdef(oid) LIKE '%unfillable%'
+    ) THEN
+        ALTER TABLE ohlcv_gaps DROP CONSTRAINT IF EXISTS ohlcv_gaps_status_check;
+        ALTER TABLE ohlcv_gaps ADD CONSTRAINT ohlcv_gaps_status_check
+            CHECK (status IN ('open', 'filled', 'unfillable'));
+    END IF;
+END $$;
 
 -- Audit trail: one row per chunk of a DAG run (a cleared chunk updates its row and
 -- counts the attempt); the summary task adds a row with symbol '*' and chunk 'total'.

@@ -66,6 +66,7 @@ def test_holes_are_detected_repaired_and_reported(gap_dag, market_db, tmp_path):
             "stored": len(full) - 1,
             "percent": round(100 * (len(full) - 1) / len(full), 2),
             "open_gaps": 0,
+            "unfillable_gaps": 0,
         }
     ]
 
@@ -105,3 +106,37 @@ def test_a_source_without_the_data_leaves_the_gap_open_without_failing(
     assert (status, attempts) == ("open", 1)
     assert "no bars for 30" in error
     assert np.isclose(_report(market_db, run.run_id)["completeness"][0]["open_gaps"], 1)
+
+
+def test_a_gap_the_source_cannot_fill_becomes_unfillable_and_is_no_longer_requested(
+    gap_dag, market_db, gateway, synthetic_bars_continuous
+):
+    bars = synthetic_bars_continuous
+    nq = bars[(bars.symbol == "NQ.v.0") & (bars.ts >= to_ns("2025-02-03"))]
+    nq = nq[nq.ts < to_ns("2025-02-05")]
+    hole = (nq.ts >= to_ns("2025-02-04T15:00")) & (nq.ts < to_ns("2025-02-04T15:40"))
+    store_bars(nq[~hole])
+    missing = bars.index.isin(nq[hole].index)
+    gateway.state.bars = bars[~missing]  # the vendor has nothing for those minutes either
+    conf = {
+        "symbols": [NQ],
+        "start": "2025-02-03",
+        "end": "2025-02-04",
+        "source": "databento",
+        "max_attempts": 2,
+    }
+
+    def run(**extra) -> tuple[int, tuple]:
+        before = len(gateway.state.requests)
+        assert gap_dag.test(run_conf={**conf, **extra}).state == "success"
+        with market_db.connect() as conn:
+            row = conn.execute("SELECT status, attempts, last_error FROM ohlcv_gaps").fetchone()
+        return len(gateway.state.requests) - before, row[:2]
+
+    assert run() == (1, ("open", 1))
+    assert run() == (1, ("unfillable", 2))
+    assert run() == (0, ("unfillable", 2))  # not requested again: no money spent
+    assert run(retry_unfillable=True) == (1, ("unfillable", 3))
+    with market_db.connect() as conn:
+        error = conn.execute("SELECT last_error FROM ohlcv_gaps").fetchone()[0]
+    assert "no bars for 40" in error

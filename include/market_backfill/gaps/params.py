@@ -28,6 +28,8 @@ class GapParams:
     repair: bool
     max_repairs: int
     reingest: Mapping[str, Any]
+    max_attempts: int = 3  # repairs without bars before a gap is unfillable
+    retry_unfillable: bool = False
 
 
 def parse_params(
@@ -49,7 +51,19 @@ def parse_params(
     min_gap = param_int(params, "min_gap_minutes", 5, 1)
     max_repairs = param_int(params, "max_repairs", 100, 0)
     repair = bool(params.get("repair", True))
+    max_attempts = param_int(params, "max_attempts", 3, 1)
+    retry_unfillable = bool(params.get("retry_unfillable", False))
     reingest = {k: params[k] for k in REPAIR_SOURCE_PARAMS if k in params}
     if repair:  # the repair's source params must be valid before anything runs
         parse_reingest_params({**reingest, "symbols": [s.key for s in symbols]})
-    return GapParams(symbols, start, end, min_gap, repair, max_repairs, reingest)
+    return GapParams(
+        symbols,
+        start,
+        end,
+        min_gap,
+        repair,
+        max_repairs,
+        reingest,
+        max_attempts=max_attempts,
+        retry_unfillable=retry_unfillable,
+    )

@@ -10,7 +10,7 @@ from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.inserter import BatchInsertError
 from market_backfill.gaps.detect import missing_runs, stored_minutes
 from market_backfill.gaps.params import GapParams
-from market_backfill.gaps.store import mark_gap
+from market_backfill.gaps.store import mark_gap, note_error
 from market_backfill.planning import Chunk
 from market_backfill.reingest.load import load_chunk
 from market_backfill.reingest.params import parse_params as parse_reingest_params
@@ -27,7 +27,7 @@ REPAIR_BACKOFF = Backoff(attempts=3, base_s=5.0, max_s=60.0)
 class RepairOutcome(TypedDict):
     """The summary columns a repair adds to the run's table."""
 
-    gap_status: str  # 'filled' or 'open'
+    gap_status: str  # 'filled', 'open', or 'unfillable' after max_attempts without bars
     rows_written: int
     remaining: int  # minutes still missing in runs of at least min_gap_minutes
 
@@ -45,7 +45,7 @@ class RepairResult(RepairOutcome):
 
 
 def _leave_open(connect: Connector, chunk: Chunk, reason: str) -> None:
-    run_transaction(connect, lambda c: mark_gap(c, chunk.symbol, chunk.start_dt, "open", reason))
+    run_transaction(connect, lambda c: note_error(c, chunk.symbol, chunk.start_dt, reason))
 
 
 def repair_gap(
@@ -59,7 +59,9 @@ def repair_gap(
     """Re-ingest one gap through the reingest code and the shared inserter, retrying
     transient failures with exponential backoff; then check again and mark the gap
     ``filled`` (no missing run of ``min_gap_minutes`` left) or leave it ``open`` with the
-    reason. A source without the data is an outcome, not a failure.
+    reason, ``unfillable`` at its ``max_attempts``-th attempt without the bars. A source
+    without the data is an outcome, not a failure; a refused source (a rejected key) fails
+    the task and counts no attempt.
 
     Transaction behaviour: the bars go in the inserter's committed batches (upserts);
     the check and the gap's mark are one short transaction each."""
@@ -94,16 +96,21 @@ def repair_gap(
     )
     _, runs = missing_runs(expected, stored)
     remaining = int(runs[runs >= gp.min_gap_minutes].sum())
-    status = "filled" if remaining == 0 else "open"
-    if status == "open" and error is None:
+    filled = remaining == 0
+    if not filled and error is None:
         error = (
             f"the source has no bars for {remaining} of the gap's {gap['minutes']} "
             f"minutes (rows from source: {rows_in})"
         )
-    tries = run_transaction(
+    tries, status = run_transaction(
         connect,
         lambda c: mark_gap(
-            c, chunk.symbol, chunk.start_dt, status, error if status == "open" else None
+            c,
+            chunk.symbol,
+            chunk.start_dt,
+            filled,
+            None if filled else error,
+            gp.max_attempts,
         ),
     )
     log.info(
@@ -123,5 +130,5 @@ def repair_gap(
         rows_in=rows_in,
         rows_written=rows_written,
         remaining=remaining,
-        error=error if status == "open" else None,
+        error=None if filled else error,
     )

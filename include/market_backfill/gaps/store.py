@@ -22,18 +22,23 @@ class GapRecordCounts(TypedDict):
     closed: int  # recorded open gaps no longer missing, marked filled
 
 
+# An unfillable gap detected again with the same extent stays unfillable; one whose
+# extent changed is a new question: open again, its attempts counted from zero.
 _UPSERT_GAP = """
-INSERT INTO ohlcv_gaps (symbol, gap_start, gap_end, minutes, status, detected_at)
+INSERT INTO ohlcv_gaps AS g (symbol, gap_start, gap_end, minutes, status, detected_at)
 VALUES (%s, %s, %s, %s, 'open', now())
 ON CONFLICT (symbol, gap_start) DO UPDATE
 SET gap_end = EXCLUDED.gap_end, minutes = EXCLUDED.minutes, detected_at = now(),
-    status = 'open', filled_at = NULL
+    status = CASE WHEN g.status = 'unfillable' AND g.gap_end = EXCLUDED.gap_end
+                  THEN 'unfillable' ELSE 'open' END,
+    attempts = CASE WHEN g.gap_end = EXCLUDED.gap_end THEN g.attempts ELSE 0 END,
+    filled_at = NULL
 RETURNING (xmax = 0)
 """
 
 _CLOSE_VANISHED = """
 UPDATE ohlcv_gaps SET status = 'filled', filled_at = now()
-WHERE symbol = %s AND status = 'open' AND gap_start >= %s AND gap_end <= %s
+WHERE symbol = %s AND status IN ('open', 'unfillable') AND gap_start >= %s AND gap_end <= %s
   AND NOT (gap_start = ANY(%s))
 """
 
@@ -41,8 +46,8 @@ WHERE symbol = %s AND status = 'open' AND gap_start >= %s AND gap_end <= %s
 def record_gaps(
     conn: Connection, symbol: str, start: datetime, end: datetime, gaps: Sequence[Gap]
 ) -> GapRecordCounts:
-    """Upsert the detected gaps (re-detection updates, never duplicates) and mark open gaps
-    inside the scanned range that are no longer missing as filled. One transaction."""
+    """Upsert the detected gaps (re-detection updates, never duplicates) and mark recorded
+    gaps inside the scanned range that are no longer missing as filled. One transaction."""
     new = updated = 0
     with conn.cursor() as cur:
         for gap in gaps:
@@ -60,49 +65,88 @@ def record_gaps(
 
 _OPEN_GAPS = """
 SELECT symbol, gap_start, gap_end, minutes FROM ohlcv_gaps
-WHERE symbol = ANY(%s) AND status = 'open' AND gap_start < %s AND gap_end > %s
+WHERE symbol = ANY(%s) AND status = ANY(%s) AND gap_start < %s AND gap_end > %s
 ORDER BY gap_start, symbol LIMIT %s
 """
 
 
 def open_gaps(
-    conn: Connection, symbols: Sequence[str], start: datetime, end: datetime, limit: int
+    conn: Connection,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    limit: int,
+    *,
+    retry_unfillable: bool = False,
 ) -> list[dict[str, Any]]:
-    """Open gaps overlapping ``[start, end)``, oldest first, at most ``limit``."""
+    """Gaps to repair overlapping ``[start, end)``, oldest first, at most ``limit``: the
+    open ones, and with ``retry_unfillable`` the unfillable ones too."""
+    statuses = ["open", "unfillable"] if retry_unfillable else ["open"]
     with conn.cursor() as cur:
-        cur.execute(_OPEN_GAPS, (list(symbols), end, start, limit))
+        cur.execute(_OPEN_GAPS, (list(symbols), statuses, end, start, limit))
         return [Gap(s, to_ns(a), to_ns(b)).to_dict() for s, a, b, _ in cur.fetchall()]
 
 
 _MARK = """
-UPDATE ohlcv_gaps SET attempts = attempts + 1, status = %s, last_error = %s,
-    filled_at = CASE WHEN %s = 'filled' THEN now() ELSE NULL END
-WHERE symbol = %s AND gap_start = %s
-RETURNING attempts
+UPDATE ohlcv_gaps SET attempts = attempts + 1,
+    status = CASE WHEN %(status)s = 'filled' THEN 'filled'
+                  WHEN attempts + 1 >= %(max_attempts)s THEN 'unfillable' ELSE 'open' END,
+    last_error = %(error)s,
+    filled_at = CASE WHEN %(status)s = 'filled' THEN now() ELSE NULL END
+WHERE symbol = %(symbol)s AND gap_start = %(gap_start)s
+RETURNING attempts, status
+"""
+
+_NOTE_ERROR = """
+UPDATE ohlcv_gaps SET last_error = %s WHERE symbol = %s AND gap_start = %s
 """
 
 
 def mark_gap(
-    conn: Connection, symbol: str, gap_start: datetime, status: str, error: str | None
-) -> int:
-    """Record one repair attempt's outcome; return the gap's attempts so far."""
+    conn: Connection,
+    symbol: str,
+    gap_start: datetime,
+    filled: bool,
+    error: str | None,
+    max_attempts: int,
+) -> tuple[int, str]:
+    """Record one repair attempt: ``filled``, or still missing (``error`` says why), which
+    makes the gap ``unfillable`` at its ``max_attempts``-th attempt. Returns the gap's
+    attempts so far and its status."""
+    params = {
+        "status": "filled" if filled else "open",
+        "max_attempts": max_attempts,
+        "error": error[:2000] if error else None,
+        "symbol": symbol,
+        "gap_start": gap_start,
+    }
     with conn.cursor() as cur:
-        cur.execute(_MARK, (status, error[:2000] if error else None, status, symbol, gap_start))
+        cur.execute(_MARK, params)
         row = cur.fetchone()
-    return int(row[0]) if row else 0
+    return (int(row[0]), str(row[1])) if row else (0, "open")
 
 
-_OPEN_BY_MONTH = """
-SELECT to_char(date_trunc('month', gap_start AT TIME ZONE 'UTC'), 'YYYY-MM'), count(*)
-FROM ohlcv_gaps WHERE symbol = %s AND status = 'open' AND gap_start >= %s AND gap_start < %s
-GROUP BY 1
+def note_error(conn: Connection, symbol: str, gap_start: datetime, error: str) -> None:
+    """Keep why a repair could not even ask the source (a refused key): not an attempt."""
+    with conn.cursor() as cur:
+        cur.execute(_NOTE_ERROR, (error[:2000], symbol, gap_start))
+
+
+_BY_MONTH = """
+SELECT to_char(date_trunc('month', gap_start AT TIME ZONE 'UTC'), 'YYYY-MM'), status, count(*)
+FROM ohlcv_gaps WHERE symbol = %s AND status <> 'filled' AND gap_start >= %s AND gap_start < %s
+GROUP BY 1, 2
 """
 
 
-def open_gaps_by_month(
+def missing_gaps_by_month(
     conn: Connection, symbol: str, start: datetime, end: datetime
-) -> dict[str, int]:
-    """Open gaps of ``symbol`` starting in ``[start, end)``, counted per month ``YYYY-MM``."""
+) -> dict[str, dict[str, int]]:
+    """Gaps of ``symbol`` starting in ``[start, end)`` that are still missing, counted per
+    month ``YYYY-MM`` and status (``open``, ``unfillable``)."""
+    out: dict[str, dict[str, int]] = {}
     with conn.cursor() as cur:
-        cur.execute(_OPEN_BY_MONTH, (symbol, start, end))
-        return dict(cur.fetchall())
+        cur.execute(_BY_MONTH, (symbol, start, end))
+        for month, status, n in cur.fetchall():
+            out.setdefault(month, {})[status] = int(n)
+    return out

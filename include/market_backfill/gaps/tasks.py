@@ -15,8 +15,8 @@ from market_backfill.gaps.params import GapParams, parse_params
 from market_backfill.gaps.repair import RepairOutcome, RepairResult, repair_gap
 from market_backfill.gaps.store import (
     GapRecordCounts,
+    missing_gaps_by_month,
     open_gaps,
-    open_gaps_by_month,
     record_gaps,
 )
 from market_backfill.planning import Chunk, ChunkData
@@ -27,7 +27,15 @@ from market_backfill.symbols import load_settings, settings_of
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = columns_of(GapRecordCounts, RepairOutcome)
-REPORT_COLUMNS = ("symbol", "month", "expected", "stored", "percent", "open_gaps")
+REPORT_COLUMNS = (
+    "symbol",
+    "month",
+    "expected",
+    "stored",
+    "percent",
+    "open_gaps",
+    "unfillable_gaps",
+)
 
 
 class DetectResult(GapRecordCounts):
@@ -100,16 +108,25 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
 
 
 def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
-    """Open gaps to repair this run (oldest first, at most ``max_repairs``)."""
+    """Gaps to repair this run (oldest first, at most ``max_repairs``): the open ones, and
+    the unfillable ones with ``retry_unfillable``."""
     gp = gap_params(run)
     if not gp.repair:
         log.info("repair is off: nothing to repair")
         return []
     keys = [s.key for s in gp.symbols]
     gaps = run_transaction(
-        run.connect, lambda c: open_gaps(c, keys, gp.start, gp.end, gp.max_repairs)
+        run.connect,
+        lambda c: open_gaps(
+            c, keys, gp.start, gp.end, gp.max_repairs, retry_unfillable=gp.retry_unfillable
+        ),
     )
-    log.info("%d open gaps to repair (cap %d)", len(gaps), gp.max_repairs)
+    log.info(
+        "%d gaps to repair (cap %d%s)",
+        len(gaps),
+        gp.max_repairs,
+        ", unfillable ones again" if gp.retry_unfillable else "",
+    )
     return [
         {
             **g,
@@ -138,7 +155,8 @@ def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
 
 
 def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any]]:
-    """Symbol x month: expected trading minutes, stored bars on them, percent, open gaps."""
+    """Symbol x month: expected trading minutes, stored bars on them, percent, open and
+    unfillable gaps."""
     rows: list[dict[str, Any]] = []
     registry = run_transaction(connect, lambda c: load_settings(c, gp.symbols), what="symbols")
     for sym, settings in registry.items():
@@ -147,12 +165,13 @@ def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any
             conn: Connection, key: str = sym.key, cal: str = settings.calendar
         ) -> list[dict[str, Any]]:
             found = scan(conn, key, cal, gp.start, gp.end, gp.min_gap_minutes)
-            open_by_month = open_gaps_by_month(conn, key, gp.start, gp.end)
+            missing = missing_gaps_by_month(conn, key, gp.start, gp.end)
             return [
                 {
                     "symbol": key,
                     **{k: v for k, v in m.items() if k != "gaps"},
-                    "open_gaps": open_by_month.get(m["month"], 0),
+                    "open_gaps": missing.get(m["month"], {}).get("open", 0),
+                    "unfillable_gaps": missing.get(m["month"], {}).get("unfillable", 0),
                 }
                 for m in found.months
             ]
