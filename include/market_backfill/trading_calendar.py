@@ -1,12 +1,16 @@
-"""Trading minutes of a symbol's calendar (pandas_market_calendars), vectorised.
+"""Trading minutes of a symbol's calendar, right for the whole history, vectorised.
 
-A session contributes every minute from its open to its close, close excluded, so the
-daily maintenance break, weekends, holidays and early closes contain no trading minute.
+Holidays and early closes come from pandas_market_calendars. Its CME calendars model
+only today's regular hours, though, so a calendar with a dated session history
+(:data:`SESSION_HISTORY`) has each regular trade date re-cut to the hours of its era. A
+session contributes every minute from its open to its close, close excluded, so
+maintenance breaks, halts, weekends, holidays and early closes hold no trading minute.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
@@ -15,6 +19,47 @@ import pandas as pd
 
 from market_backfill.names import MINUTE_NS
 from market_backfill.timeutil import to_ns
+
+CHICAGO = "America/Chicago"
+
+
+@dataclass(frozen=True)
+class Era:
+    """The regular hours (US Central) of a CME product's trade dates from ``first_day``.
+
+    A trade date opens at 17:00 the evening before (as the underlying calendar says) and
+    ends at ``close``; ``halt`` is a pause inside it; ``pre_session`` is an hour of the
+    previous afternoon that already counted for this trade date."""
+
+    first_day: date
+    close: time
+    halt: tuple[time, time] | None = None
+    pre_session: tuple[time, time] | None = None
+
+
+# CME Globex equity index futures (ES, NQ, YM, RTY and the rest of the group).
+CME_EQUITY_ERAS = (
+    # Until trade date 2012-11-16 a trade date ended at 15:15 CT; Monday to Thursday the
+    # market reopened at 15:30 CT for the NEXT trade date, paused 16:30-17:00 CT for
+    # maintenance and went on from 17:00 CT. Source: CME, "Equity Index Later Close for
+    # CME Globex Trading Day, Daily Price Limits" (Nov 2012: trade dates "will begin at
+    # 17:00 CT vs. the current 15:30 CT on Monday-Thursday"); CME education note
+    # eq-trading-hours.pdf.
+    Era(date(2010, 1, 1), close=time(15, 15), pre_session=(time(15, 30), time(16, 30))),
+    # Effective Sunday 2012-11-18 for trade date Monday 2012-11-19: the trade date ends at
+    # 16:15 CT, with a 15-minute halt 15:15-15:30 CT (same notice).
+    Era(date(2012, 11, 19), close=time(16, 15), halt=(time(15, 15), time(15, 30))),
+    # From Monday 2015-09-21 the CME Globex close moved 15 minutes earlier, to 16:00 CT,
+    # the 15:15-15:30 CT halt unchanged (CME Globex trading-hours change of 2015-09-21).
+    Era(date(2015, 9, 21), close=time(16, 0), halt=(time(15, 15), time(15, 30))),
+    # The 15:15-15:30 CT market pause was eliminated effective trade date 2021-06-28:
+    # continuous trading 17:00-16:00 CT. Source: CME Globex Notices, 2021-06-21
+    # (cmegroup.com/notices/electronic-trading/2021/06/20210621.html).
+    Era(date(2021, 6, 28), close=time(16, 0)),
+)
+
+SESSION_HISTORY: dict[str, tuple[Era, ...]] = {"CME Globex Equity": CME_EQUITY_ERAS}
+"""Calendars (registry ``calendar`` names) with a dated session history."""
 
 
 @cache
@@ -25,19 +70,68 @@ def get_calendar(name: str) -> Any:
 
 
 def sessions(name: str, start: datetime, end: datetime) -> np.ndarray:
-    """Sessions overlapping ``[start, end)`` as an (n, 2) int64 array of [open, close) in ns."""
+    """Trading periods overlapping ``[start, end)``: an (n, 2) int64 array of [open,
+    close) in ns, sorted (a trade date may hold several)."""
     cal = get_calendar(name)
     sched = cal.schedule(
         (start - timedelta(days=2)).date().isoformat(), (end + timedelta(days=2)).date().isoformat()
     )
     if sched.empty:
         return np.empty((0, 2), dtype=np.int64)
-    opens = _ns(sched["market_open"])
-    closes = _ns(sched["market_close"])
+    periods = (
+        _historical_periods(sched, SESSION_HISTORY[name])
+        if name in SESSION_HISTORY
+        else (np.stack([_ns(sched["market_open"]), _ns(sched["market_close"])], axis=1))
+    )
     lo, hi = to_ns(start), to_ns(end)
-    opens, closes = np.maximum(opens, lo), np.minimum(closes, hi)
+    opens, closes = np.maximum(periods[:, 0], lo), np.minimum(periods[:, 1], hi)
     keep = opens < closes
     return np.stack([opens[keep], closes[keep]], axis=1)
+
+
+def _historical_periods(sched: pd.DataFrame, eras: tuple[Era, ...]) -> np.ndarray:
+    """Re-cut each regular trade date of ``sched`` (open 17:00 the evening before, close
+    at the calendar's regular 16:00 CT) to its era's hours; holidays and early closes
+    stay as the calendar has them. Vectorised per era."""
+    opens, closes = _ns(sched["market_open"]), _ns(sched["market_close"])
+    close_local = _local_index(sched["market_close"])
+    open_local = _local_index(sched["market_open"])
+    regular = np.asarray((close_local.hour == 16) & (close_local.minute == 0))
+    days = close_local.tz_localize(None).normalize()  # the trade date, local midnight
+    open_days = open_local.tz_localize(None).normalize()
+    # a pre-session needs the previous trade date to have ended that same afternoon
+    follows = np.zeros(len(sched), dtype=bool)
+    follows[1:] = regular[:-1] & np.asarray(days[:-1] == open_days[1:])
+    firsts = np.array([e.first_day for e in eras], dtype="datetime64[D]")
+    era_of = np.searchsorted(firsts, days.to_numpy().astype("datetime64[D]"), side="right") - 1
+    era_of = np.maximum(era_of, 0)
+    parts = [np.stack([opens[~regular], closes[~regular]], axis=1)]
+    for k, era in enumerate(eras):
+        rows = regular & (era_of == k)
+        if not rows.any():
+            continue
+        day, start, end = days[rows], opens[rows], _at(days[rows], era.close)
+        if era.halt:
+            parts.append(np.stack([start, _at(day, era.halt[0])], axis=1))
+            parts.append(np.stack([_at(day, era.halt[1]), end], axis=1))
+        else:
+            parts.append(np.stack([start, end], axis=1))
+        if era.pre_session:  # before any trade date of the era, holidays' too
+            pre_days = open_days[(era_of == k) & follows]
+            pre = [_at(pre_days, era.pre_session[0]), _at(pre_days, era.pre_session[1])]
+            parts.append(np.stack(pre, axis=1))
+    periods = np.concatenate(parts)
+    return periods[np.argsort(periods[:, 0], kind="stable")]
+
+
+def _local_index(series: pd.Series) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(series, utc=True)).tz_convert(CHICAGO)
+
+
+def _at(days: pd.DatetimeIndex, at: time) -> np.ndarray:
+    """``at`` (Central time) on each of ``days`` (naive local midnights), as ns UTC."""
+    local = days + pd.Timedelta(hours=at.hour, minutes=at.minute)
+    return local.tz_localize(CHICAGO).as_unit("ns").asi8.astype(np.int64)
 
 
 def trading_minutes(name: str, start: datetime, end: datetime) -> np.ndarray:
