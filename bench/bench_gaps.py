@@ -22,11 +22,14 @@ from market_backfill.db.copy_format import frame_to_lines
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.gaps.detect import scan
-from market_backfill.names import BAR_COLUMNS
-from market_backfill.reingest.load import BAR_KINDS
+from market_backfill.reingest.load import BAR_KINDS, CLEAN_COLUMNS, clean_rows
+from market_backfill.symbols import Series, parse_symbol
 from market_backfill_devtools.sample import synthetic_bars
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+NQ_V0 = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
 
 
 def load_years(url: str, years: float, seed: int = 15) -> tuple[datetime, datetime, int]:
@@ -38,9 +41,9 @@ def load_years(url: str, years: float, seed: int = 15) -> tuple[datetime, dateti
         apply_schema(conn)
         with (
             conn.cursor() as cur,
-            cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(BAR_COLUMNS)}) FROM STDIN") as copy,
+            cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(CLEAN_COLUMNS)}) FROM STDIN") as copy,
         ):
-            lines = frame_to_lines(bars, BAR_COLUMNS, BAR_KINDS)
+            lines = frame_to_lines(clean_rows(bars, NQ_V0), CLEAN_COLUMNS, BAR_KINDS)
             for i in range(0, len(lines), 100_000):
                 copy.write("\n".join(lines[i : i + 100_000]) + "\n")
         conn.commit()
@@ -55,7 +58,7 @@ def time_scans(url: str, start: datetime, end: datetime, repeat: int) -> dict:
     with psycopg.connect(url) as conn:
         for _ in range(repeat):
             started = time.perf_counter()
-            result = scan(conn, "GLBX.MDP3:NQ", "CME Globex Equity", start, end, 5)
+            result = scan(conn, NQ_V0, "CME Globex Equity", start, end, 5)
             times.append(time.perf_counter() - started)
     return {
         "expected": sum(m["expected"] for m in result.months),

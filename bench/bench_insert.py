@@ -25,15 +25,19 @@ from market_backfill.db.inserter import BatchInserter
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import BAR_COLUMNS
-from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
+from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import from_ns
 from market_backfill_devtools.sample import bar_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 
-COLS = ", ".join(BAR_COLUMNS)
+NQ_V0 = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
+SEED_COLUMNS = ("symbol", "roll_rule", "rank", *BAR_COLUMNS[1:])  # the seed knew no contract
+COLS = ", ".join(SEED_COLUMNS)
 UPSERT_SQL = (
-    f"INSERT INTO {CLEAN_TABLE} ({COLS}) VALUES %s ON CONFLICT (symbol, ts) DO UPDATE SET "
+    f"INSERT INTO {CLEAN_TABLE} ({COLS}) VALUES %s "
+    "ON CONFLICT (symbol, roll_rule, rank, ts) DO UPDATE SET "
     "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
     "volume = EXCLUDED.volume, updated_at = now()"
 )
@@ -46,6 +50,8 @@ def seed_execute_values(url: str, frame) -> None:
         rows.append(
             (
                 r.symbol,
+                "v",
+                0,
                 from_ns(r.ts),
                 Decimal(int(r.open)) / 10**9,
                 Decimal(int(r.high)) / 10**9,
@@ -71,6 +77,8 @@ def execute_values_only(url: str, frame) -> None:
     rows = list(
         zip(
             frame.symbol.tolist(),
+            ["v"] * len(frame),
+            [0] * len(frame),
             [from_ns(t) for t in frame.ts.tolist()],
             *[
                 [Decimal(v) / 10**9 for v in frame[c].tolist()]
@@ -86,25 +94,25 @@ def execute_values_only(url: str, frame) -> None:
 def inserter(url: str, frame) -> None:
     """This project's BatchInserter (COPY fast path, autocommit, 500-row batches)."""
     with BatchInserter(
-        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+        lambda: psycopg.connect(url), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
     ) as ins:
-        ins.insert(frame)
+        ins.insert(clean_rows(frame, NQ_V0))
 
 
 def inserter_upsert(url: str, frame) -> None:
     """The inserter's upsert path (COPY into staging + INSERT ... ON CONFLICT per batch)."""
     with BatchInserter(
-        lambda: psycopg.connect(url), CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+        lambda: psycopg.connect(url), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
     ) as ins:
         ins.upsert_mode = True
-        ins.insert(frame)
+        ins.insert(clean_rows(frame, NQ_V0))
 
 
 def one_copy(url: str, frame) -> None:
     """One COPY of every row in one transaction: the practical limit, no 500-row commits."""
-    lines = frame_to_lines(frame, BAR_COLUMNS, BAR_KINDS)
+    lines = frame_to_lines(clean_rows(frame, NQ_V0), CLEAN_COLUMNS, BAR_KINDS)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY {CLEAN_TABLE} ({COLS}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(CLEAN_COLUMNS)}) FROM STDIN") as copy:
             copy.write("\n".join(lines) + "\n")
 
 

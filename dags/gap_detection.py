@@ -22,9 +22,10 @@ DOC = """
 Compares the stored bars of each symbol with its trading calendar (`CME Globex Equity`
 for NQ, ES, YM, RTY: Sunday 18:00 ET open, the 17:00-18:00 ET break, holidays and early
 closes, with the hours of each era since 2010: the 15:15 CT close and 15:30 CT reopen
-until 2012-11-16, the 15:15-15:30 CT halt until 2021-06-25). A **gap** is a run of consecutive trading minutes with no
-stored bar, at least `min_gap_minutes` long; weekends, holidays, early closes and the
-daily break are never gaps, and shorter runs are quiet minutes, not gaps.
+until 2012-11-16, the 15:15-15:30 CT halt until 2021-06-25). A **gap** is a run of
+consecutive trading minutes with no stored bar, at least `min_gap_minutes` long;
+weekends, holidays, early closes and the daily break are never gaps, and shorter runs are
+quiet minutes, not gaps.
 
 Gaps go to `ohlcv_gaps` (re-detection updates, never duplicates). With `repair`, each open
 gap is re-ingested (one mapped task per gap, labelled `NQ 2025-12-03 14:05 (35m)`,

@@ -15,6 +15,7 @@ from market_backfill.airflow.params import (
     flag,
     int_param,
     range_params,
+    series_params,
     text_param,
 )
 
@@ -56,6 +57,7 @@ settings. Runs after every successful `ohlcv_reingest` (Asset schedule) in catch
     default_args=DEFAULT_ARGS,
     params={
         **range_params("catch up from the latest event of these settings"),
+        **series_params(),
         "anchor": choice_param(
             "weekly", ["weekly", "session", "fixed"], "Anchor", "Where all engine state resets."
         ),

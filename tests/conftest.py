@@ -142,16 +142,31 @@ def reingest_dag(airflow_db):
     return bag.dags["ohlcv_reingest"]
 
 
-def store_bars(frame, table: str = "market_bars_ohlcv_1m_clean", symbol: str = "GLBX.MDP3:NQ"):
-    """Write a bar frame (int64 ns ts, fixed-point prices) into a bars table via market_db."""
+def store_bars(
+    frame,
+    table: str = "market_bars_ohlcv_1m_clean",
+    symbol: str = "GLBX.MDP3:NQ",
+    roll_rule: str = "v",
+    rank: int = 0,
+):
+    """Write a bar frame (int64 ns ts, fixed-point prices) into a bars table via market_db:
+    the clean table as the series ``symbol``/``roll_rule``/``rank``, or the legacy table."""
     from market_backfill.airflow.connections import hook_connector
-    from market_backfill.db.inserter import BatchInserter
-    from market_backfill.names import BAR_COLUMNS
-    from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
+    from market_backfill.db.inserter import BatchInserter, ConflictPolicy
+    from market_backfill.db.tables import CLEAN_TABLE
+    from market_backfill.names import BAR_COLUMNS, PRICE_COLUMNS
+    from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+    from market_backfill.symbols import Series, parse_symbol
 
     frame = frame.assign(symbol=symbol)
-    with BatchInserter(hook_connector(), table, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS) as ins:
-        return ins.insert(frame)
+    if table == CLEAN_TABLE:
+        rows = clean_rows(frame, Series(parse_symbol(symbol), roll_rule, rank))
+        columns, policy = CLEAN_COLUMNS, BAR_UPSERT
+    else:  # the legacy table: one series per symbol
+        rows, columns = frame, BAR_COLUMNS
+        policy = ConflictPolicy(key=("symbol", "ts"), update=(*PRICE_COLUMNS, "volume"))
+    with BatchInserter(hook_connector(), table, columns, policy, kinds=BAR_KINDS) as ins:
+        return ins.insert(rows)
 
 
 @pytest.fixture(scope="session")

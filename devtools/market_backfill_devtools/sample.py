@@ -56,6 +56,7 @@ def synthetic_bars(
             "low": low[keep],
             "close": close[keep],
             "volume": volume[keep],
+            "instrument_id": np.full(int(keep.sum()), 42_000_001, dtype=np.int64),
         }
     )
 
@@ -84,6 +85,7 @@ def bar_frame(
             "low": low,
             "close": close,
             "volume": rng.integers(1, 1000, n).astype(np.int64),
+            "instrument_id": np.full(n, 1, dtype=np.int64),
         }
     )
 

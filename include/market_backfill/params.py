@@ -12,7 +12,7 @@ from typing import Any
 
 from market_backfill.errors import ParamError
 from market_backfill.names import DEFAULT_BATCH_SIZE
-from market_backfill.symbols import Symbol, parse_symbols
+from market_backfill.symbols import Symbol, check_roll, parse_symbols
 from market_backfill.timeutil import day_start
 
 Params = Mapping[str, Any]
@@ -60,6 +60,14 @@ def date_range(params: Params) -> tuple[datetime, datetime] | None:
 def param_symbols(params: Params) -> tuple[Symbol, ...]:
     """The ``symbols`` param, parsed (malformed ones raise :class:`SymbolError`)."""
     return tuple(parse_symbols(params.get("symbols") or []))
+
+
+def param_series(params: Params) -> tuple[str | None, int | None]:
+    """The ``roll_rule`` and ``rank`` params; empty means the registry's default series."""
+    roll_rule = params.get("roll_rule") or None
+    rank = params.get("rank")
+    check_roll("v" if roll_rule is None else roll_rule, 0 if rank is None else rank)
+    return roll_rule, rank
 
 
 def param_int(params: Params, name: str, default: int, minimum: int) -> int:

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.errors import ParamError
-from market_backfill.symbols import Symbol, load_settings, parse_symbol
+from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
 from market_backfill.timeutil import floor_minute
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def plan_ranges(
     request: PlanRequest,
     symbols: Sequence[Symbol],
     window: Range | None,
-    catch_up: Callable[[Connection], Mapping[Symbol, Range]],
+    catch_up: Callable[[Connection, Mapping[Symbol, SymbolSettings]], Mapping[Symbol, Range]],
 ) -> list[ChunkData]:
     """A run's chunks: with a ``window`` (the form's dates) every symbol gets it; else
     with the run's data interval, that; else ``catch_up`` reads each symbol's range from
@@ -144,8 +144,8 @@ def plan_ranges(
     window = window if window is not None else request.interval
 
     def ranges_of(conn: Connection) -> Mapping[Symbol, Range]:
-        load_settings(conn, symbols)
-        return dict.fromkeys(symbols, window) if window is not None else catch_up(conn)
+        registry = load_settings(conn, symbols)
+        return dict.fromkeys(symbols, window) if window is not None else catch_up(conn, registry)
 
     ranges = run_transaction(request.connect, ranges_of, what="plan")
     chunks = plan(ranges, max_chunks=request.max_chunks)

@@ -42,6 +42,32 @@ class Symbol:
         return self.key
 
 
+@dataclass(frozen=True)
+class Series:
+    """A continuous series: a symbol with a roll rule and a rank (``NQ.v.0``), the
+    identity of stored bars, events and gaps."""
+
+    symbol: Symbol
+    roll_rule: str
+    rank: int
+
+    def __post_init__(self) -> None:
+        check_roll(self.roll_rule, self.rank)
+
+    @property
+    def continuous(self) -> str:
+        """The Databento continuous symbol, e.g. ``NQ.v.0``."""
+        return self.symbol.continuous(self.roll_rule, self.rank)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """(symbol, roll_rule, rank): the series columns of every table."""
+        return self.symbol.key, self.roll_rule, self.rank
+
+    def __str__(self) -> str:
+        return f"{self.symbol.dataset}:{self.continuous}"
+
+
 def check_roll(roll_rule: str, rank: int) -> None:
     """A series' roll rule and rank; a bad one is a :class:`ParamError` naming the param."""
     if roll_rule not in ROLL_RULES:
@@ -93,6 +119,14 @@ class SymbolSettings:
     small_range: Decimal = Decimal(10)
     small_range_gap: Decimal = Decimal(150)
     flat_discontinuity: Decimal = Decimal(50)
+
+    def series(self, roll_rule: str | None = None, rank: int | None = None) -> Series:
+        """The series a run asks for; what it leaves out is the registry's default."""
+        return Series(
+            self.symbol,
+            self.roll_rule if roll_rule is None else roll_rule,
+            self.rank if rank is None else rank,
+        )
 
     @property
     def price_floor_fixed(self) -> int:

@@ -36,17 +36,22 @@ ON CONFLICT (symbol) DO NOTHING;
 
 -- Clean 1-minute bars: ts is the bar OPEN time (UTC). Prices are exact decimals:
 -- Databento's int64 fixed-point (1e-9) prices fit numeric(20, 9) without rounding.
+-- A continuous series is (symbol, roll_rule, rank): NQ.v.0 and NQ.c.1 are stored side by
+-- side; instrument_id is the contract the series held that minute.
 CREATE TABLE IF NOT EXISTS market_bars_ohlcv_1m_clean (
-    symbol      text NOT NULL,
-    ts          timestamptz NOT NULL,
-    open        numeric(20, 9) NOT NULL,
-    high        numeric(20, 9) NOT NULL,
-    low         numeric(20, 9) NOT NULL,
-    close       numeric(20, 9) NOT NULL,
-    volume      bigint NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (symbol, ts)
+    symbol         text NOT NULL,
+    roll_rule      text NOT NULL,
+    rank           smallint NOT NULL,
+    ts             timestamptz NOT NULL,
+    open           numeric(20, 9) NOT NULL,
+    high           numeric(20, 9) NOT NULL,
+    low            numeric(20, 9) NOT NULL,
+    close          numeric(20, 9) NOT NULL,
+    volume         bigint NOT NULL,
+    instrument_id  bigint,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT market_bars_ohlcv_1m_clean_pkey PRIMARY KEY (symbol, roll_rule, rank, ts)
 );
 
 -- Legacy bars: same columns, ts is the bar CLOSE time. Only read.
@@ -66,6 +71,8 @@ CREATE TABLE IF NOT EXISTS market_bars_ohlcv_1m (
 -- Triangle events: one row per (bar, direction, settings, source, logic version).
 CREATE TABLE IF NOT EXISTS triangle_events_v1 (
     symbol                   text NOT NULL,
+    roll_rule                text NOT NULL,
+    rank                     smallint NOT NULL,
     ts                       timestamptz NOT NULL,
     direction                text NOT NULL CHECK (direction IN ('BULL', 'BEAR')),
     bias_1m                  text NOT NULL,
@@ -90,7 +97,7 @@ CREATE TABLE IF NOT EXISTS triangle_events_v1 (
     logic_version            text NOT NULL,
     created_at               timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT triangle_events_v1_uniq UNIQUE (
-        symbol, ts, direction, anchor, warmup, htf_aligned_only,
+        symbol, roll_rule, rank, ts, direction, anchor, warmup, htf_aligned_only,
         use_5m, use_15m, use_1h, use_4h, use_1d,
         require_engulfing, require_sweep_engulfing, source_table, logic_version
     )
@@ -99,6 +106,8 @@ CREATE TABLE IF NOT EXISTS triangle_events_v1 (
 -- Gaps: maximal runs of missing trading minutes, keyed by (symbol, gap_start).
 CREATE TABLE IF NOT EXISTS ohlcv_gaps (
     symbol       text NOT NULL,
+    roll_rule    text NOT NULL,
+    rank         smallint NOT NULL,
     gap_start    timestamptz NOT NULL,
     gap_end      timestamptz NOT NULL,
     minutes      integer NOT NULL CHECK (minutes > 0),
@@ -110,7 +119,7 @@ CREATE TABLE IF NOT EXISTS ohlcv_gaps (
     detected_at  timestamptz NOT NULL DEFAULT now(),
     filled_at    timestamptz,
     last_error   text,
-    PRIMARY KEY (symbol, gap_start)
+    CONSTRAINT ohlcv_gaps_pkey PRIMARY KEY (symbol, roll_rule, rank, gap_start)
 );
 
 -- 0.2: a gap may become 'unfillable' (the check of 0.1 allowed open and filled only)
@@ -143,3 +152,44 @@ CREATE TABLE IF NOT EXISTS backfill_runs (
     error        text,
     CONSTRAINT backfill_runs_chunk_uniq UNIQUE (dag_id, run_id, symbol, chunk)
 );
+
+-- 0.2: a continuous series is an identity. Tables made by 0.1 gain roll_rule and rank
+-- (filled with each symbol's registry default, else v/0) in their keys, and the bars
+-- their instrument_id. Runs once per table: only while its key is the 0.1 key.
+CREATE OR REPLACE FUNCTION pg_temp.key_columns(tbl regclass, con name) RETURNS name[]
+LANGUAGE sql STABLE AS $$
+    SELECT array_agg(a.attname ORDER BY k.ord)
+    FROM pg_constraint c
+    CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+    WHERE c.conrelid = tbl AND c.conname = con
+$$;
+
+CREATE OR REPLACE FUNCTION pg_temp.add_series(tbl regclass, con name, kind text, cols text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF 'roll_rule' = ANY(coalesce(pg_temp.key_columns(tbl, con), '{}')) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS roll_rule text, '
+                   'ADD COLUMN IF NOT EXISTS rank smallint', tbl);
+    EXECUTE format('UPDATE %s t SET roll_rule = s.roll_rule, rank = s.rank FROM market_symbols s '
+                   'WHERE s.symbol = t.symbol AND t.roll_rule IS NULL', tbl);
+    EXECUTE format('UPDATE %s SET roll_rule = coalesce(roll_rule, ''v''), '
+                   'rank = coalesce(rank, 0) WHERE roll_rule IS NULL OR rank IS NULL', tbl);
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN roll_rule SET NOT NULL, '
+                   'ALTER COLUMN rank SET NOT NULL', tbl);
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', tbl, con);
+    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s (%s)', tbl, con, kind, cols);
+END $$;
+
+SELECT pg_temp.add_series('market_bars_ohlcv_1m_clean', 'market_bars_ohlcv_1m_clean_pkey',
+                          'PRIMARY KEY', 'symbol, roll_rule, rank, ts');
+ALTER TABLE market_bars_ohlcv_1m_clean ADD COLUMN IF NOT EXISTS instrument_id bigint;
+SELECT pg_temp.add_series('ohlcv_gaps', 'ohlcv_gaps_pkey',
+                          'PRIMARY KEY', 'symbol, roll_rule, rank, gap_start');
+SELECT pg_temp.add_series('triangle_events_v1', 'triangle_events_v1_uniq', 'UNIQUE',
+                          'symbol, roll_rule, rank, ts, direction, anchor, warmup, '
+                          'htf_aligned_only, use_5m, use_15m, use_1h, use_4h, use_1d, '
+                          'require_engulfing, require_sweep_engulfing, source_table, '
+                          'logic_version');

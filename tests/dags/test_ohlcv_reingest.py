@@ -219,3 +219,37 @@ def test_server_errors_and_rate_limits_are_retried_and_the_chunk_succeeds(
     assert [r["form"]["symbols"] for r in gateway.state.requests] == ["NQ.v.0"] * 4
     with market_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0] > 0
+
+
+def test_two_series_of_one_root_are_stored_side_by_side(reingest_dag, market_db, tmp_path):
+    """NQ.v.0 (the registry's default) and NQ.c.1 for the same month: neither overwrites
+    the other, and each bar keeps the contract its series held."""
+    import pandas as pd
+
+    from market_backfill_devtools.dbn_writer import quarterly_rolls, write_bars
+    from market_backfill_devtools.sample import synthetic_bars
+
+    lo, hi = datetime(2025, 2, 24, tzinfo=UTC), datetime(2025, 3, 15, tzinfo=UTC)
+    front = synthetic_bars("NQ.v.0", lo, hi, seed=1)
+    second = synthetic_bars("NQ.c.1", lo, hi, seed=2, start_price=21500.0)
+    path = write_bars(
+        tmp_path / "two-series.dbn",
+        pd.concat([front, second], ignore_index=True),
+        dataset="GLBX.MDP3",
+        instruments={
+            "NQ.v.0": quarterly_rolls(lo.date(), hi.date(), 100),  # rolls on 2025-03-10
+            "NQ.c.1": 200,
+        },
+    )
+    conf = {"source": "dbn_file", "dbn_path": str(path), "start": "2025-02-24", "end": "2025-03-14"}
+    assert reingest_dag.test(run_conf=conf).state == "success"  # the default series
+    assert reingest_dag.test(run_conf={**conf, "roll_rule": "c", "rank": 1}).state == "success"
+    with market_db.connect() as conn:
+        stored = conn.execute(
+            "SELECT roll_rule, rank, count(*), sum(volume)::int8, array_agg(DISTINCT instrument_id "
+            "ORDER BY instrument_id) FROM market_bars_ohlcv_1m_clean GROUP BY 1, 2 ORDER BY 1"
+        ).fetchall()
+    assert stored == [
+        ("c", 1, len(second), int(second.volume.sum()), [200]),
+        ("v", 0, len(front), int(front.volume.sum()), [100, 101]),
+    ]

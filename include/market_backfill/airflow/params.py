@@ -75,18 +75,35 @@ def text_param(title: str, description: str) -> Param:
     return Param(None, type=["null", "string"], title=title, description=description)
 
 
-def source_params(what: str) -> dict[str, Param]:
-    """Where bars come from: ``source``, ``dbn_path``, ``roll_rule`` and ``rank``;
-    ``what`` says what is loaded (the chunks, a gap's repair)."""
+def series_params() -> dict[str, Param]:
+    """Which continuous series: ``roll_rule`` and ``rank``, empty for each symbol's
+    registry default (``NQ.v.0`` for the preloaded roots)."""
     return {
-        "roll_rule": choice_param(
-            "v",
-            list(ROLL_RULES),
-            "Roll rule",
-            "How the continuous contract rolls.",
-            {rule: f"{rule}: {name}" for rule, name in ROLL_RULES.items()},
+        "roll_rule": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *ROLL_RULES],
+            values_display={rule: f"{rule}: {name}" for rule, name in ROLL_RULES.items()},
+            title="Roll rule",
+            description="How the continuous contract rolls: v volume, c calendar, n open "
+            "interest. Empty: the registry's default of each symbol.",
         ),
-        "rank": int_param(0, 0, 9, "Rank", "0 = front month, 1 = second, ..."),
+        "rank": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            maximum=9,
+            title="Rank",
+            description="0 = front month, 1 = second, ... Empty: the registry's default.",
+        ),
+    }
+
+
+def source_params(what: str) -> dict[str, Param]:
+    """Where bars come from: ``source`` and ``dbn_path``, with the series params; ``what``
+    says what is loaded (the chunks, a gap's repair)."""
+    return {
+        **series_params(),
         "source": choice_param(
             SOURCES[0],
             SOURCES,

@@ -22,6 +22,7 @@ from market_backfill.db.connection import Connection
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import MINUTE_NS
 from market_backfill.planning import month_starts
+from market_backfill.symbols import Series
 from market_backfill.timeutil import from_ns
 from market_backfill.trading_calendar import trading_minutes
 
@@ -29,20 +30,19 @@ _COPY_ROW = np.dtype([("fields", ">i2"), ("size", ">i4"), ("value", ">i8")])
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
 
 
-def stored_minutes(conn: Connection, symbol: str, start: datetime, end: datetime) -> np.ndarray:
-    """Open times (int64 ns) of stored bars of ``symbol`` in ``[start, end)``: one binary
+def stored_minutes(conn: Connection, series: Series, start: datetime, end: datetime) -> np.ndarray:
+    """Open times (int64 ns) of stored bars of ``series`` in ``[start, end)``: one binary
     COPY of an index range scan per month, decoded by numpy without a Python loop."""
     query = sql.SQL(
-        "COPY (SELECT ts FROM {} WHERE symbol = {} AND ts >= {} AND ts < {} ORDER BY ts) "
-        "TO STDOUT (FORMAT binary)"
+        "COPY (SELECT ts FROM {} WHERE symbol = {} AND roll_rule = {} AND rank = {} "
+        "AND ts >= {} AND ts < {} ORDER BY ts) TO STDOUT (FORMAT binary)"
     )
+    key = [sql.Literal(v) for v in series.key]
     parts = []
     bounds = [*month_starts(start, end), end]
     with conn.cursor() as cur:
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            stmt = query.format(
-                sql.Identifier(CLEAN_TABLE), sql.Literal(symbol), sql.Literal(lo), sql.Literal(hi)
-            )
+            stmt = query.format(sql.Identifier(CLEAN_TABLE), *key, sql.Literal(lo), sql.Literal(hi))
             buf = bytearray()
             with cur.copy(stmt) as copy:
                 for block in copy:
@@ -61,9 +61,9 @@ def _decode_timestamps(data: bytes) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Gap:
-    """A run of missing trading minutes of one symbol: ``[start_ns, end_ns)``."""
+    """A run of missing trading minutes of one series: ``[start_ns, end_ns)``."""
 
-    symbol: str
+    series: Series
     start_ns: int
     end_ns: int  # exclusive: open time of the first minute after the gap
 
@@ -75,11 +75,13 @@ class Gap:
         """The gap as it travels through XCom (a repair task's argument)."""
         start = from_ns(self.start_ns)
         return {
-            "symbol": self.symbol,
+            "symbol": self.series.symbol.key,
+            "roll_rule": self.series.roll_rule,
+            "rank": self.series.rank,
             "gap_start": start.isoformat(),
             "gap_end": from_ns(self.end_ns).isoformat(),
             "minutes": self.minutes,
-            "label": f"{self.symbol.split(':')[1]} {start:%Y-%m-%d %H:%M} ({self.minutes}m)",
+            "label": f"{self.series.symbol.root} {start:%Y-%m-%d %H:%M} ({self.minutes}m)",
         }
 
 
@@ -108,23 +110,23 @@ def missing_runs(expected: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, 
 
 
 def find_gaps(
-    symbol: str, expected: np.ndarray, stored: np.ndarray, min_gap_minutes: int
+    series: Series, expected: np.ndarray, stored: np.ndarray, min_gap_minutes: int
 ) -> list[Gap]:
     """Gaps of at least ``min_gap_minutes`` (runs are consecutive in time, so a run never
     spans a session boundary: the calendar has no minute there)."""
     first, counts = missing_runs(expected, stored)
     keep = counts >= min_gap_minutes
     return [
-        Gap(symbol, int(f), int(f) + int(n) * MINUTE_NS)
+        Gap(series, int(f), int(f) + int(n) * MINUTE_NS)
         for f, n in zip(first[keep], counts[keep], strict=True)
     ]
 
 
 @dataclass
 class Scan:
-    """One symbol's scan of a range: its gaps and per-month completeness."""
+    """One series' scan of a range: its gaps and per-month completeness."""
 
-    symbol: str
+    series: Series
     gaps: list[Gap]
     months: list[dict[str, Any]]
     seconds: float
@@ -132,7 +134,7 @@ class Scan:
 
 def scan(
     conn: Connection,
-    symbol: str,
+    series: Series,
     calendar: str,
     start: datetime,
     end: datetime,
@@ -141,10 +143,10 @@ def scan(
     """Compare stored bars with the calendar over ``[start, end)``."""
     started = time.monotonic()
     expected = trading_minutes(calendar, start, end)
-    stored = stored_minutes(conn, symbol, start, end)
-    gaps = find_gaps(symbol, expected, stored, min_gap_minutes)
+    stored = stored_minutes(conn, series, start, end)
+    gaps = find_gaps(series, expected, stored, min_gap_minutes)
     months = completeness(expected, stored, gaps)
-    return Scan(symbol, gaps, months, round(time.monotonic() - started, 3))
+    return Scan(series, gaps, months, round(time.monotonic() - started, 3))
 
 
 def completeness(

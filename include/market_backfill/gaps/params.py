@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from market_backfill.params import Params, date_range, param_int, param_symbols
+from market_backfill.params import Params, date_range, param_int, param_series, param_symbols
 from market_backfill.reingest.params import parse_params as parse_reingest_params
 from market_backfill.symbols import Symbol
 from market_backfill.timeutil import floor_minute
@@ -29,6 +29,8 @@ class GapParams:
     max_repairs: int
     reingest: Mapping[str, Any]
     max_attempts: int = 3  # repairs without bars before a gap is unfillable
+    roll_rule: str | None = None  # the series checked; None: the registry's default
+    rank: int | None = None
     retry_unfillable: bool = False
 
 
@@ -52,6 +54,7 @@ def parse_params(
     max_repairs = param_int(params, "max_repairs", 100, 0)
     repair = bool(params.get("repair", True))
     max_attempts = param_int(params, "max_attempts", 3, 1)
+    roll_rule, rank = param_series(params)
     retry_unfillable = bool(params.get("retry_unfillable", False))
     reingest = {k: params[k] for k in REPAIR_SOURCE_PARAMS if k in params}
     if repair:  # the repair's source params must be valid before anything runs
@@ -66,4 +69,6 @@ def parse_params(
         reingest,
         max_attempts=max_attempts,
         retry_unfillable=retry_unfillable,
+        roll_rule=roll_rule,
+        rank=rank,
     )

@@ -16,7 +16,7 @@ from market_backfill.reingest.load import load_chunk
 from market_backfill.reingest.params import parse_params as parse_reingest_params
 from market_backfill.retry import Backoff
 from market_backfill.sources import BarSource, PermanentSourceError, SourceError
-from market_backfill.symbols import settings_of
+from market_backfill.symbols import Series, settings_of
 from market_backfill.trading_calendar import trading_minutes
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ class RepairResult(RepairOutcome):
     error: str | None
 
 
-def _leave_open(connect: Connector, chunk: Chunk, reason: str) -> None:
-    run_transaction(connect, lambda c: note_error(c, chunk.symbol, chunk.start_dt, reason))
+def _leave_open(connect: Connector, series: Series, chunk: Chunk, reason: str) -> None:
+    run_transaction(connect, lambda c: note_error(c, series, chunk.start_dt, reason))
 
 
 def repair_gap(
@@ -67,7 +67,15 @@ def repair_gap(
     the check and the gap's mark are one short transaction each."""
     chunk = Chunk.from_dict(gap)
     settings = settings_of(connect, chunk.symbol)
-    parsed = parse_reingest_params({**gp.reingest, "symbols": [chunk.symbol]})
+    series = settings.series(gap["roll_rule"], gap["rank"])  # the gap's own series
+    parsed = parse_reingest_params(
+        {
+            **gp.reingest,
+            "symbols": [chunk.symbol],
+            "roll_rule": series.roll_rule,
+            "rank": series.rank,
+        }
+    )
     rows_in = rows_written = 0
     error = None
     for attempt in range(1, backoff.attempts + 1):
@@ -76,7 +84,7 @@ def repair_gap(
             rows_in, rows_written, error = counts["rows_in"], counts["rows_written"], None
             break
         except PermanentSourceError as exc:
-            _leave_open(connect, chunk, str(exc))
+            _leave_open(connect, series, chunk, str(exc))
             raise
         except (SourceError, BatchInsertError) as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -92,7 +100,7 @@ def repair_gap(
                 backoff.wait(attempt)
     expected = trading_minutes(settings.calendar, chunk.start_dt, chunk.end_dt)
     stored = run_transaction(
-        connect, lambda c: stored_minutes(c, chunk.symbol, chunk.start_dt, chunk.end_dt)
+        connect, lambda c: stored_minutes(c, series, chunk.start_dt, chunk.end_dt)
     )
     _, runs = missing_runs(expected, stored)
     remaining = int(runs[runs >= gp.min_gap_minutes].sum())
@@ -106,7 +114,7 @@ def repair_gap(
         connect,
         lambda c: mark_gap(
             c,
-            chunk.symbol,
+            series,
             chunk.start_dt,
             filled,
             None if filled else error,

@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 from market_backfill.db.connection import Connection
 from market_backfill.gaps.detect import Gap
+from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import from_ns, to_ns
 
 
@@ -25,9 +26,10 @@ class GapRecordCounts(TypedDict):
 # An unfillable gap detected again with the same extent stays unfillable; one whose
 # extent changed is a new question: open again, its attempts counted from zero.
 _UPSERT_GAP = """
-INSERT INTO ohlcv_gaps AS g (symbol, gap_start, gap_end, minutes, status, detected_at)
-VALUES (%s, %s, %s, %s, 'open', now())
-ON CONFLICT (symbol, gap_start) DO UPDATE
+INSERT INTO ohlcv_gaps AS g
+    (symbol, roll_rule, rank, gap_start, gap_end, minutes, status, detected_at)
+VALUES (%s, %s, %s, %s, %s, %s, 'open', now())
+ON CONFLICT (symbol, roll_rule, rank, gap_start) DO UPDATE
 SET gap_end = EXCLUDED.gap_end, minutes = EXCLUDED.minutes, detected_at = now(),
     status = CASE WHEN g.status = 'unfillable' AND g.gap_end = EXCLUDED.gap_end
                   THEN 'unfillable' ELSE 'open' END,
@@ -38,41 +40,43 @@ RETURNING (xmax = 0)
 
 _CLOSE_VANISHED = """
 UPDATE ohlcv_gaps SET status = 'filled', filled_at = now()
-WHERE symbol = %s AND status IN ('open', 'unfillable') AND gap_start >= %s AND gap_end <= %s
-  AND NOT (gap_start = ANY(%s))
+WHERE symbol = %s AND roll_rule = %s AND rank = %s AND status IN ('open', 'unfillable')
+  AND gap_start >= %s AND gap_end <= %s AND NOT (gap_start = ANY(%s))
 """
 
 
 def record_gaps(
-    conn: Connection, symbol: str, start: datetime, end: datetime, gaps: Sequence[Gap]
+    conn: Connection, series: Series, start: datetime, end: datetime, gaps: Sequence[Gap]
 ) -> GapRecordCounts:
     """Upsert the detected gaps (re-detection updates, never duplicates) and mark recorded
     gaps inside the scanned range that are no longer missing as filled. One transaction."""
     new = updated = 0
     with conn.cursor() as cur:
         for gap in gaps:
-            cur.execute(
-                _UPSERT_GAP, (symbol, from_ns(gap.start_ns), from_ns(gap.end_ns), gap.minutes)
-            )
+            bounds = (from_ns(gap.start_ns), from_ns(gap.end_ns), gap.minutes)
+            cur.execute(_UPSERT_GAP, (*series.key, *bounds))
             if cur.fetchone()[0]:
                 new += 1
             else:
                 updated += 1
-        cur.execute(_CLOSE_VANISHED, (symbol, start, end, [from_ns(g.start_ns) for g in gaps]))
+        starts = [from_ns(g.start_ns) for g in gaps]
+        cur.execute(_CLOSE_VANISHED, (*series.key, start, end, starts))
         closed = cur.rowcount
     return GapRecordCounts(gaps=len(gaps), new=new, updated=updated, closed=closed)
 
 
 _OPEN_GAPS = """
-SELECT symbol, gap_start, gap_end, minutes FROM ohlcv_gaps
-WHERE symbol = ANY(%s) AND status = ANY(%s) AND gap_start < %s AND gap_end > %s
+SELECT symbol, roll_rule, rank, gap_start, gap_end FROM ohlcv_gaps
+WHERE (symbol, roll_rule, rank) IN (
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::smallint[]))
+  AND status = ANY(%s) AND gap_start < %s AND gap_end > %s
 ORDER BY gap_start, symbol LIMIT %s
 """
 
 
 def open_gaps(
     conn: Connection,
-    symbols: Sequence[str],
+    series: Sequence[Series],
     start: datetime,
     end: datetime,
     limit: int,
@@ -82,9 +86,13 @@ def open_gaps(
     """Gaps to repair overlapping ``[start, end)``, oldest first, at most ``limit``: the
     open ones, and with ``retry_unfillable`` the unfillable ones too."""
     statuses = ["open", "unfillable"] if retry_unfillable else ["open"]
+    keys = list(zip(*(one.key for one in series), strict=True)) or [(), (), ()]
     with conn.cursor() as cur:
-        cur.execute(_OPEN_GAPS, (list(symbols), statuses, end, start, limit))
-        return [Gap(s, to_ns(a), to_ns(b)).to_dict() for s, a, b, _ in cur.fetchall()]
+        cur.execute(_OPEN_GAPS, (*(list(k) for k in keys), statuses, end, start, limit))
+        return [
+            Gap(Series(parse_symbol(s), roll, rank), to_ns(a), to_ns(b)).to_dict()
+            for s, roll, rank, a, b in cur.fetchall()
+        ]
 
 
 _MARK = """
@@ -93,18 +101,20 @@ UPDATE ohlcv_gaps SET attempts = attempts + 1,
                   WHEN attempts + 1 >= %(max_attempts)s THEN 'unfillable' ELSE 'open' END,
     last_error = %(error)s,
     filled_at = CASE WHEN %(status)s = 'filled' THEN now() ELSE NULL END
-WHERE symbol = %(symbol)s AND gap_start = %(gap_start)s
+WHERE symbol = %(symbol)s AND roll_rule = %(roll_rule)s AND rank = %(rank)s
+  AND gap_start = %(gap_start)s
 RETURNING attempts, status
 """
 
 _NOTE_ERROR = """
-UPDATE ohlcv_gaps SET last_error = %s WHERE symbol = %s AND gap_start = %s
+UPDATE ohlcv_gaps SET last_error = %s
+WHERE symbol = %s AND roll_rule = %s AND rank = %s AND gap_start = %s
 """
 
 
 def mark_gap(
     conn: Connection,
-    symbol: str,
+    series: Series,
     gap_start: datetime,
     filled: bool,
     error: str | None,
@@ -117,7 +127,9 @@ def mark_gap(
         "status": "filled" if filled else "open",
         "max_attempts": max_attempts,
         "error": error[:2000] if error else None,
-        "symbol": symbol,
+        "symbol": series.symbol.key,
+        "roll_rule": series.roll_rule,
+        "rank": series.rank,
         "gap_start": gap_start,
     }
     with conn.cursor() as cur:
@@ -126,27 +138,28 @@ def mark_gap(
     return (int(row[0]), str(row[1])) if row else (0, "open")
 
 
-def note_error(conn: Connection, symbol: str, gap_start: datetime, error: str) -> None:
+def note_error(conn: Connection, series: Series, gap_start: datetime, error: str) -> None:
     """Keep why a repair could not even ask the source (a refused key): not an attempt."""
     with conn.cursor() as cur:
-        cur.execute(_NOTE_ERROR, (error[:2000], symbol, gap_start))
+        cur.execute(_NOTE_ERROR, (error[:2000], *series.key, gap_start))
 
 
 _BY_MONTH = """
 SELECT to_char(date_trunc('month', gap_start AT TIME ZONE 'UTC'), 'YYYY-MM'), status, count(*)
-FROM ohlcv_gaps WHERE symbol = %s AND status <> 'filled' AND gap_start >= %s AND gap_start < %s
+FROM ohlcv_gaps WHERE symbol = %s AND roll_rule = %s AND rank = %s AND status <> 'filled'
+  AND gap_start >= %s AND gap_start < %s
 GROUP BY 1, 2
 """
 
 
 def missing_gaps_by_month(
-    conn: Connection, symbol: str, start: datetime, end: datetime
+    conn: Connection, series: Series, start: datetime, end: datetime
 ) -> dict[str, dict[str, int]]:
-    """Gaps of ``symbol`` starting in ``[start, end)`` that are still missing, counted per
+    """Gaps of ``series`` starting in ``[start, end)`` that are still missing, counted per
     month ``YYYY-MM`` and status (``open``, ``unfillable``)."""
     out: dict[str, dict[str, int]] = {}
     with conn.cursor() as cur:
-        cur.execute(_BY_MONTH, (symbol, start, end))
+        cur.execute(_BY_MONTH, (*series.key, start, end))
         for month, status, n in cur.fetchall():
             out.setdefault(month, {})[status] = int(n)
     return out

@@ -22,7 +22,7 @@ from market_backfill.gaps.store import (
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.sources import make_source
 from market_backfill.summary import columns_of, format_table
-from market_backfill.symbols import load_settings, settings_of
+from market_backfill.symbols import Series, load_settings, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,13 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
 
     def work(chunk: Chunk, connect: Connector) -> DetectResult:
         gp = gap_params(run)
-        calendar = settings_of(connect, chunk.symbol).calendar
+        settings = settings_of(connect, chunk.symbol)
+        series, calendar = settings.series(gp.roll_rule, gp.rank), settings.calendar
 
         def scan_and_record(conn: Connection) -> DetectResult:
             lo, hi = chunk.start_dt, chunk.end_dt
-            found = scan(conn, chunk.symbol, calendar, lo, hi, gp.min_gap_minutes)
-            counts = record_gaps(conn, chunk.symbol, lo, hi, found.gaps)
+            found = scan(conn, series, calendar, lo, hi, gp.min_gap_minutes)
+            counts = record_gaps(conn, series, lo, hi, found.gaps)
             expected = sum(m["expected"] for m in found.months)
             stored = sum(m["stored"] for m in found.months)
             log.info(
@@ -114,13 +115,15 @@ def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
     if not gp.repair:
         log.info("repair is off: nothing to repair")
         return []
-    keys = [s.key for s in gp.symbols]
-    gaps = run_transaction(
-        run.connect,
-        lambda c: open_gaps(
-            c, keys, gp.start, gp.end, gp.max_repairs, retry_unfillable=gp.retry_unfillable
-        ),
-    )
+
+    def wanted(conn: Connection) -> list[dict[str, Any]]:
+        registry = load_settings(conn, gp.symbols)
+        series = [registry[s].series(gp.roll_rule, gp.rank) for s in gp.symbols]
+        return open_gaps(
+            conn, series, gp.start, gp.end, gp.max_repairs, retry_unfillable=gp.retry_unfillable
+        )
+
+    gaps = run_transaction(run.connect, wanted)
     log.info(
         "%d gaps to repair (cap %d%s)",
         len(gaps),
@@ -159,25 +162,30 @@ def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any
     unfillable gaps."""
     rows: list[dict[str, Any]] = []
     registry = run_transaction(connect, lambda c: load_settings(c, gp.symbols), what="symbols")
-    for sym, settings in registry.items():
-
-        def work(
-            conn: Connection, key: str = sym.key, cal: str = settings.calendar
-        ) -> list[dict[str, Any]]:
-            found = scan(conn, key, cal, gp.start, gp.end, gp.min_gap_minutes)
-            missing = missing_gaps_by_month(conn, key, gp.start, gp.end)
-            return [
-                {
-                    "symbol": key,
-                    **{k: v for k, v in m.items() if k != "gaps"},
-                    "open_gaps": missing.get(m["month"], {}).get("open", 0),
-                    "unfillable_gaps": missing.get(m["month"], {}).get("unfillable", 0),
-                }
-                for m in found.months
-            ]
-
-        rows += run_transaction(connect, work, what="completeness")
+    for settings in registry.values():
+        series = settings.series(gp.roll_rule, gp.rank)
+        rows += run_transaction(
+            connect,
+            lambda c, s=series, cal=settings.calendar: _completeness_rows(c, s, cal, gp),
+            what="completeness",
+        )
     return rows
+
+
+def _completeness_rows(
+    conn: Connection, series: Series, calendar: str, gp: GapParams
+) -> list[dict[str, Any]]:
+    found = scan(conn, series, calendar, gp.start, gp.end, gp.min_gap_minutes)
+    missing = missing_gaps_by_month(conn, series, gp.start, gp.end)
+    return [
+        {
+            "symbol": series.symbol.key,
+            **{k: v for k, v in m.items() if k != "gaps"},
+            "open_gaps": missing.get(m["month"], {}).get("open", 0),
+            "unfillable_gaps": missing.get(m["month"], {}).get("unfillable", 0),
+        }
+        for m in found.months
+    ]
 
 
 def report(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TypedDict
 
+import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.connection import Connection, Connector
@@ -26,25 +27,35 @@ from market_backfill.reingest.hygiene import validate_bars
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.sources import BarSource
 from market_backfill.summary import ChunkHeader
-from market_backfill.symbols import Symbol, SymbolSettings
+from market_backfill.symbols import Series, Symbol, SymbolSettings
 
 log = logging.getLogger(__name__)
 
+CLEAN_COLUMNS = ("symbol", "roll_rule", "rank", *BAR_COLUMNS[1:], "instrument_id")
+"""What a chunk writes to the clean table: a bar frame plus its series."""
 BAR_KINDS: dict[str, ColumnKind] = {
     "symbol": "text",
+    "roll_rule": "text",
+    "rank": "int",
     "ts": "ts_ns",
     "open": "fixed9",
     "high": "fixed9",
     "low": "fixed9",
     "close": "fixed9",
     "volume": "int",
+    "instrument_id": "int",
 }
 BAR_UPSERT = ConflictPolicy(
-    key=("symbol", "ts"),
-    update=("open", "high", "low", "close", "volume"),
+    key=("symbol", "roll_rule", "rank", "ts"),
+    update=("open", "high", "low", "close", "volume", "instrument_id"),
     changed_only=True,
     touch=("updated_at",),
 )
+
+
+def clean_rows(bars: pd.DataFrame, series: Series) -> pd.DataFrame:
+    """A bar frame (with ``instrument_id``) as rows of the clean table: the series added."""
+    return bars.assign(roll_rule=series.roll_rule, rank=series.rank)
 
 
 class ReingestSummary(TypedDict):
@@ -57,19 +68,22 @@ class ReingestSummary(TypedDict):
 
 
 class ReingestResult(ChunkHeader, ReingestSummary, Cadence):
-    """One chunk's XCom: the summary plus which chunk and which source."""
+    """One chunk's XCom: the summary plus which chunk, series and source."""
 
     source: str
+    series: str  # the continuous symbol loaded, e.g. NQ.v.0
 
 
-def last_bar_times(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, datetime | None]:
-    """The newest stored bar per symbol (one index-only probe each)."""
-    out: dict[Symbol, datetime | None] = {}
-    query = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s").format(sql.Identifier(CLEAN_TABLE))
+def last_bar_times(conn: Connection, series: Sequence[Series]) -> dict[Series, datetime | None]:
+    """The newest stored bar per series (one index-only probe each)."""
+    out: dict[Series, datetime | None] = {}
+    query = sql.SQL(
+        "SELECT max(ts) FROM {} WHERE symbol = %s AND roll_rule = %s AND rank = %s"
+    ).format(sql.Identifier(CLEAN_TABLE))
     with conn.cursor() as cur:
-        for sym in symbols:
-            cur.execute(query, (sym.key,))
-            out[sym] = cur.fetchone()[0]
+        for one in series:
+            cur.execute(query, one.key)
+            out[one] = cur.fetchone()[0]
     return out
 
 
@@ -84,11 +98,16 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
     parsed = parse_params(request.params)
     end = request.catch_up_end
 
-    def catch_up(conn: Connection) -> dict[Symbol, Range]:
-        last = last_bar_times(conn, parsed.symbols)
-        for sym in (s for s, ts in last.items() if ts is None):
-            log.info("%s: no stored bars; catch-up starts %s before the end", sym, CATCHUP_LOOKBACK)
-        return {s: (ts + MINUTE if ts else end - CATCHUP_LOOKBACK, end) for s, ts in last.items()}
+    def catch_up(
+        conn: Connection, registry: Mapping[Symbol, SymbolSettings]
+    ) -> dict[Symbol, Range]:
+        series = [registry[s].series(parsed.roll_rule, parsed.rank) for s in parsed.symbols]
+        last = last_bar_times(conn, series)
+        for one in (s for s, ts in last.items() if ts is None):
+            log.info("%s: no stored bars; catch-up starts %s before the end", one, CATCHUP_LOOKBACK)
+        return {
+            s.symbol: (ts + MINUTE if ts else end - CATCHUP_LOOKBACK, end) for s, ts in last.items()
+        }
 
     return plan_ranges(request, parsed.symbols, parsed.window, catch_up)
 
@@ -107,8 +126,10 @@ def load_chunk(
     """
     started = time.monotonic()
     symbol = settings.symbol
-    continuous = symbol.continuous(parsed.roll_rule, parsed.rank)
-    raw = source.fetch(symbol.dataset, {continuous: symbol.key}, chunk.start_dt, chunk.end_dt)
+    series = settings.series(parsed.roll_rule, parsed.rank)
+    raw = source.fetch(
+        symbol.dataset, {series.continuous: symbol.key}, chunk.start_dt, chunk.end_dt
+    )
     fetched_s = time.monotonic() - started
     checked = validate_bars(raw, settings.price_floor_fixed)
     skipped = {k: v for k, v in checked.skipped.items() if v}
@@ -121,21 +142,23 @@ def load_chunk(
         source.name,
         fetched_s,
     )
+    rows = clean_rows(checked.bars, series)
     with BatchInserter(
         connect,
         CLEAN_TABLE,
-        BAR_COLUMNS,
+        CLEAN_COLUMNS,
         BAR_UPSERT,
         kinds=BAR_KINDS,
         batch_size=parsed.batch_size,
     ) as inserter:
-        stats = inserter.insert(checked.bars)
+        stats = inserter.insert(rows)
     counts = ReingestResult(
         symbol=symbol.key,
         chunk=chunk.label,
         start=chunk.start,
         end=chunk.end,
         source=source.name,
+        series=series.continuous,
         rows_in=checked.rows_in,
         rows_valid=checked.rows_valid,
         rows_skipped=skipped,

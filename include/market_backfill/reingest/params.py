@@ -12,9 +12,10 @@ from market_backfill.params import (
     date_range,
     param_batch_size,
     param_choice,
+    param_series,
     param_symbols,
 )
-from market_backfill.symbols import Symbol, check_roll
+from market_backfill.symbols import Symbol
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class ReingestParams:
 
     symbols: tuple[Symbol, ...]
     window: tuple[datetime, datetime] | None  # None: catch-up mode
-    roll_rule: str
-    rank: int
+    roll_rule: str | None  # None: each symbol's registry default
+    rank: int | None
     source: str
     dbn_path: str | None
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -34,8 +35,7 @@ def parse_params(params: Params) -> ReingestParams:
     """Validate the DAG params; raise :class:`ParamError` naming the first bad one."""
     symbols = param_symbols(params)
     window = date_range(params)
-    roll_rule, rank = params.get("roll_rule", "v"), params.get("rank", 0)
-    check_roll(roll_rule, rank)
+    roll_rule, rank = param_series(params)
     source = param_choice(params, "source", SOURCES, "databento")
     dbn_path = params.get("dbn_path") or None
     if source == "dbn_file" and not dbn_path:

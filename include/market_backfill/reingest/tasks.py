@@ -8,7 +8,7 @@ from typing import Any
 from market_backfill.airflow.chunks import plan_monthly, run_audited, summarize_run
 from market_backfill.airflow.connections import databento_credentials
 from market_backfill.airflow.context import RunContext
-from market_backfill.db.connection import Connector
+from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.inserter import Cadence
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.reingest.load import ReingestResult, ReingestSummary, load_chunk, plan_run
@@ -16,7 +16,7 @@ from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.sources import make_source
 from market_backfill.sources.cache import drop_run_cache, run_cache_dir
 from market_backfill.summary import columns_of
-from market_backfill.symbols import settings_of
+from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
 
 SUMMARY_COLUMNS = columns_of(ReingestSummary, Cadence)
 
@@ -26,14 +26,16 @@ def plan_chunks(run: RunContext) -> list[ChunkData]:
     return plan_monthly(plan_run, run)
 
 
-def companion_symbols(parsed: ReingestParams) -> dict[str, list[str]]:
-    """Continuous symbols per dataset that can share one Databento request: in date mode
-    every symbol's chunk of a month has the same window (catch-up windows differ)."""
-    if parsed.window is None:
-        return {}
+def companion_symbols(
+    parsed: ReingestParams, registry: Mapping[Symbol, SymbolSettings]
+) -> dict[str, list[str]]:
+    """Continuous symbols per dataset that share one Databento request: the run's series of
+    every symbol (all chunks of a month have the same window when dates or the run's data
+    interval set it; catch-up windows differ, so catch-up runs share nothing)."""
     out: dict[str, list[str]] = {}
     for sym in parsed.symbols:
-        out.setdefault(sym.dataset, []).append(sym.continuous(parsed.roll_rule, parsed.rank))
+        series = registry[sym].series(parsed.roll_rule, parsed.rank)
+        out.setdefault(sym.dataset, []).append(series.continuous)
     return out
 
 
@@ -42,14 +44,17 @@ def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> ReingestResult:
 
     def work(chunk: Chunk, connect: Connector) -> ReingestResult:
         parsed = parse_params(run.params)
+        registry = run_transaction(connect, lambda c: load_settings(c, parsed.symbols))
+        same_window = parsed.window is not None or run.interval is not None
         source = make_source(
             parsed.source,
             parsed.dbn_path,
             credentials=databento_credentials,
             cache_dir=run_cache_dir(run.dag_id, run.run_id),
-            companions=companion_symbols(parsed),
+            companions=companion_symbols(parsed, registry) if same_window else {},
         )
-        return load_chunk(chunk, settings_of(connect, chunk.symbol), parsed, source, connect)
+        settings = registry[parse_symbol(chunk.symbol)]
+        return load_chunk(chunk, settings, parsed, source, connect)
 
     return run_audited(chunk_data, work, run)
 

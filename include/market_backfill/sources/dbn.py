@@ -2,8 +2,10 @@
 
 A *bar frame* is a DataFrame with the columns of :data:`BAR_COLUMNS`: ``symbol`` (the
 registry symbol), ``ts`` (bar open time, int64 ns UTC) and ``open``..``close`` as int64
-fixed-point prices (1e-9, exactly as Databento sends them), ``volume`` int64. Keeping
-integers end to end means no float drift and no pandas datetime-unit surprises.
+fixed-point prices (1e-9, exactly as Databento sends them), ``volume`` int64, plus
+``instrument_id``: the contract the continuous symbol held at that minute (from the DBN
+records and their symbology mapping). Keeping integers end to end means no float drift
+and no pandas datetime-unit surprises.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def empty_bars() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "symbol": pd.Series([], dtype=object),
-            **{c: pd.Series([], dtype=np.int64) for c in BAR_COLUMNS[1:]},
+            **{c: pd.Series([], dtype=np.int64) for c in (*BAR_COLUMNS[1:], "instrument_id")},
         }
     )
 
@@ -166,6 +168,7 @@ def read_bars(
                     "ts": ts[keep],
                     **{c: block[c][keep].astype(np.int64) for c in PRICE_COLUMNS},
                     "volume": block["volume"][keep].astype(np.int64),
+                    "instrument_id": block["instrument_id"][keep].astype(np.int64),
                 }
             )
         )

@@ -7,7 +7,7 @@ from psycopg import sql
 
 from market_backfill.db.connection import Connection
 from market_backfill.names import FIXED_SCALE
-from market_backfill.symbols import SymbolSettings
+from market_backfill.symbols import Series, SymbolSettings
 from market_backfill.timeutil import from_ns
 from market_backfill.triangles.bias_kernel import legacy_good
 from market_backfill.triangles.engine import TriangleSettings, segment_of
@@ -22,17 +22,20 @@ LEGACY_REASONS = {
 
 
 def read_bars(
-    conn: Connection, table: str, symbol: str, lo_ns: int, hi_ns: int
+    conn: Connection, table: str, series: Series, lo_ns: int, hi_ns: int, *, legacy: bool
 ) -> dict[str, np.ndarray]:
-    """Bars of ``symbol`` with stored ``ts`` in ``[lo, hi)`` as int64 arrays (prices
-    fixed-point 1e-9, exactly as stored), ordered by ts. One indexed range scan."""
+    """Bars of ``series`` with stored ``ts`` in ``[lo, hi)`` as int64 arrays (prices
+    fixed-point 1e-9, exactly as stored), ordered by ts. One indexed range scan. The
+    legacy table holds one series per symbol and is read by symbol."""
+    where = "symbol = %s" if legacy else "symbol = %s AND roll_rule = %s AND rank = %s"
     query = sql.SQL(
         "SELECT (extract(epoch FROM ts) * 1000000)::int8, (open * 1000000000)::int8, "
         "(high * 1000000000)::int8, (low * 1000000000)::int8, (close * 1000000000)::int8 "
-        "FROM {} WHERE symbol = %s AND ts >= %s AND ts < %s ORDER BY ts"
-    ).format(sql.Identifier(table))
+        "FROM {} WHERE {} AND ts >= %s AND ts < %s ORDER BY ts"
+    ).format(sql.Identifier(table), sql.SQL(where))
+    key = series.key[:1] if legacy else series.key
     with conn.cursor() as cur:
-        cur.execute(query, (symbol, from_ns(lo_ns), from_ns(hi_ns)))
+        cur.execute(query, (*key, from_ns(lo_ns), from_ns(hi_ns)))
         rows = cur.fetchall()
     arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
     return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import TypedDict
 
 from psycopg import sql
@@ -65,22 +66,30 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
     cap = request.catch_up_end
     table = parsed.table
 
-    def catch_up(conn: Connection) -> dict[Symbol, Range]:
-        cond, values = settings_filter(parsed)
-        last_event = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s AND {}").format(
-            sql.Identifier(EVENTS_TABLE), cond
+    def catch_up(
+        conn: Connection, registry: Mapping[Symbol, SymbolSettings]
+    ) -> dict[Symbol, Range]:
+        where = "symbol = %s" if parsed.legacy else "symbol = %s AND roll_rule = %s AND rank = %s"
+        last_bar = sql.SQL("SELECT max(ts) FROM {} WHERE {}").format(
+            sql.Identifier(table), sql.SQL(where)
         )
-        last_bar = sql.SQL("SELECT max(ts) FROM {} WHERE symbol = %s").format(sql.Identifier(table))
         ranges = {}
         with conn.cursor() as cur:
             for sym in parsed.symbols:
-                cur.execute(last_bar, (sym.key,))
+                series = registry[sym].series(parsed.roll_rule, parsed.rank)
+                cur.execute(last_bar, series.key[:1] if parsed.legacy else series.key)
                 bar = cur.fetchone()[0]
                 if bar is None:
-                    log.info("%s: no bars in %s; nothing to catch up", sym, table)
+                    log.info("%s: no bars in %s; nothing to catch up", series, table)
                     continue
                 end = min(bar + MINUTE, cap)
-                cur.execute(last_event, [sym.key, *values])
+                cond, values = settings_filter(parsed, series)
+                cur.execute(
+                    sql.SQL("SELECT max(ts) FROM {} WHERE {}").format(
+                        sql.Identifier(EVENTS_TABLE), cond
+                    ),
+                    values,
+                )
                 event = cur.fetchone()[0]
                 start = event + MINUTE if event else end - CATCHUP_LOOKBACK
                 ranges[sym] = (start, end)
@@ -103,12 +112,13 @@ def triangle_chunk(
     started = time.monotonic()
     tri = parsed.settings
     legacy, table = parsed.legacy, parsed.table
+    series = symbol_settings.series(parsed.roll_rule, parsed.rank)
     lo, hi = to_ns(chunk.start_dt), to_ns(chunk.end_dt)
     read_from = segment_start(lo, tri)
     shift = MINUTE_NS if legacy else 0  # legacy ts is the CLOSE time: open = ts - 1 minute
     bars = run_transaction(
         connect,
-        lambda c: read_bars(c, table, symbol_settings.symbol.key, read_from + shift, hi + shift),
+        lambda c: read_bars(c, table, series, read_from + shift, hi + shift, legacy=legacy),
         what="read bars",
     )
     bars["ts"] = bars["ts"] - shift
@@ -119,9 +129,9 @@ def triangle_chunk(
     events = result.events(g["ts"])
     events = events[events["ts"] >= lo].reset_index(drop=True)
     computed_s = time.monotonic() - started
-    rows = event_rows(events, symbol_settings.symbol.key, parsed)
+    rows = event_rows(events, series, parsed)
     if parsed.purge:
-        deleted = run_transaction(connect, lambda c: purge(c, chunk, parsed), what="purge")
+        deleted = run_transaction(connect, lambda c: purge(c, chunk, parsed, series), what="purge")
         log.info("%s: purge removed %d events of these settings", chunk.label, deleted)
     with BatchInserter(
         connect,

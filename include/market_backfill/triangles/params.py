@@ -13,6 +13,7 @@ from market_backfill.params import (
     date_range,
     param_batch_size,
     param_choice,
+    param_series,
     param_symbols,
 )
 from market_backfill.symbols import Symbol
@@ -31,6 +32,8 @@ class TriangleParams:
     source_table: str
     purge: bool
     batch_size: int = DEFAULT_BATCH_SIZE
+    roll_rule: str | None = None  # None: each symbol's registry default
+    rank: int | None = None
 
     @property
     def table(self) -> str:
@@ -54,6 +57,13 @@ def parse_params(params: Params) -> TriangleParams:
             "table stamps bars with their CLOSE time and carries known corruption; prefer "
             "'clean'",
         )
+    roll_rule, rank = param_series(params)
+    if source == "legacy" and (roll_rule is not None or rank is not None):
+        raise ParamError(
+            "roll_rule",
+            "param 'roll_rule'/'rank': the legacy table holds one series per symbol (the "
+            "registry's default); leave them empty",
+        )
     settings = TriangleSettings(
         anchor=params.get("anchor", "weekly"),
         anchor_at=params.get("anchor_at") or None,
@@ -61,5 +71,12 @@ def parse_params(params: Params) -> TriangleParams:
         **{flag: bool(params.get(flag, False)) for flag in TRIANGLE_FLAGS},
     )
     return TriangleParams(
-        symbols, window, settings, source, bool(params.get("purge")), param_batch_size(params)
+        symbols,
+        window,
+        settings,
+        source,
+        bool(params.get("purge")),
+        param_batch_size(params),
+        roll_rule,
+        rank,
     )

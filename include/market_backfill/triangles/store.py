@@ -14,11 +14,13 @@ from market_backfill.db.copy_format import ColumnKind
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import EVENTS_TABLE
 from market_backfill.planning import Chunk
+from market_backfill.symbols import Series
 from market_backfill.triangles.engine import LOGIC_VERSION, SETTING_COLUMNS
 from market_backfill.triangles.params import TriangleParams
 
+SERIES_COLUMNS = ("symbol", "roll_rule", "rank")
 EVENT_COLUMNS = (
-    "symbol",
+    *SERIES_COLUMNS,
     "ts",
     "direction",
     "bias_1m",
@@ -33,25 +35,27 @@ EVENT_COLUMNS = (
     "source_table",
     "logic_version",
 )
-EVENT_KINDS: dict[str, ColumnKind] = {"ts": "ts_ns", "warmup": "int"}
+EVENT_KINDS: dict[str, ColumnKind] = {"ts": "ts_ns", "warmup": "int", "rank": "int"}
 EVENT_INSERT_IGNORE = ConflictPolicy(
-    key=("symbol", "ts", "direction", *SETTING_COLUMNS, "source_table", "logic_version")
+    key=(*SERIES_COLUMNS, "ts", "direction", *SETTING_COLUMNS, "source_table", "logic_version")
 )
 
 
-def settings_filter(p: TriangleParams) -> tuple[sql.Composable, list[Any]]:
-    """A WHERE condition (and its values) selecting the events of these settings."""
+def settings_filter(p: TriangleParams, series: Series) -> tuple[sql.Composable, list[Any]]:
+    """A WHERE condition (and its values) selecting the events of ``series`` with these
+    settings."""
     row = p.settings.as_row()
-    cols = [*SETTING_COLUMNS, "source_table", "logic_version"]
-    values = [row[c] for c in SETTING_COLUMNS] + [p.source_table, LOGIC_VERSION]
+    cols = [*SERIES_COLUMNS, *SETTING_COLUMNS, "source_table", "logic_version"]
+    values = [*series.key, *(row[c] for c in SETTING_COLUMNS), p.source_table, LOGIC_VERSION]
     cond = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in cols)
     return cond, values
 
 
-def event_rows(events: pd.DataFrame, symbol: str, parsed: TriangleParams) -> pd.DataFrame:
-    """The engine's events as rows of the table: settings, source and version added."""
+def event_rows(events: pd.DataFrame, series: Series, parsed: TriangleParams) -> pd.DataFrame:
+    """The engine's events as rows of the table: series, settings, source and version."""
     rows = events.copy()
-    rows.insert(0, "symbol", symbol)
+    for key, value in zip(SERIES_COLUMNS, series.key, strict=True):
+        rows[key] = value
     for key, value in parsed.settings.as_row().items():
         rows[key] = value
     rows["source_table"] = parsed.source_table
@@ -60,14 +64,15 @@ def event_rows(events: pd.DataFrame, symbol: str, parsed: TriangleParams) -> pd.
     return rows[list(EVENT_COLUMNS)]
 
 
-def purge(conn: Connection, chunk: Chunk, parsed: TriangleParams) -> int:
-    """Delete the chunk's events of these settings (in the caller's transaction)."""
-    cond, values = settings_filter(parsed)
-    query = sql.SQL("DELETE FROM {} WHERE symbol = %s AND ts >= %s AND ts < %s AND {}").format(
+def purge(conn: Connection, chunk: Chunk, parsed: TriangleParams, series: Series) -> int:
+    """Delete the chunk's events of ``series`` with these settings (in the caller's
+    transaction)."""
+    cond, values = settings_filter(parsed, series)
+    query = sql.SQL("DELETE FROM {} WHERE ts >= %s AND ts < %s AND {}").format(
         sql.Identifier(EVENTS_TABLE), cond
     )
     with conn.cursor() as cur:
-        cur.execute(query, [chunk.symbol, chunk.start_dt, chunk.end_dt, *values])
+        cur.execute(query, [chunk.start_dt, chunk.end_dt, *values])
         return cur.rowcount
 
 

@@ -6,13 +6,20 @@ import pytest
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.inserter import BatchInserter, BatchInsertError, ConflictPolicy
 from market_backfill.db.tables import CLEAN_TABLE
-from market_backfill.names import BAR_COLUMNS
-from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
+from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+from market_backfill.symbols import Series, parse_symbol
 from market_backfill_devtools.sample import bar_frame
+
+SERIES = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
+
+
+def rows_of(n: int, **kwargs):
+    """``n`` bars as rows of the clean table (series NQ.v.0)."""
+    return clean_rows(bar_frame(n, **kwargs), SERIES)
 
 
 def _inserter(connect, **kwargs) -> BatchInserter:
-    return BatchInserter(connect, CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS, **kwargs)
+    return BatchInserter(connect, CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS, **kwargs)
 
 
 def _count(db) -> tuple[int, int]:
@@ -33,7 +40,7 @@ def test_hook_connector_gives_the_driver_the_tests_exercise(market_db):
 @pytest.mark.parametrize(("rows", "batch_size"), [(1234, 500), (500, 500), (1, 500), (7, 3)])
 def test_commits_once_per_batch(market_db, rows, batch_size):
     with _inserter(hook_connector(), batch_size=batch_size) as ins:
-        stats = ins.insert(bar_frame(rows))
+        stats = ins.insert(rows_of(rows))
     expected = -(-rows // batch_size)
     assert (stats.rows, stats.batches, stats.commits, stats.retries) == (
         rows,
@@ -46,7 +53,7 @@ def test_commits_once_per_batch(market_db, rows, batch_size):
 
 
 def test_prices_round_trip_exactly(market_db):
-    frame = bar_frame(3)
+    frame = rows_of(3)
     frame.loc[0, "open"] = 21034_123456789
     frame.loc[0, "high"] = 21040_000000001
     with _inserter(hook_connector()) as ins:
@@ -59,7 +66,7 @@ def test_prices_round_trip_exactly(market_db):
 
 
 def test_rerun_is_idempotent_and_only_rewrites_changed_rows(market_db):
-    frame = bar_frame(1200)
+    frame = rows_of(1200)
     with _inserter(hook_connector()) as ins:
         ins.insert(frame)
         again = ins.insert(frame)
@@ -72,7 +79,7 @@ def test_rerun_is_idempotent_and_only_rewrites_changed_rows(market_db):
 
 
 def test_iterator_of_tuples(market_db):
-    frame = bar_frame(10)
+    frame = rows_of(10)
     from decimal import Decimal
 
     from market_backfill.timeutil import from_ns
@@ -80,12 +87,15 @@ def test_iterator_of_tuples(market_db):
     rows = (
         (
             r.symbol,
+            r.roll_rule,
+            r.rank,
             from_ns(r.ts),
             Decimal(r.open) / 10**9,
             Decimal(r.high) / 10**9,
             Decimal(r.low) / 10**9,
             Decimal(r.close) / 10**9,
             int(r.volume),
+            int(r.instrument_id),
         )
         for r in frame.itertuples()
     )
@@ -102,13 +112,13 @@ def test_batch_size_must_be_positive(market_db):
 
 def test_a_bad_batch_names_itself_and_keeps_earlier_batches(market_db):
     frame = bar_frame(1400)
-    rows = [tuple(r) for r in frame.itertuples(index=False)]
     from market_backfill.timeutil import from_ns
 
     rows = [
-        (s, from_ns(t), o / 1e9, h / 1e9, lo / 1e9, c / 1e9, v) for s, t, o, h, lo, c, v in rows
+        (s, "v", 0, from_ns(t), o / 1e9, h / 1e9, lo / 1e9, c / 1e9, v, iid)
+        for s, t, o, h, lo, c, v, iid in frame.itertuples(index=False)
     ]
-    rows[1100] = (*rows[1100][:6], "not-a-number")
+    rows[1100] = (*rows[1100][:8], "not-a-number", 1)
     with _inserter(hook_connector()) as ins, pytest.raises(BatchInsertError) as err:
         ins.insert(rows)
     assert err.value.batch == 3
@@ -118,9 +128,9 @@ def test_a_bad_batch_names_itself_and_keeps_earlier_batches(market_db):
 
 
 def test_conflict_do_nothing_counts_only_new_rows(market_db):
-    policy = ConflictPolicy(key=("symbol", "ts"))
-    frame = bar_frame(600)
-    ins = BatchInserter(hook_connector(), CLEAN_TABLE, BAR_COLUMNS, policy, kinds=BAR_KINDS)
+    policy = ConflictPolicy(key=("symbol", "roll_rule", "rank", "ts"))
+    frame = rows_of(600)
+    ins = BatchInserter(hook_connector(), CLEAN_TABLE, CLEAN_COLUMNS, policy, kinds=BAR_KINDS)
     with ins:
         first = ins.insert(frame.iloc[:400])
         second = ins.insert(frame)
@@ -130,7 +140,7 @@ def test_conflict_do_nothing_counts_only_new_rows(market_db):
 def test_the_hook_sees_every_attempt_of_every_batch_in_order(market_db):
     seen = []
     with _inserter(hook_connector(), batch_size=300, hook=seen.append) as ins:
-        ins.insert(bar_frame(700))
+        ins.insert(rows_of(700))
     assert [(a.batch, a.attempt, a.first_row, a.last_row) for a in seen] == [
         (1, 1, 1, 300),
         (2, 1, 301, 600),
@@ -146,5 +156,5 @@ def test_the_process_wide_hook_applies_when_none_is_given(market_db, monkeypatch
     seen = []
     monkeypatch.setattr(BatchInserter, "default_hook", seen.append)
     with _inserter(hook_connector(), batch_size=5) as ins:
-        ins.insert(bar_frame(12))
+        ins.insert(rows_of(12))
     assert [a.batch for a in seen] == [1, 2, 3]

@@ -12,9 +12,9 @@ from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.inserter import BatchAttempt, BatchInserter, BatchInsertError
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
-from market_backfill.names import BAR_COLUMNS
-from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
+from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
 from market_backfill.retry import Backoff
+from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import from_ns
 from market_backfill_devtools.sample import bar_frame
 from tests.support.faults import PrivateServer, terminate_backend
@@ -22,18 +22,29 @@ from tests.support.faults import PrivateServer, terminate_backend
 pytestmark = pytest.mark.fault
 
 
+SERIES = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
+
+
+def rows_of(n: int, **kwargs):
+    """``n`` bars as rows of the clean table (series NQ.v.0)."""
+    return clean_rows(bar_frame(n, **kwargs), SERIES)
+
+
 def _tuples(n: int) -> list[tuple]:
     return [
         (
             s,
+            "v",
+            0,
             from_ns(t),
             Decimal(o) / 10**9,
             Decimal(h) / 10**9,
             Decimal(lo) / 10**9,
             Decimal(c) / 10**9,
             int(v),
+            int(iid),
         )
-        for s, t, o, h, lo, c, v in bar_frame(n).itertuples(index=False)
+        for s, t, o, h, lo, c, v, iid in bar_frame(n).itertuples(index=False)
     ]
 
 
@@ -44,7 +55,7 @@ def _count(target) -> tuple[int, int]:
 
 def _inserter(**kwargs) -> BatchInserter:
     return BatchInserter(
-        hook_connector(), CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS, **kwargs
+        hook_connector(), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS, **kwargs
     )
 
 
@@ -56,7 +67,7 @@ def test_backend_killed_before_batches_is_retried_exactly_once_each(market_db, s
         if at.batch in (4, 7) and at.attempt == 1:
             killed.append(terminate_backend(market_db, at.conn))
 
-    data = bar_frame(5000) if rows == "frame" else _tuples(5000)
+    data = rows_of(5000) if rows == "frame" else _tuples(5000)
     with _inserter(hook=kill, backoff=Backoff(attempts=3, base_s=0.5)) as ins:
         stats = ins.insert(data)
     assert killed == [True, True]
@@ -68,7 +79,7 @@ def test_backend_killed_before_batches_is_retried_exactly_once_each(market_db, s
 
 
 def test_a_kill_after_a_rerun_switches_to_upserts_without_doubling(market_db):
-    frame = bar_frame(2000)
+    frame = rows_of(2000)
     with _inserter() as ins:
         ins.insert(frame.iloc[:1200])
 

@@ -72,3 +72,49 @@ def test_sql_files_are_named_by_the_code_only():
 
     with pytest.raises(ValueError, match="invalid SQL file name"):
         load_sql("../etc/passwd")
+
+
+def test_a_version_0_1_database_keeps_its_rows_under_the_series_keys(pg_db):
+    """Bars, events and gaps of a 0.1 database become the registry's default series; a
+    second series of the same root can then be stored beside them."""
+    from pathlib import Path
+
+    v01 = (Path(__file__).parent / "schema_v0_1.sql").read_text()
+    with pg_db.connect() as conn:
+        conn.execute(v01)
+        conn.execute(
+            "UPDATE market_symbols SET roll_rule = 'c', rank = 1 WHERE symbol = 'GLBX.MDP3:ES'"
+        )
+        conn.execute(
+            "INSERT INTO market_bars_ohlcv_1m_clean (symbol, ts, open, high, low, close, volume) "
+            "VALUES ('GLBX.MDP3:NQ', '2025-01-02T00:00Z', 1, 2, 0.5, 1.5, 7), "
+            "('GLBX.MDP3:ES', '2025-01-02T00:00Z', 1, 2, 0.5, 1.5, 8)"
+        )
+        conn.execute(
+            "INSERT INTO ohlcv_gaps (symbol, gap_start, gap_end, minutes) "
+            "VALUES ('GLBX.MDP3:NQ', '2025-01-02T01:00Z', '2025-01-02T01:10Z', 10)"
+        )
+        conn.commit()
+        apply_schema(conn)
+        apply_schema(conn)  # the migration runs once
+        bars = conn.execute(
+            "SELECT symbol, roll_rule, rank, volume, instrument_id FROM market_bars_ohlcv_1m_clean "
+            "ORDER BY symbol"
+        ).fetchall()
+        gaps = conn.execute("SELECT symbol, roll_rule, rank, minutes FROM ohlcv_gaps").fetchall()
+        keys = dict(
+            conn.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conname IN "
+                "('market_bars_ohlcv_1m_clean_pkey', 'ohlcv_gaps_pkey', 'triangle_events_v1_uniq')"
+            ).fetchall()
+        )
+        conn.execute(  # another series of NQ at the same minute: no conflict now
+            "INSERT INTO market_bars_ohlcv_1m_clean (symbol, roll_rule, rank, ts, open, high, "
+            "low, close, volume) VALUES ('GLBX.MDP3:NQ', 'c', 1, '2025-01-02T00:00Z', 3, 3, 3, "
+            "3, 1)"
+        )
+    assert bars == [("GLBX.MDP3:ES", "c", 1, 8, None), ("GLBX.MDP3:NQ", "v", 0, 7, None)]
+    assert gaps == [("GLBX.MDP3:NQ", "v", 0, 10)]
+    assert keys["market_bars_ohlcv_1m_clean_pkey"] == "PRIMARY KEY (symbol, roll_rule, rank, ts)"
+    assert keys["ohlcv_gaps_pkey"] == "PRIMARY KEY (symbol, roll_rule, rank, gap_start)"
+    assert keys["triangle_events_v1_uniq"].startswith("UNIQUE (symbol, roll_rule, rank, ts, ")

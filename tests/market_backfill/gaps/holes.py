@@ -7,12 +7,14 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import to_ns
 from market_backfill_devtools.sample import synthetic_bars
 
 CAL = "CME Globex Equity"
 MIN = 60_000_000_000
 NQ = "GLBX.MDP3:NQ"
+NQ_V0 = Series(parse_symbol(NQ), "v", 0)  # the registry default series of NQ
 
 
 def utc(text: str) -> datetime:

@@ -13,6 +13,7 @@ from tests.market_backfill.gaps.holes import (
     END,
     HOLES,
     NQ,
+    NQ_V0,
     START,
     bars_with_holes,
     cut_holes,
@@ -23,7 +24,7 @@ from tests.market_backfill.gaps.holes import (
 def test_holes_of_known_lengths_are_found_and_nothing_else():
     expected = trading_minutes(CAL, START, END)
     stored = cut_holes(expected, HOLES)
-    gaps = find_gaps(NQ, expected, stored, 5)
+    gaps = find_gaps(NQ_V0, expected, stored, 5)
     assert [(from_ns(g.start_ns).isoformat()[:16], g.minutes) for g in gaps] == [
         ("2025-11-23T23:00", 12),
         ("2025-11-24T14:30", 30),
@@ -41,7 +42,7 @@ def test_weekend_holiday_break_and_the_future_are_never_gaps():
     assert not ((ts >= "2025-11-29") & (ts < "2025-11-30T23:00")).any()  # weekend
     assert not ((ts >= "2025-11-26T22:00") & (ts < "2025-11-26T23:00")).any()  # break
     assert not ((ts >= "2025-11-27T18:00") & (ts < "2025-11-27T23:00")).any()  # holiday close
-    assert find_gaps(NQ, expected, expected, 1) == []
+    assert find_gaps(NQ_V0, expected, expected, 1) == []
     gp = parse_params(
         {"symbols": [NQ], "start": "2025-11-01", "end": "2030-01-01", "repair": False},
         now=utc("2025-11-20T10:03:30"),
@@ -53,13 +54,13 @@ def test_dst_week_hole_at_the_new_open():
     start, end = utc("2025-03-09T00:00"), utc("2025-03-10T00:00")
     expected = trading_minutes(CAL, start, end)
     assert from_ns(expected[0]) == utc("2025-03-09T22:00")  # 18:00 EDT
-    gaps = find_gaps(NQ, expected, cut_holes(expected, [("2025-03-09T22:00", 20)]), 5)
+    gaps = find_gaps(NQ_V0, expected, cut_holes(expected, [("2025-03-09T22:00", 20)]), 5)
     assert [(g.start_ns, g.minutes) for g in gaps] == [(to_ns("2025-03-09T22:00"), 20)]
 
 
 def test_a_symbol_without_bars_has_one_gap_per_session():
     expected = trading_minutes(CAL, START, END)
-    gaps = find_gaps(NQ, expected, np.empty(0, dtype=np.int64), 5)
+    gaps = find_gaps(NQ_V0, expected, np.empty(0, dtype=np.int64), 5)
     assert len(gaps) == 5  # Sun-Mon, Mon-Tue, Tue-Wed, Wed (holiday short), Thu-Fri (early)
     assert sum(g.minutes for g in gaps) == len(expected)
 
@@ -68,9 +69,9 @@ def test_stored_minutes_and_scan_against_the_database(market_db):
     full, partial = bars_with_holes(HOLES)
     store_bars(partial)
     with market_db.connect() as conn:
-        got = stored_minutes(conn, NQ, START, END)
+        got = stored_minutes(conn, NQ_V0, START, END)
         assert got.tolist() == partial.ts.tolist()
-        result = scan(conn, NQ, CAL, START, END, 5)
+        result = scan(conn, NQ_V0, CAL, START, END, 5)
     assert [g.minutes for g in result.gaps] == [12, 30, 5, 10, 10]
     assert [m["month"] for m in result.months] == ["2025-11"]
     assert result.months[0]["expected"] == len(full)

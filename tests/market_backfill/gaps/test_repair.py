@@ -10,15 +10,15 @@ from market_backfill.sources.dbn_file import DbnFileSource
 from market_backfill.timeutil import to_ns
 from market_backfill_devtools.dbn_writer import write_bars
 from tests.conftest import store_bars
-from tests.market_backfill.gaps.holes import CAL, END, HOLES, NQ, START, bars_with_holes, utc
+from tests.market_backfill.gaps.holes import CAL, END, HOLES, NQ, NQ_V0, START, bars_with_holes, utc
 
 
 def test_repair_fills_from_a_source_with_the_data_and_keeps_open_without(market_db, tmp_path):
     full, partial = bars_with_holes(HOLES)
     store_bars(partial)
     with market_db.connect() as conn:
-        record_gaps(conn, NQ, START, END, scan(conn, NQ, CAL, START, END, 5).gaps)
-        todo = open_gaps(conn, [NQ], START, END, 100)
+        record_gaps(conn, NQ_V0, START, END, scan(conn, NQ_V0, CAL, START, END, 5).gaps)
+        todo = open_gaps(conn, [NQ_V0], START, END, 100)
     assert len(todo) == 5
     # a source that has only the first three gaps' minutes
     have = full[full.ts < to_ns("2025-11-25T00:00")].assign(symbol="NQ.v.0")
@@ -51,6 +51,6 @@ def test_repair_fills_from_a_source_with_the_data_and_keeps_open_without(market_
             "NULL FROM ohlcv_gaps ORDER BY gap_start"
         ).fetchall()
         assert rows == [("filled", 1, False, True)] * 3 + [("open", 1, True, False)] * 2
-        again = scan(conn, NQ, CAL, START, utc("2025-11-25T00:00"), 5)
+        again = scan(conn, NQ_V0, CAL, START, utc("2025-11-25T00:00"), 5)
         assert again.gaps == []
-        assert record_gaps(conn, NQ, START, utc("2025-11-25T00:00"), again.gaps)["new"] == 0
+        assert record_gaps(conn, NQ_V0, START, utc("2025-11-25T00:00"), again.gaps)["new"] == 0

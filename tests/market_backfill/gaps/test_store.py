@@ -3,23 +3,23 @@ from __future__ import annotations
 from market_backfill.gaps.detect import Gap
 from market_backfill.gaps.store import mark_gap, note_error, open_gaps, record_gaps
 from market_backfill.timeutil import from_ns, to_ns
-from tests.market_backfill.gaps.holes import END, NQ, START
+from tests.market_backfill.gaps.holes import END, NQ_V0, START
 
 
 def test_redetection_updates_never_duplicates_and_closes_vanished_gaps(market_db):
     gaps = [
-        Gap(NQ, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00")),
-        Gap(NQ, to_ns("2025-11-25T10:00"), to_ns("2025-11-25T10:20")),
+        Gap(NQ_V0, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00")),
+        Gap(NQ_V0, to_ns("2025-11-25T10:00"), to_ns("2025-11-25T10:20")),
     ]
     with market_db.connect() as conn:
-        assert record_gaps(conn, NQ, START, END, gaps) == {
+        assert record_gaps(conn, NQ_V0, START, END, gaps) == {
             "gaps": 2,
             "new": 2,
             "updated": 0,
             "closed": 0,
         }
-        longer = [Gap(NQ, gaps[0].start_ns, to_ns("2025-11-24T15:10"))]
-        assert record_gaps(conn, NQ, START, END, longer) == {
+        longer = [Gap(NQ_V0, gaps[0].start_ns, to_ns("2025-11-24T15:10"))]
+        assert record_gaps(conn, NQ_V0, START, END, longer) == {
             "gaps": 1,
             "new": 0,
             "updated": 1,
@@ -41,43 +41,43 @@ def _gap_row(conn, gap: Gap) -> tuple:
 def test_a_gap_without_bars_becomes_unfillable_at_max_attempts_and_is_no_longer_asked(
     market_db,
 ):
-    gap = Gap(NQ, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00"))
+    gap = Gap(NQ_V0, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00"))
     start = from_ns(gap.start_ns)
     with market_db.connect() as conn:
-        record_gaps(conn, NQ, START, END, [gap])
-        outcomes = [mark_gap(conn, NQ, start, False, "no bars", 3) for _ in range(3)]
+        record_gaps(conn, NQ_V0, START, END, [gap])
+        outcomes = [mark_gap(conn, NQ_V0, start, False, "no bars", 3) for _ in range(3)]
         assert outcomes == [(1, "open"), (2, "open"), (3, "unfillable")]
         assert _gap_row(conn, gap) == ("unfillable", 3, "no bars")
-        assert open_gaps(conn, [NQ], START, END, 100) == []
+        assert open_gaps(conn, [NQ_V0], START, END, 100) == []
         assert [
-            g["gap_start"] for g in open_gaps(conn, [NQ], START, END, 100, retry_unfillable=True)
+            g["gap_start"] for g in open_gaps(conn, [NQ_V0], START, END, 100, retry_unfillable=True)
         ] == [start.isoformat()]
         # detected again with the same extent: still unfillable, attempts kept
-        record_gaps(conn, NQ, START, END, [gap])
+        record_gaps(conn, NQ_V0, START, END, [gap])
         assert _gap_row(conn, gap)[:2] == ("unfillable", 3)
         # a retry that finds the bars fills it
-        assert mark_gap(conn, NQ, start, True, None, 3) == (4, "filled")
+        assert mark_gap(conn, NQ_V0, start, True, None, 3) == (4, "filled")
         assert _gap_row(conn, gap) == ("filled", 4, None)
 
 
 def test_an_unfillable_gap_that_changed_or_vanished_is_reopened_or_filled(market_db):
-    gap = Gap(NQ, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00"))
+    gap = Gap(NQ_V0, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00"))
     start = from_ns(gap.start_ns)
     with market_db.connect() as conn:
-        record_gaps(conn, NQ, START, END, [gap])
-        mark_gap(conn, NQ, start, False, "no bars", 1)
+        record_gaps(conn, NQ_V0, START, END, [gap])
+        mark_gap(conn, NQ_V0, start, False, "no bars", 1)
         assert _gap_row(conn, gap)[0] == "unfillable"
-        grown = Gap(NQ, gap.start_ns, to_ns("2025-11-24T15:30"))
-        record_gaps(conn, NQ, START, END, [grown])
+        grown = Gap(NQ_V0, gap.start_ns, to_ns("2025-11-24T15:30"))
+        record_gaps(conn, NQ_V0, START, END, [grown])
         assert _gap_row(conn, gap)[:2] == ("open", 0)  # a new question: asked again
-        mark_gap(conn, NQ, start, False, "no bars", 1)
-        assert record_gaps(conn, NQ, START, END, [])["closed"] == 1  # bars came from elsewhere
+        mark_gap(conn, NQ_V0, start, False, "no bars", 1)
+        assert record_gaps(conn, NQ_V0, START, END, [])["closed"] == 1  # bars came from elsewhere
         assert _gap_row(conn, gap)[0] == "filled"
 
 
 def test_a_refused_source_notes_the_error_without_counting_an_attempt(market_db):
-    gap = Gap(NQ, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00"))
+    gap = Gap(NQ_V0, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00"))
     with market_db.connect() as conn:
-        record_gaps(conn, NQ, START, END, [gap])
-        note_error(conn, NQ, from_ns(gap.start_ns), "Databento answered 401")
+        record_gaps(conn, NQ_V0, START, END, [gap])
+        note_error(conn, NQ_V0, from_ns(gap.start_ns), "Databento answered 401")
         assert _gap_row(conn, gap) == ("open", 0, "Databento answered 401")

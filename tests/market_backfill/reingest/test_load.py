@@ -28,15 +28,9 @@ BASE = {"symbols": ["GLBX.MDP3:NQ"], "source": "dbn_file", "dbn_path": "/x.dbn"}
 
 
 def _store(db, n: int, start: str) -> None:
-    from market_backfill.db.inserter import BatchInserter
-    from market_backfill.db.tables import CLEAN_TABLE
-    from market_backfill.names import BAR_COLUMNS
-    from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT
+    from tests.conftest import store_bars
 
-    with BatchInserter(
-        hook_connector(), CLEAN_TABLE, BAR_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
-    ) as ins:
-        ins.insert(bar_frame(n, start=start))
+    store_bars(bar_frame(n, start=start))
 
 
 def test_plan_with_dates(market_db):

@@ -10,7 +10,7 @@ BASE = {"symbols": ["GLBX.MDP3:NQ"], "source": "dbn_file", "dbn_path": "/x.dbn"}
 
 def test_parse_params_defaults_and_errors():
     p = parse_params({**BASE, "start": "2025-12-01", "end": "2025-12-31"})
-    assert (p.roll_rule, p.rank, p.batch_size) == ("v", 0, 500)
+    assert (p.roll_rule, p.rank, p.batch_size) == (None, None, 500)  # None: the registry's
     with pytest.raises(ParamError, match="param 'symbols': malformed symbol"):
         parse_params({**BASE, "symbols": ["NQ; DROP TABLE x"]})
     with pytest.raises(ParamError, match="param 'roll_rule'") as err:
