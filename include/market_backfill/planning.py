@@ -106,10 +106,24 @@ def monthly_chunks(symbol: Symbol | str, start: datetime, end: datetime) -> list
     ]
 
 
-def plan(ranges: Mapping[Symbol, Range], *, max_chunks: int = 1024) -> list[ChunkData]:
-    """Chunks for every symbol's range, symbol-major; refuse plans over ``max_chunks``
+def plan(
+    ranges: Mapping[Symbol, Range | Sequence[Range]], *, max_chunks: int = 1024
+) -> list[ChunkData]:
+    """Chunks for every symbol's range (or ranges), symbol-major; ranges of a symbol that
+    meet in one month make one chunk spanning them. Refuses plans over ``max_chunks``
     (Airflow's ``max_map_length``) with a message that says how to split the run."""
-    chunks = [c.to_dict() for sym, (s, e) in ranges.items() for c in monthly_chunks(sym, s, e)]
+    chunks = []
+    for sym, value in ranges.items():
+        by_month: dict[str, Chunk] = {}
+        for start, end in [value] if isinstance(value[0], datetime) else value:  # type: ignore[list-item]
+            for c in monthly_chunks(sym, start, end):
+                had = by_month.get(c.month)
+                by_month[c.month] = (
+                    c
+                    if had is None
+                    else Chunk(c.symbol, c.month, min(had.start, c.start), max(had.end, c.end))
+                )
+        chunks += [by_month[m].to_dict() for m in sorted(by_month)]
     if len(chunks) > max_chunks:
         raise ParamError(
             "end",
@@ -135,7 +149,9 @@ def plan_ranges(
     request: PlanRequest,
     symbols: Sequence[Symbol],
     window: Range | None,
-    catch_up: Callable[[Connection, Mapping[Symbol, SymbolSettings]], Mapping[Symbol, Range]],
+    catch_up: Callable[
+        [Connection, Mapping[Symbol, SymbolSettings]], Mapping[Symbol, Range | Sequence[Range]]
+    ],
 ) -> list[ChunkData]:
     """A run's chunks: with a ``window`` (the form's dates) every symbol gets it; else
     with the run's data interval, that; else ``catch_up`` reads each symbol's range from
@@ -143,7 +159,7 @@ def plan_ranges(
     :class:`SymbolError`); one read-only transaction."""
     window = window if window is not None else request.interval
 
-    def ranges_of(conn: Connection) -> Mapping[Symbol, Range]:
+    def ranges_of(conn: Connection) -> Mapping[Symbol, Range | Sequence[Range]]:
         registry = load_settings(conn, symbols)
         return dict.fromkeys(symbols, window) if window is not None else catch_up(conn, registry)
 

@@ -193,3 +193,32 @@ SELECT pg_temp.add_series('triangle_events_v1', 'triangle_events_v1_uniq', 'UNIQ
                           'htf_aligned_only, use_5m, use_15m, use_1h, use_4h, use_1d, '
                           'require_engulfing, require_sweep_engulfing, source_table, '
                           'logic_version');
+
+-- Writes to the clean bars, logged for the stages that derive from them (0.2). A chunk
+-- logs its range before writing (rows_written NULL) and the rows it wrote after; a NULL
+-- (a write that died) counts as a change. Triangle catch-up recomputes the segments of
+-- every change since it last ran (triangle_progress).
+CREATE TABLE IF NOT EXISTS bar_changes (
+    id            bigserial PRIMARY KEY,
+    symbol        text NOT NULL,
+    roll_rule     text NOT NULL,
+    rank          smallint NOT NULL,
+    first_ts      timestamptz NOT NULL,
+    last_ts       timestamptz NOT NULL,
+    rows_written  integer,
+    logged_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS bar_changes_series ON bar_changes (symbol, roll_rule, rank, id);
+
+-- The bar changes each series x triangle settings has absorbed: a catch-up run notes the
+-- newest change it saw (pending) and, when it succeeds, makes it its own (last).
+CREATE TABLE IF NOT EXISTS triangle_progress (
+    symbol             text NOT NULL,
+    roll_rule          text NOT NULL,
+    rank               smallint NOT NULL,
+    settings_key       text NOT NULL,
+    last_change_id     bigint NOT NULL DEFAULT 0,
+    pending_change_id  bigint,
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, roll_rule, rank, settings_key)
+);

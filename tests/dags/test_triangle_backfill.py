@@ -75,3 +75,55 @@ def test_a_range_with_no_bars_finishes_with_zero_counts(triangle_dag, market_db)
     assert run.state == "success"
     total = _chunk_counts(run.run_id, market_db)["total"]
     assert (total["bars"], total["triangles"], total["inserted"]) == (0, 0, 0)
+
+
+def test_a_repaired_week_is_recomputed_by_the_next_catch_up(
+    reingest_dag, triangle_dag, market_db, quarter_bars, tmp_path
+):
+    """Bars load with a hole, triangles catch up, gap repair fills the hole: the next
+    catch-up recomputes the segment that changed, and the events equal a fresh run over
+    the stored bars (not the stale events computed around the hole)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from market_backfill_devtools.dbn_writer import write_bars
+    from tests.conftest import ROOT
+
+    gap_dag = DagBag(dag_folder=str(ROOT / "dags")).dags["gap_detection"]
+    feb = quarter_bars[
+        (quarter_bars.ts >= to_ns("2025-02-02")) & (quarter_bars.ts < to_ns("2025-02-16"))
+    ]
+    hole = (feb.ts >= to_ns("2025-02-11T14:00")) & (feb.ts < to_ns("2025-02-11T16:00"))
+    kw = {"dataset": "GLBX.MDP3", "instruments": {"NQ.v.0": 5}}
+    holed = write_bars(tmp_path / "holed.dbn", feb[~hole], **kw)
+    full = write_bars(tmp_path / "full.dbn", feb, **kw)
+    dates = {"start": "2025-02-02", "end": "2025-02-15"}
+    assert (
+        reingest_dag.test(run_conf={"source": "dbn_file", "dbn_path": str(holed), **dates}).state
+        == "success"
+    )
+    catch_up = {"symbols": ["GLBX.MDP3:NQ"], "htf_aligned_only": True, "use_15m": True}
+    assert triangle_dag.test(run_conf=catch_up).state == "success"
+    before = _stored(market_db)
+    assert before == _one_run(feb[~hole])  # the first catch-up computed all loaded bars
+
+    repair = gap_dag.test(
+        run_conf={"source": "dbn_file", "dbn_path": str(full), **dates, "symbols": ["GLBX.MDP3:NQ"]}
+    )
+    assert repair.state == "success"
+    with market_db.connect() as conn:
+        assert conn.execute("SELECT status FROM ohlcv_gaps").fetchall() == [("filled",)]
+    assert triangle_dag.test(run_conf=catch_up).state == "success"
+    after = _stored(market_db)
+    assert after == _one_run(feb)  # exactly a fresh run over the repaired bars
+    assert after != before
+    # nothing changed since: the next catch-up recomputes nothing
+    with market_db.connect() as conn:
+        n = conn.execute("SELECT count(*) FROM triangle_events_v1").fetchone()[0]
+        conn.execute("UPDATE triangle_events_v1 SET created_at = '2000-01-01'")
+    assert triangle_dag.test(run_conf=catch_up).state == "success"
+    with market_db.connect() as conn:
+        old, total = conn.execute(
+            "SELECT count(*) FILTER (WHERE created_at = '2000-01-01'), count(*) "
+            "FROM triangle_events_v1"
+        ).fetchone()
+    assert old == total == n

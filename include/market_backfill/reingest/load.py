@@ -17,7 +17,8 @@ from typing import TypedDict
 import pandas as pd
 from psycopg import sql
 
-from market_backfill.db.connection import Connection, Connector
+from market_backfill.db.changes import confirm_write, log_write
+from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.db.copy_format import ColumnKind
 from market_backfill.db.inserter import BatchInserter, Cadence, ConflictPolicy
 from market_backfill.db.tables import CLEAN_TABLE
@@ -28,6 +29,7 @@ from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.sources import BarSource
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Series, Symbol, SymbolSettings
+from market_backfill.timeutil import from_ns
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,16 @@ BAR_UPSERT = ConflictPolicy(
 def clean_rows(bars: pd.DataFrame, series: Series) -> pd.DataFrame:
     """A bar frame (with ``instrument_id``) as rows of the clean table: the series added."""
     return bars.assign(roll_rule=series.roll_rule, rank=series.rank)
+
+
+def _log_write(connect: Connector, series: Series, rows: pd.DataFrame) -> int | None:
+    """Log the range about to be written (committed before the write), for the stages
+    derived from the bars; None when there is nothing to write."""
+    if rows.empty:
+        return None
+    ts = rows["ts"].to_numpy()
+    first, last = from_ns(int(ts.min())), from_ns(int(ts.max()))
+    return run_transaction(connect, lambda c: log_write(c, series, first, last), what="log")
 
 
 class ReingestSummary(TypedDict):
@@ -143,6 +155,7 @@ def load_chunk(
         fetched_s,
     )
     rows = clean_rows(checked.bars, series)
+    change_id = _log_write(connect, series, rows)
     with BatchInserter(
         connect,
         CLEAN_TABLE,
@@ -152,6 +165,8 @@ def load_chunk(
         batch_size=parsed.batch_size,
     ) as inserter:
         stats = inserter.insert(rows)
+    if change_id is not None:
+        run_transaction(connect, lambda c: confirm_write(c, change_id, stats.written))
     counts = ReingestResult(
         symbol=symbol.key,
         chunk=chunk.label,

@@ -120,6 +120,14 @@ def segment_start(ts_ns: int, settings: TriangleSettings) -> int:
     return ts_ns if seg == _NO_SEGMENT else seg
 
 
+def segment_end(ts_ns: int, settings: TriangleSettings) -> int | None:
+    """Start of the next segment after the one containing ``ts_ns`` (where a change of a
+    bar at ``ts_ns`` stops mattering), or None: the segment never ends (``fixed``)."""
+    anchors = anchor_times(settings, ts_ns, ts_ns)
+    later = anchors[anchors > ts_ns]
+    return int(later[0]) if len(later) else None
+
+
 # -- the engine ------------------------------------------------------------------------------
 
 

@@ -12,28 +12,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TypedDict
 
 from psycopg import sql
 
+from market_backfill.db.changes import changed_since
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.db.inserter import BatchInserter, Cadence
 from market_backfill.db.tables import EVENTS_TABLE
 from market_backfill.names import CATCHUP_LOOKBACK, MINUTE, MINUTE_NS
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
 from market_backfill.summary import ChunkHeader
-from market_backfill.symbols import Symbol, SymbolSettings
-from market_backfill.timeutil import to_ns
+from market_backfill.symbols import Series, Symbol, SymbolSettings, load_settings
+from market_backfill.timeutil import from_ns, to_ns
 from market_backfill.triangles.bars import good_bars, read_bars, reason_counts
-from market_backfill.triangles.engine import run_engine, segment_start
+from market_backfill.triangles.engine import run_engine, segment_end, segment_start
 from market_backfill.triangles.params import TriangleParams, parse_params
 from market_backfill.triangles.store import (
     EVENT_COLUMNS,
     EVENT_INSERT_IGNORE,
     EVENT_KINDS,
+    absorbed_change,
+    confirm_pending,
     event_rows,
-    purge,
+    note_pending,
+    purge_range,
     settings_filter,
+    settings_key,
 )
 
 log = logging.getLogger(__name__)
@@ -68,12 +74,12 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
 
     def catch_up(
         conn: Connection, registry: Mapping[Symbol, SymbolSettings]
-    ) -> dict[Symbol, Range]:
+    ) -> dict[Symbol, list[Range]]:
         where = "symbol = %s" if parsed.legacy else "symbol = %s AND roll_rule = %s AND rank = %s"
         last_bar = sql.SQL("SELECT max(ts) FROM {} WHERE {}").format(
             sql.Identifier(table), sql.SQL(where)
         )
-        ranges = {}
+        ranges: dict[Symbol, list[Range]] = {}
         with conn.cursor() as cur:
             for sym in parsed.symbols:
                 series = registry[sym].series(parsed.roll_rule, parsed.rank)
@@ -92,10 +98,58 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
                 )
                 event = cur.fetchone()[0]
                 start = event + MINUTE if event else end - CATCHUP_LOOKBACK
-                ranges[sym] = (start, end)
+                ranges[sym] = [(start, end)]
+                if not parsed.legacy:  # bars changed since these settings last caught up
+                    changed = _changed_range(conn, series, parsed, end)
+                    if changed is not None:
+                        ranges[sym].append(changed)
         return ranges
 
     return plan_ranges(request, parsed.symbols, parsed.window, catch_up)
+
+
+def _changed_range(
+    conn: Connection, series: Series, parsed: TriangleParams, end: datetime
+) -> Range | None:
+    """The segments holding bars of ``series`` changed since these settings last caught
+    up, cut at ``end``. In the plan's transaction their events of these settings are
+    deleted (the chunks write them again from the bars as stored now) and the newest
+    change is noted as pending: absorbed when the run succeeds (:func:`absorb_changes`),
+    else found again by the next catch-up."""
+    key = settings_key(parsed)
+    changed = changed_since(conn, series, absorbed_change(conn, series, key))
+    if changed is None:
+        return None
+    first, last, newest = changed
+    note_pending(conn, series, key, newest)
+    lo = from_ns(segment_start(to_ns(first), parsed.settings))
+    seg_end = segment_end(to_ns(last), parsed.settings)
+    hi = end if seg_end is None else min(end, from_ns(seg_end))
+    if lo >= hi:
+        return None
+    deleted = purge_range(conn, series, parsed, lo, hi)
+    log.info(
+        "%s: bars changed %s .. %s: recomputing %s .. %s (%d events removed)",
+        series,
+        first,
+        last,
+        lo,
+        hi,
+        deleted,
+    )
+    return lo, hi
+
+
+def absorb_changes(connect: Connector, parsed: TriangleParams) -> None:
+    """After a successful catch-up run: the bar changes it covered are absorbed."""
+    key = settings_key(parsed)
+
+    def work(conn: Connection) -> None:
+        registry = load_settings(conn, parsed.symbols)
+        for sym in parsed.symbols:
+            confirm_pending(conn, registry[sym].series(parsed.roll_rule, parsed.rank), key)
+
+    run_transaction(connect, work, what="triangle progress")
 
 
 def triangle_chunk(
@@ -131,7 +185,11 @@ def triangle_chunk(
     computed_s = time.monotonic() - started
     rows = event_rows(events, series, parsed)
     if parsed.purge:
-        deleted = run_transaction(connect, lambda c: purge(c, chunk, parsed, series), what="purge")
+        deleted = run_transaction(
+            connect,
+            lambda c: purge_range(c, series, parsed, chunk.start_dt, chunk.end_dt),
+            what="purge",
+        )
         log.info("%s: purge removed %d events of these settings", chunk.label, deleted)
     with BatchInserter(
         connect,

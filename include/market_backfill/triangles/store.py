@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,6 @@ from market_backfill.db.connection import Connection
 from market_backfill.db.copy_format import ColumnKind
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import EVENTS_TABLE
-from market_backfill.planning import Chunk
 from market_backfill.symbols import Series
 from market_backfill.triangles.engine import LOGIC_VERSION, SETTING_COLUMNS
 from market_backfill.triangles.params import TriangleParams
@@ -64,15 +64,17 @@ def event_rows(events: pd.DataFrame, series: Series, parsed: TriangleParams) -> 
     return rows[list(EVENT_COLUMNS)]
 
 
-def purge(conn: Connection, chunk: Chunk, parsed: TriangleParams, series: Series) -> int:
-    """Delete the chunk's events of ``series`` with these settings (in the caller's
-    transaction)."""
+def purge_range(
+    conn: Connection, series: Series, parsed: TriangleParams, start: datetime, end: datetime
+) -> int:
+    """Delete the events of ``series`` with these settings in ``[start, end)`` (in the
+    caller's transaction); return how many."""
     cond, values = settings_filter(parsed, series)
     query = sql.SQL("DELETE FROM {} WHERE ts >= %s AND ts < %s AND {}").format(
         sql.Identifier(EVENTS_TABLE), cond
     )
     with conn.cursor() as cur:
-        cur.execute(query, [chunk.start_dt, chunk.end_dt, *values])
+        cur.execute(query, [start, end, *values])
         return cur.rowcount
 
 
@@ -84,3 +86,52 @@ def stored_events(conn: Connection, symbols: Sequence[str]) -> pd.DataFrame:
     with conn.cursor() as cur:
         cur.execute(query, (list(symbols),))
         return pd.DataFrame(cur.fetchall(), columns=list(EVENT_COLUMNS))
+
+
+# -- what each series x settings has absorbed of the bar changes (triangle_progress) -----------
+
+
+def settings_key(p: TriangleParams) -> str:
+    """These settings, their source table and the logic version as one canonical string."""
+    import json
+
+    row = {**p.settings.as_row(), "source_table": p.source_table, "logic_version": LOGIC_VERSION}
+    return json.dumps(row, sort_keys=True, separators=(",", ":"))
+
+
+_PROGRESS = """
+SELECT last_change_id FROM triangle_progress
+WHERE symbol = %s AND roll_rule = %s AND rank = %s AND settings_key = %s
+"""
+_PENDING = """
+INSERT INTO triangle_progress (symbol, roll_rule, rank, settings_key, pending_change_id)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (symbol, roll_rule, rank, settings_key) DO UPDATE
+SET pending_change_id = EXCLUDED.pending_change_id, updated_at = now()
+"""
+_CONFIRM = """
+UPDATE triangle_progress SET last_change_id = pending_change_id, pending_change_id = NULL,
+    updated_at = now()
+WHERE symbol = %s AND roll_rule = %s AND rank = %s AND settings_key = %s
+  AND pending_change_id IS NOT NULL
+"""
+
+
+def absorbed_change(conn: Connection, series: Series, key: str) -> int:
+    """The newest bar change of ``series`` these settings have absorbed (0: none)."""
+    with conn.cursor() as cur:
+        cur.execute(_PROGRESS, (*series.key, key))
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def note_pending(conn: Connection, series: Series, key: str, change_id: int) -> None:
+    """A catch-up run covers the changes up to ``change_id``; it is theirs once it succeeds."""
+    with conn.cursor() as cur:
+        cur.execute(_PENDING, (*series.key, key, change_id))
+
+
+def confirm_pending(conn: Connection, series: Series, key: str) -> None:
+    """The catch-up run succeeded: the changes it covered are absorbed."""
+    with conn.cursor() as cur:
+        cur.execute(_CONFIRM, (*series.key, key))

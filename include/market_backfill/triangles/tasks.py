@@ -15,6 +15,7 @@ from market_backfill.symbols import settings_of
 from market_backfill.triangles.load import (
     TriangleResult,
     TriangleSummary,
+    absorb_changes,
     plan_run,
     triangle_chunk,
 )
@@ -39,5 +40,13 @@ def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> TriangleResult:
 
 
 def summarize(planned: Sequence[ChunkData] | None, run: RunContext) -> dict[str, Any]:
-    """Per-chunk table and totals into the log and ``backfill_runs``."""
-    return summarize_run(planned, SUMMARY_COLUMNS, run)
+    """Per-chunk table and totals into the log and ``backfill_runs``; a catch-up run that
+    succeeded absorbs the bar changes it recomputed."""
+    parsed = parse_params(run.params)
+    catch_up = parsed.window is None and not parsed.legacy
+    return summarize_run(
+        planned,
+        SUMMARY_COLUMNS,
+        run,
+        on_success=(lambda: absorb_changes(run.connect, parsed)) if catch_up else None,
+    )

@@ -1,0 +1,58 @@
+"""The log of writes to the clean bars (``bar_changes``), for the stages derived from them.
+
+A chunk logs the range it is about to write (:func:`log_write`, its own transaction,
+committed before the write) and then how many rows it wrote (:func:`confirm_write`). A
+write that died before confirming stays NULL and counts as a change: recomputing an
+unchanged range costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from market_backfill.db.connection import Connection
+from market_backfill.symbols import Series
+
+_LOG = """
+INSERT INTO bar_changes (symbol, roll_rule, rank, first_ts, last_ts)
+VALUES (%s, %s, %s, %s, %s) RETURNING id
+"""
+_CONFIRM = "UPDATE bar_changes SET rows_written = %s WHERE id = %s"
+_CHANGED_SINCE = """
+SELECT min(first_ts), max(last_ts), max(id) FROM bar_changes
+WHERE symbol = %s AND roll_rule = %s AND rank = %s AND id > %s
+  AND (rows_written IS NULL OR rows_written > 0)
+"""
+_NEWEST = "SELECT coalesce(max(id), 0) FROM bar_changes"
+
+
+def log_write(conn: Connection, series: Series, first: datetime, last: datetime) -> int:
+    """Log that bars of ``series`` from ``first`` to ``last`` (both included) are about to
+    be written; return the entry's id."""
+    with conn.cursor() as cur:
+        cur.execute(_LOG, (*series.key, first, last))
+        return int(cur.fetchone()[0])
+
+
+def confirm_write(conn: Connection, change_id: int, rows_written: int) -> None:
+    """Record how many rows the logged write inserted or changed (0: nothing changed)."""
+    with conn.cursor() as cur:
+        cur.execute(_CONFIRM, (rows_written, change_id))
+
+
+def changed_since(
+    conn: Connection, series: Series, after_id: int
+) -> tuple[datetime, datetime, int] | None:
+    """(first, last, newest id) over the changes of ``series`` logged after ``after_id``
+    that changed rows (or may have), or None."""
+    with conn.cursor() as cur:
+        cur.execute(_CHANGED_SINCE, (*series.key, after_id))
+        first, last, newest = cur.fetchone()
+    return None if newest is None else (first, last, int(newest))
+
+
+def newest_change(conn: Connection) -> int:
+    """The id of the newest logged change (0: none)."""
+    with conn.cursor() as cur:
+        cur.execute(_NEWEST)
+        return int(cur.fetchone()[0])
