@@ -5,8 +5,9 @@ Thin wiring only: the task bodies live in ``market_backfill.gaps.tasks``.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import AssetOrTimeSchedule, Param, TriggerRule, dag, task
 
+from market_backfill.airflow.assets import CLEAN_BARS
 from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     flag,
@@ -32,13 +33,15 @@ gap is re-ingested (one mapped task per gap, labelled `NQ 2025-12-03 14:05 (35m)
 at most `max_repairs` per run) through the `ohlcv_reingest` code, checked again and
 marked `filled`, or left `open` with `attempts` and `last_error` when the source has no
 data (not a failure); after `max_attempts` such repairs it becomes `unfillable` and is no
-longer requested (`retry_unfillable` asks again). The `report` task ends with a
-completeness table (symbol x month: expected minutes, stored, percent, open and
-unfillable gaps) in its log, XCom and `backfill_runs`.
+longer requested (`retry_unfillable` asks again). When repairs wrote bars, `announce`
+emits the bars Asset (so `triangle_backfill` recomputes what changed); the DAG itself
+runs daily and after every update of the bars Asset (reingest, repairs). The `report`
+task ends with a completeness table (symbol x month: expected minutes, stored, percent,
+open and unfillable gaps) in its log, XCom and `backfill_runs`.
 
 **What a run checks**: with `start`/`end`, those UTC days; a scheduled (daily) or
-Backfill run, its data interval and the 30 days before it; a manual run without dates,
-the last 30 days.
+Backfill run, its data interval and the 30 days before it; a manual or asset-triggered
+run without dates, the last 30 days.
 
 **Params**: `symbols`, `start`, `end` (empty: see above), `min_gap_minutes`,
 `repair`, `max_repairs`, `max_attempts`, `retry_unfillable`, and the source params of
@@ -50,7 +53,7 @@ the last 30 days.
     dag_id="gap_detection",
     description="Find missing 1-minute bars against the trading calendar and repair them",
     doc_md=DOC,
-    schedule=DAILY,
+    schedule=AssetOrTimeSchedule(timetable=DAILY, assets=CLEAN_BARS),
     start_date=FIRST_DAY,
     catchup=False,  # one run after downtime is enough: its 30-day look-back covers the gap
     max_active_runs=1,
@@ -124,6 +127,13 @@ def gap_detection() -> None:
 
         return run_repair(gap, current_run(gap["label"]))
 
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
+    def announce(results: list[dict]) -> int:
+        """Emit the bars Asset when repairs wrote bars (skipped otherwise)."""
+        from market_backfill.gaps.tasks import announce_repairs
+
+        return announce_repairs(list(results))
+
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def report(ti=None) -> dict:
         """Completeness (symbol x month) into the log, XCom and backfill_runs."""
@@ -137,7 +147,9 @@ def gap_detection() -> None:
     ensure_schema() >> targets
     gaps = plan_repairs()
     detect.expand(target=targets) >> gaps
-    repair.expand(gap=gaps) >> report()
+    repairs = repair.expand(gap=gaps)
+    announce(repairs)
+    repairs >> report()
 
 
 gap_detection()

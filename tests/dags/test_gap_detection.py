@@ -56,6 +56,7 @@ def test_holes_are_detected_repaired_and_reported(gap_dag, market_db, tmp_path):
         ).fetchall()
         stored = conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
     assert [(g[1], g[2], g[3]) for g in gaps] == [(45, "filled", 1), (7, "filled", 1)]
+    assert run.get_task_instance("announce").state == "success"  # the bars Asset emitted
     assert stored == len(full) - 1  # the single quiet minute is not a gap: never repaired
     report = _report(market_db, run.run_id)["completeness"]
     assert report == [
@@ -105,6 +106,7 @@ def test_a_source_without_the_data_leaves_the_gap_open_without_failing(
         ).fetchone()
     assert (status, attempts) == ("open", 1)
     assert "no bars for 30" in error
+    assert run.get_task_instance("announce").state == "skipped"  # no bars: no Asset event
     assert np.isclose(_report(market_db, run.run_id)["completeness"][0]["open_gaps"], 1)
 
 

@@ -40,6 +40,13 @@ def fail_fast(message: str) -> BaseException:
     return AirflowFailException(message)
 
 
+def skip(message: str) -> BaseException:
+    """An exception that skips the task: nothing to do (a skipped task emits no Asset)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    return AirflowSkipException(message)
+
+
 def ensure_schema(conn_id: str = MARKET_DB_CONN_ID) -> None:
     """Create the contract's tables and the symbol registry (idempotent, concurrency-safe)."""
     run_transaction(hook_connector(conn_id), apply_schema, what="schema")

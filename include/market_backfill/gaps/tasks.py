@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from market_backfill.airflow.chunks import plan_or_fail, run_audited, summarize_run
+from market_backfill.airflow.chunks import plan_or_fail, run_audited, skip, summarize_run
 from market_backfill.airflow.connections import databento_credentials
 from market_backfill.airflow.context import RunContext
 from market_backfill.db.connection import Connection, Connector, run_transaction
@@ -155,6 +155,17 @@ def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
         return repair_gap(gap, gp, source, connect)
 
     return run_audited(gap, work, run)
+
+
+def announce_repairs(results: Sequence[Mapping[str, Any]] | None) -> int:
+    """The repairs' bars, announced: returns the rows they wrote, so the task emits the
+    bars Asset (triangles recompute, gap detection checks again); skips when they wrote
+    nothing, so no Asset event is emitted for nothing."""
+    written = sum(int(r.get("rows_written") or 0) for r in results or [] if r)
+    if written == 0:
+        raise skip("the repairs wrote no bars: nothing to announce")
+    log.info("repairs wrote %d bars: announcing the bars Asset", written)
+    return written
 
 
 def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any]]:

@@ -142,3 +142,40 @@ def test_unknown_symbols_and_legacy_are_refused_at_plan_time(market_db):
             {"symbols": ["GLBX.MDP3:ZZ"], "start": "2025-01-01", "end": "2025-01-02"},
             run_end=None,
         )
+
+
+def test_catch_up_progress_is_absorbed_only_when_the_run_succeeds(market_db, quarter_bars):
+    from market_backfill.db.changes import log_write
+    from market_backfill.triangles.load import absorb_changes
+    from market_backfill.triangles.store import absorbed_change, settings_key
+
+    ts = quarter_bars.ts
+    store_bars(quarter_bars[(ts >= to_ns("2025-02-03")) & (ts < to_ns("2025-02-08"))])
+    params = {"symbols": ["GLBX.MDP3:NQ"]}
+    parsed = parse_params(params)
+    week = Chunk(
+        "GLBX.MDP3:NQ", "2025-02", "2025-02-02T00:00:00+00:00", "2025-02-09T00:00:00+00:00"
+    )
+    triangle_chunk(week, NQ, parsed, hook_connector())  # events up to the last bar
+    now = datetime(2025, 2, 9, tzinfo=UTC)
+
+    def first_start() -> str:
+        return plan_run(hook_connector(), params, run_end=None, now=now)[0]["start"]
+
+    forward = first_start()
+    assert forward > "2025-02-07"  # nothing changed: from the latest event on
+    series, key = NQ.series(), settings_key(parsed)
+    with market_db.connect() as conn:
+        change = log_write(
+            conn, series, datetime(2025, 2, 4, tzinfo=UTC), datetime(2025, 2, 4, 1, tzinfo=UTC)
+        )
+    assert first_start() == "2025-02-02T23:00:00+00:00"  # the changed week's segment start
+    with market_db.connect() as conn:
+        assert absorbed_change(conn, series, key) == 0  # the run has not succeeded yet
+    # the plan removed that week's events; a run that fails leaves the change pending
+    assert first_start() <= "2025-02-02T23:00:00+00:00"
+    absorb_changes(hook_connector(), parsed)
+    with market_db.connect() as conn:
+        assert absorbed_change(conn, series, key) == change
+    triangle_chunk(week, NQ, parsed, hook_connector())  # what the successful run wrote
+    assert first_start() == forward
