@@ -55,3 +55,44 @@ def test_each_dag_reports_its_own_summary_columns():
     assert columns("gap_detection")[4:-1] == GAPS
     assert columns("ohlcv_reingest")[4:-1] == REINGEST
     assert columns("someone_elses_dag") == ("symbol", "chunk", "status", "attempts", "seconds")
+
+
+def test_the_report_command_prints_the_latest_run(market_db):
+    import os
+    import subprocess
+    import sys
+
+    connect = hook_connector()
+    audit.record_start(connect, "ohlcv_reingest", "r1", "GLBX.MDP3:NQ", "2025-12")
+    audit.record_finish(
+        connect,
+        "ohlcv_reingest",
+        "r1",
+        "GLBX.MDP3:NQ",
+        "2025-12",
+        "failed",
+        {"rows_in": 9},
+        "NQ 2025-12: SourceError: gateway down",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "market_backfill.report", "ohlcv_reingest"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+        timeout=120,
+    ).stdout
+    lines = out.splitlines()
+    assert lines[0] == "ohlcv_reingest run r1"
+    assert lines[1].split()[:5] == ["symbol", "chunk", "status", "attempts", "rows_in"]
+    assert lines[3].split()[:5] == ["GLBX.MDP3:NQ", "2025-12", "failed", "1", "9"]
+    assert "gateway down" in lines[-1]
+    nothing = subprocess.run(
+        [sys.executable, "-m", "market_backfill.report", "gap_detection"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+        timeout=120,
+    ).stdout
+    assert nothing.strip() == "no runs of gap_detection recorded yet"

@@ -158,3 +158,16 @@ def test_the_process_wide_hook_applies_when_none_is_given(market_db, monkeypatch
     with _inserter(hook_connector(), batch_size=5) as ins:
         ins.insert(rows_of(12))
     assert [a.batch for a in seen] == [1, 2, 3]
+
+
+def test_progress_is_logged_every_ten_batches_and_at_the_end(market_db, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="market_backfill.db.inserter")
+    with _inserter(hook_connector(), batch_size=100) as ins:
+        ins.insert(rows_of(1234))
+    lines = [r.getMessage() for r in caplog.records if "batch" in r.getMessage()]
+    assert lines == [
+        f"{CLEAN_TABLE}: batch 10/13, 1000 rows (commits: 10, retries: 0)",
+        f"{CLEAN_TABLE}: batch 13/13, 1234 rows (commits: 13, retries: 0)",
+    ]

@@ -118,3 +118,29 @@ def test_a_version_0_1_database_keeps_its_rows_under_the_series_keys(pg_db):
     assert keys["market_bars_ohlcv_1m_clean_pkey"] == "PRIMARY KEY (symbol, roll_rule, rank, ts)"
     assert keys["ohlcv_gaps_pkey"] == "PRIMARY KEY (symbol, roll_rule, rank, gap_start)"
     assert keys["triangle_events_v1_uniq"].startswith("UNIQUE (symbol, roll_rule, rank, ts, ")
+
+
+def test_several_runs_creating_the_schema_at_once_all_succeed(pg_db):
+    """Every DAG's first task applies the schema; runs starting together must not race on
+    CREATE (the advisory lock serialises them)."""
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def apply() -> None:
+        try:
+            with pg_db.connect() as conn:
+                start.wait()
+                apply_schema(conn)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=apply) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with pg_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM market_symbols").fetchone()[0] == 4

@@ -72,6 +72,8 @@ def test_client_errors_fail_at_once(gateway, status, hint):
     with pytest.raises(PermanentSourceError, match=hint) as err:
         source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
     assert source.requests == 1
+    # a refused key or account stops the whole run; an invalid request only this chunk
+    assert err.value.run_wide is (status in (401, 402, 403))
     if status == 422:
         assert "end is after the available range" in str(err.value)
 
