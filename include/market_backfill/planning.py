@@ -115,7 +115,8 @@ def plan(
     chunks = []
     for sym, value in ranges.items():
         by_month: dict[str, Chunk] = {}
-        for start, end in [value] if isinstance(value[0], datetime) else value:  # type: ignore[list-item]
+        spans = [value] if value and isinstance(value[0], datetime) else value
+        for start, end in spans:  # type: ignore[misc]
             for c in monthly_chunks(sym, start, end):
                 had = by_month.get(c.month)
                 by_month[c.month] = (

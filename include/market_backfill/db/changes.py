@@ -23,7 +23,6 @@ SELECT min(first_ts), max(last_ts), max(id) FROM bar_changes
 WHERE symbol = %s AND roll_rule = %s AND rank = %s AND id > %s
   AND (rows_written IS NULL OR rows_written > 0)
 """
-_NEWEST = "SELECT coalesce(max(id), 0) FROM bar_changes"
 
 
 def log_write(conn: Connection, series: Series, first: datetime, last: datetime) -> int:
@@ -49,10 +48,3 @@ def changed_since(
         cur.execute(_CHANGED_SINCE, (*series.key, after_id))
         first, last, newest = cur.fetchone()
     return None if newest is None else (first, last, int(newest))
-
-
-def newest_change(conn: Connection) -> int:
-    """The id of the newest logged change (0: none)."""
-    with conn.cursor() as cur:
-        cur.execute(_NEWEST)
-        return int(cur.fetchone()[0])
