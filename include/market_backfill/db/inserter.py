@@ -345,3 +345,21 @@ class BatchInserter:
             if width != {len(self.columns)}:
                 raise ValueError(f"{self.table}: rows must have {len(self.columns)} values")
             yield tuples_to_lines(chunk)
+
+
+def write_rows(
+    connect: Connector,
+    table: str,
+    columns: Sequence[str],
+    conflict: ConflictPolicy,
+    rows: pd.DataFrame,
+    *,
+    kinds: Mapping[str, ColumnKind],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> InsertStats:
+    """Write ``rows`` through a :class:`BatchInserter` of its own (committed batches, see
+    the module docstring) and close its connection."""
+    with BatchInserter(
+        connect, table, columns, conflict, kinds=kinds, batch_size=batch_size
+    ) as inserter:
+        return inserter.insert(rows)

@@ -20,7 +20,7 @@ from psycopg import sql
 from market_backfill.db.changes import confirm_write, log_write
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.db.copy_format import ColumnKind
-from market_backfill.db.inserter import BatchInserter, Cadence, ConflictPolicy
+from market_backfill.db.inserter import Cadence, ConflictPolicy, write_rows
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
@@ -156,15 +156,15 @@ def load_chunk(
     )
     rows = clean_rows(checked.bars, series)
     change_id = _log_write(connect, series, rows)
-    with BatchInserter(
+    stats = write_rows(
         connect,
         CLEAN_TABLE,
         CLEAN_COLUMNS,
         BAR_UPSERT,
+        rows,
         kinds=BAR_KINDS,
         batch_size=parsed.batch_size,
-    ) as inserter:
-        stats = inserter.insert(rows)
+    )
     if change_id is not None:
         run_transaction(connect, lambda c: confirm_write(c, change_id, stats.written))
     counts = ReingestResult(

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from market_backfill.db.changes import changed_since
 from market_backfill.db.connection import Connection, Connector, run_transaction
-from market_backfill.db.inserter import BatchInserter, Cadence
+from market_backfill.db.inserter import Cadence, write_rows
 from market_backfill.db.tables import EVENTS_TABLE
 from market_backfill.names import CATCHUP_LOOKBACK, MINUTE, MINUTE_NS
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
@@ -191,15 +191,15 @@ def triangle_chunk(
             what="purge",
         )
         log.info("%s: purge removed %d events of these settings", chunk.label, deleted)
-    with BatchInserter(
+    stats = write_rows(
         connect,
         EVENTS_TABLE,
         EVENT_COLUMNS,
         EVENT_INSERT_IGNORE,
+        rows,
         kinds=EVENT_KINDS,
         batch_size=parsed.batch_size,
-    ) as inserter:
-        stats = inserter.insert(rows)
+    )
     counts = TriangleResult(
         symbol=symbol_settings.symbol.key,
         chunk=chunk.label,
