@@ -6,16 +6,18 @@ inside the tasks, so parsing this file touches no database, network or heavy lib
 
 from __future__ import annotations
 
-from airflow.sdk import TriggerRule, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS
 from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     batch_size_param,
+    flag,
     range_params,
     source_params,
 )
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY
+from market_backfill.names import DEFAULT_MAX_COST_USD
 
 DOC = """
 ### Reingest clean 1-minute bars
@@ -41,6 +43,9 @@ surviving dropped database connections. Every chunk is idempotent: clear a faile
   request `ROOT.<roll>.<rank>` from Databento.
 - `source`: `databento` (the API, billed per request) or `dbn_file` (files on disk).
 - `dbn_path`: a `.dbn` / `.dbn.zst` file or glob, for `dbn_file`.
+- `max_cost_usd`, `dry_run`: with `databento`, `plan` first clamps the range to what the
+  dataset has published and asks Databento what the run's requests cost; over the cap the
+  run stops there, before any data request. A dry run stops after the estimate.
 
 The summary task prints a per-chunk table (rows in, valid, skipped by reason, written,
 batches, commits, retries) and writes it to `backfill_runs`.
@@ -62,6 +67,17 @@ batches, commits, retries) and writes it to `backfill_runs`.
         **range_params("catch-up mode, from each symbol's last stored bar"),
         **source_params("the chunks"),
         "batch_size": batch_size_param(),
+        "max_cost_usd": Param(
+            DEFAULT_MAX_COST_USD,
+            type="number",
+            minimum=0,
+            title="Cost cap (USD)",
+            description="The run stops in plan, before any data request, when Databento's "
+            "estimate of its requests is over this.",
+        ),
+        "dry_run": flag(
+            "Dry run", "Plan and estimate the cost only: nothing requested or written."
+        ),
     },
 )
 def ohlcv_reingest() -> None:

@@ -30,6 +30,7 @@ SOURCES = ("databento", "dbn_file")  # where bars come from: the API, DBN files 
 
 # -- runs ---------------------------------------------------------------------------------------
 DEFAULT_BATCH_SIZE = 500
+DEFAULT_MAX_COST_USD = 50.0  # the Databento estimate a run may spend without raising it
 CATCHUP_LOOKBACK = timedelta(days=7)  # where catch-up starts when nothing is stored yet
 
 # -- triangles ----------------------------------------------------------------------------------

@@ -176,7 +176,9 @@ def test_a_symbol_with_no_data_finishes_with_zero_counts(
     assert run.state == "success"
     with market_db.connect() as conn:
         total = conn.execute(
-            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'", (run.run_id,)
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*' "
+            "AND chunk = 'total'",
+            (run.run_id,),
         ).fetchone()[0]
     assert (total["rows_in"], total["rows_valid"], total["batches"]) == (0, 0, 0)
     assert _fingerprint(market_db) == stored_november

@@ -26,7 +26,9 @@ def gap_dag(airflow_db):
 def _report(db, run_id: str) -> dict:
     with db.connect() as conn:
         return conn.execute(
-            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'", (run_id,)
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*' "
+            "AND chunk = 'total'",
+            (run_id,),
         ).fetchone()[0]
 
 
@@ -129,11 +131,11 @@ def test_a_gap_the_source_cannot_fill_becomes_unfillable_and_is_no_longer_reques
     }
 
     def run(**extra) -> tuple[int, tuple]:
-        before = len(gateway.state.requests)
+        before = len(gateway.state.data_requests())
         assert gap_dag.test(run_conf={**conf, **extra}).state == "success"
         with market_db.connect() as conn:
             row = conn.execute("SELECT status, attempts, last_error FROM ohlcv_gaps").fetchone()
-        return len(gateway.state.requests) - before, row[:2]
+        return len(gateway.state.data_requests()) - before, row[:2]
 
     assert run() == (1, ("open", 1))
     assert run() == (1, ("unfillable", 2))

@@ -44,6 +44,19 @@ def _xcoms(dag_id: str, run_id: str, task_id: str) -> dict[str, dict]:
     return {tis[i]: (json.loads(v) if isinstance(v, str) else v) for i, v in values.items()}
 
 
+def _xcom_value(dag_id: str, run_id: str, task_id: str, key: str):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key)
+            .one()
+        )
+        return json.loads(row.value) if isinstance(row.value, str) else row.value
+
+
 def _count(db) -> int:
     with db.connect() as conn:
         return conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
@@ -159,7 +172,7 @@ def test_databento_source_end_to_end_one_request_per_month(
     }
     run = reingest_dag.test(run_conf=conf)
     assert run.state == "success"
-    assert len(gateway.state.requests) == 2, "NQ and ES of one month share one request"
+    assert len(gateway.state.data_requests()) == 2, "NQ and ES of one month share one request"
     src = synthetic_bars_continuous
     lo, hi = "2025-02-15", "2025-03-15"
     from market_backfill.timeutil import to_ns
@@ -177,15 +190,39 @@ def test_databento_source_end_to_end_one_request_per_month(
     }
 
 
-def test_a_rejected_key_stops_the_run_after_one_request(
-    reingest_dag, market_db, gateway, capfd, monkeypatch
+def test_a_rejected_key_fails_the_plan_before_any_data_request(
+    reingest_dag, market_db, gateway, capfd
 ):
     gateway.state.key = "db-SOMEONE-ELSE"
     run = reingest_dag.test(
         run_conf={"source": "databento", "start": "2025-01-01", "end": "2025-03-31"}
     )
     assert run.state == "failed"
-    assert len(gateway.state.requests) == 1, "later months must not call Databento"
+    assert gateway.state.data_requests() == []
+    output = _output(capfd)
+    assert "Databento answered 401" in output
+    assert "db-TESTKEY" not in output
+    with market_db.connect() as conn:
+        chunks = conn.execute(
+            "SELECT count(*) FROM backfill_runs WHERE run_id = %s AND symbol <> '*'",
+            (run.run_id,),
+        ).fetchone()[0]
+    assert chunks == 0
+
+
+def test_a_key_refused_while_loading_stops_the_run_after_one_request(
+    reingest_dag, market_db, gateway, capfd
+):
+    """The key passes the pre-flight, then the first data request is refused (revoked,
+    out of credit): the later months do not call Databento."""
+    from tests.support.gateway import Scripted
+
+    gateway.fail_with(Scripted(401, detail="Authentication failed."))  # on get_range
+    run = reingest_dag.test(
+        run_conf={"source": "databento", "start": "2025-01-01", "end": "2025-03-31"}
+    )
+    assert run.state == "failed"
+    assert len(gateway.state.data_requests()) == 1, "later months must not call Databento"
     output = _output(capfd)
     assert "Databento answered 401" in output
     assert "db-TESTKEY" not in output
@@ -198,6 +235,7 @@ def test_a_rejected_key_stops_the_run_after_one_request(
         ("2025-01", 1),
         ("2025-02", 1),
         ("2025-03", 1),
+        ("estimate", 1),  # the pre-flight's
         ("total", 1),
     ]
     errors = [error for _, _, error in rows[:3]]
@@ -215,8 +253,8 @@ def test_server_errors_and_rate_limits_are_retried_and_the_chunk_succeeds(
         run_conf={"source": "databento", "start": "2025-02-03", "end": "2025-02-07"}
     )
     assert run.state == "success"
-    assert len(gateway.state.requests) == 4
-    assert [r["form"]["symbols"] for r in gateway.state.requests] == ["NQ.v.0"] * 4
+    assert len(gateway.state.data_requests()) == 4
+    assert [r["form"]["symbols"] for r in gateway.state.data_requests()] == ["NQ.v.0"] * 4
     with market_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0] > 0
 
@@ -253,3 +291,90 @@ def test_two_series_of_one_root_are_stored_side_by_side(reingest_dag, market_db,
         ("c", 1, len(second), int(second.volume.sum()), [200]),
         ("v", 0, len(front), int(front.volume.sum()), [100, 101]),
     ]
+
+
+# -- the pre-flight: clamp, estimate, cap, dry run --------------------------------------------
+
+
+def _estimate(db, run_id: str) -> dict:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*' "
+            "AND chunk = 'estimate'",
+            (run_id,),
+        ).fetchone()[0]
+
+
+def _quote_of(gateway, form: dict) -> float:
+    """What the stand-in charges for one data request (its price list)."""
+    from market_backfill.timeutil import to_ns
+
+    bars = gateway.state.bars
+    lo, hi = to_ns(form["start"]), to_ns(form["end"])
+    rows = bars[bars.symbol.isin(form["symbols"].split(",")) & (bars.ts >= lo) & (bars.ts < hi)]
+    return 56 * len(rows) / 1e9 * gateway.state.usd_per_gb
+
+
+TWO = {"symbols": ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"], "source": "databento"}
+
+
+def test_the_estimate_is_exactly_the_quotes_of_the_requests_made(reingest_dag, market_db, gateway):
+    run = reingest_dag.test(run_conf={**TWO, "start": "2025-01-01", "end": "2025-02-28"})
+    assert run.state == "success"
+    made = gateway.state.data_requests()
+    assert len(made) == 2  # one per month, NQ and ES together
+    estimate = _estimate(market_db, run.run_id)
+    assert sorted((q["symbols"], q["start"][:10]) for q in estimate["requests"]) == sorted(
+        (r["form"]["symbols"], r["form"]["start"][:10]) for r in made
+    )
+    assert estimate["total_usd"] == pytest.approx(sum(_quote_of(gateway, r["form"]) for r in made))
+    assert estimate["total_bytes"] == sum(q["billable_bytes"] for q in estimate["requests"]) > 0
+    with market_db.connect() as conn:
+        summary = conn.execute(
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND chunk = 'total'",
+            (run.run_id,),
+        ).fetchone()[0]
+    assert summary["estimate"]["total_usd"] == estimate["total_usd"]
+    xcom = _xcom_value("ohlcv_reingest", run.run_id, "plan", "estimate")
+    assert xcom["total_usd"] == estimate["total_usd"]
+
+
+def test_an_end_past_the_published_data_is_clamped_not_refused(reingest_dag, market_db, gateway):
+    gateway.state.published_end = "2025-03-10T00:00:00+00:00"
+    run = reingest_dag.test(run_conf={**TWO, "start": "2025-03-01", "end": "2025-03-31"})
+    assert run.state == "success"
+    made = gateway.state.data_requests()
+    assert [r["form"]["end"][:19] for r in made] == ["2025-03-10T00:00:00"]
+    assert "cut to the published" in _estimate(market_db, run.run_id)["clamped"][0]
+    with market_db.connect() as conn:
+        newest = conn.execute("SELECT max(ts) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
+    assert newest < datetime(2025, 3, 10, tzinfo=UTC)
+
+
+def test_over_the_cost_cap_the_plan_fails_before_any_data_request(
+    reingest_dag, market_db, gateway, capfd
+):
+    run = reingest_dag.test(
+        run_conf={**TWO, "start": "2025-01-01", "end": "2025-03-31", "max_cost_usd": 0.001}
+    )
+    assert run.state == "failed"
+    assert gateway.state.data_requests() == []
+    output = _output(capfd)
+    assert "over the cap $0.00" in output
+    assert "Raise 'max_cost_usd'" in output
+    estimate = _estimate(market_db, run.run_id)
+    assert estimate["total_usd"] > estimate["max_cost_usd"] == 0.001
+    assert _count(market_db) == 0
+
+
+def test_a_dry_run_estimates_and_requests_and_writes_nothing(reingest_dag, market_db, gateway):
+    run = reingest_dag.test(
+        run_conf={**TWO, "start": "2025-01-01", "end": "2025-03-31", "dry_run": True}
+    )
+    assert run.state == "success"
+    assert gateway.state.data_requests() == []
+    assert _count(market_db) == 0
+    estimate = _estimate(market_db, run.run_id)
+    assert estimate["dry_run"] is True
+    assert len(estimate["requests"]) == 3
+    assert estimate["total_usd"] > 0

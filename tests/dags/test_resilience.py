@@ -43,7 +43,9 @@ class Killer:
 def _totals(db, run_id: str) -> dict:
     with db.connect() as conn:
         return conn.execute(
-            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*'", (run_id,)
+            "SELECT counts FROM backfill_runs WHERE run_id = %s AND symbol = '*' "
+            "AND chunk = 'total'",
+            (run_id,),
         ).fetchone()[0]
 
 

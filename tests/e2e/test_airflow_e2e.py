@@ -77,7 +77,7 @@ def test_scheduled_runs_load_their_day_then_triangles_through_the_asset(world):
     assert want > 1000
     assert _stored_between(db, start, end) == (want, want)  # exactly its day
     assert _stored_between(db, start - timedelta(days=8), start) == (0, 0)  # nothing before
-    assert len(world["gateway"].state.requests) >= 1
+    assert len(world["gateway"].state.data_requests()) >= 1
 
     tri = _wait(
         lambda: [
@@ -117,7 +117,7 @@ def test_scheduled_runs_load_their_day_then_triangles_through_the_asset(world):
         ).fetchone()
         written = conn.execute(
             "SELECT (counts->>'rows_written')::int FROM backfill_runs WHERE "
-            "dag_id = 'ohlcv_reingest' AND run_id = %s AND symbol = '*'",
+            "dag_id = 'ohlcv_reingest' AND run_id = %s AND symbol = '*' AND chunk = 'total'",
             (run_id,),
         ).fetchone()[0]
     assert n2 == distinct2 == n + written
@@ -276,7 +276,7 @@ def test_one_failed_chunk_is_cleared_and_retried_alone(world):
         )
         totals = conn.execute(
             "SELECT counts FROM backfill_runs WHERE dag_id = 'ohlcv_reingest' AND "
-            "run_id = %s AND symbol = '*'",
+            "run_id = %s AND symbol = '*' AND chunk = 'total'",
             (run_id,),
         ).fetchone()[0]
     assert rows == {"2025-10": 1, "2025-11": 2, "2025-12": 1, "total": 1}
@@ -300,7 +300,7 @@ def test_gap_detection_finds_and_repairs_the_holes(world):
         )
         report = conn.execute(
             "SELECT counts FROM backfill_runs WHERE dag_id = 'gap_detection' AND run_id = %s "
-            "AND symbol = '*'",
+            "AND symbol = '*' AND chunk = 'total'",
             (run["dag_run_id"],),
         ).fetchone()[0]
     assert statuses.get("filled", 0) > 5

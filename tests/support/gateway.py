@@ -28,6 +28,8 @@ from market_backfill.timeutil import to_ns
 from market_backfill_devtools.dbn_writer import encode_bars, quarterly_rolls
 
 API_KEY = "db-TESTKEY0000000000000000000000"
+DATA_PATH = "/v0/timeseries.get_range"
+QUOTE_PATHS = ("/v0/metadata.get_cost", "/v0/metadata.get_billable_size")
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Scripted:
     status: int
     retry_after: float | None = None
     detail: str = "scripted failure"
+    path: str = "/v0/timeseries.get_range"  # the endpoint whose next answer this is
 
 
 @dataclass
@@ -45,6 +48,12 @@ class GatewayState:
     script: deque[Scripted] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    published_end: str | None = None  # ISO; default: a minute after the last bar
+    usd_per_gb: float = 500.0  # the stand-in's price list (billable bytes of ohlcv-1m)
+
+    def data_requests(self) -> list[dict[str, Any]]:
+        """The billed requests (``timeseries.get_range``), not the free metadata ones."""
+        return [r for r in self.requests if r["path"] == DATA_PATH]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,7 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -63,15 +72,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def _begin(self, form: dict[str, str]) -> bool:
+        """Record the request; answer auth failures and scripted answers. True: go on."""
         state = self.server.state
-        length = int(self.headers.get("Content-Length", "0"))
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        path = self.path.split("?", 1)[0]
         with state.lock:
-            state.requests.append({"path": self.path, "form": form})
-            scripted = state.script.popleft() if state.script else None
-        if self.path != "/v0/timeseries.get_range":
-            return self._json(404, {"detail": f"no route {self.path}"})
+            state.requests.append({"path": path, "form": form})
+            scripted = None
+            if state.script and state.script[0].path == path:
+                scripted = state.script.popleft()
         auth = self.headers.get("Authorization", "")
         user = (
             base64.b64decode(auth[6:]).decode().split(":", 1)[0]
@@ -79,18 +88,57 @@ class _Handler(BaseHTTPRequestHandler):
             else ""
         )
         if user != state.key:
-            return self._json(401, {"detail": "Authentication failed."})
+            self._json(401, {"detail": "Authentication failed."})
+            return False
         if scripted is not None:
             headers = {"Retry-After": str(scripted.retry_after)} if scripted.retry_after else {}
-            return self._json(scripted.status, {"detail": scripted.detail}, headers)
+            self._json(scripted.status, {"detail": scripted.detail}, headers)
+            return False
+        return True
+
+    def _published_end(self) -> int:
+        state = self.server.state
+        if state.published_end is not None:
+            return to_ns(state.published_end)
+        return int(state.bars["ts"].max()) + 60_000_000_000
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        path, _, query = self.path.partition("?")
+        form = {k: v[0] for k, v in parse_qs(query).items()}
+        if not self._begin(form):
+            return None
+        if path != "/v0/metadata.get_dataset_range":
+            return self._json(404, {"detail": f"no route {path}"})
+        state = self.server.state
+        start = pd.Timestamp(int(state.bars["ts"].min()), unit="ns", tz="UTC").isoformat()
+        end = pd.Timestamp(self._published_end(), unit="ns", tz="UTC").isoformat()
+        return self._json(
+            200,
+            {"start": start, "end": end, "schema": {"ohlcv-1m": {"start": start, "end": end}}},
+        )
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        state = self.server.state
+        length = int(self.headers.get("Content-Length", "0"))
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        if not self._begin(form):
+            return None
+        if self.path not in (DATA_PATH, *QUOTE_PATHS):
+            return self._json(404, {"detail": f"no route {self.path}"})
         if form.get("schema") != "ohlcv-1m" or form.get("stype_in") != "continuous":
             return self._json(422, {"detail": "stand-in serves ohlcv-1m continuous only"})
         if form.get("dataset") != state.dataset:
             return self._json(422, {"detail": f"Unknown dataset {form.get('dataset')!r}"})
         symbols = form.get("symbols", "").split(",")
         start, end = to_ns(form["start"]), to_ns(form["end"])
+        if end > self._published_end():
+            return self._json(422, {"detail": "end is after the available range"})
         bars = state.bars
         sel = bars[bars["symbol"].isin(symbols) & (bars["ts"] >= start) & (bars["ts"] < end)]
+        if self.path in QUOTE_PATHS:  # 56 bytes per ohlcv-1m record
+            size = 56 * len(sel)
+            value = size if self.path.endswith("billable_size") else size / 1e9 * state.usd_per_gb
+            return self._json(200, value)
         first = pd.Timestamp(start, unit="ns", tz="UTC").date()
         last = pd.Timestamp(end - 1, unit="ns", tz="UTC").date()
         instruments = {

@@ -53,10 +53,11 @@ def ensure_schema(conn_id: str = MARKET_DB_CONN_ID) -> None:
 
 
 def plan_or_fail(plan: Callable[[], T]) -> T:
-    """Run a planning step; a bad param fails the task at once, naming the param."""
+    """Run a planning step; a bad param (naming it) or a refused source (a rejected key)
+    fails the task at once."""
     try:
         return plan()
-    except ParamError as exc:
+    except (ParamError, PermanentSourceError) as exc:
         raise fail_fast(str(exc)) from None
 
 

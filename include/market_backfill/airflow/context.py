@@ -78,6 +78,13 @@ def current_run(label: str | None = None) -> RunContext:
     )
 
 
+def push_xcom(key: str, value: Any) -> None:
+    """Push ``value`` as the running task's XCom ``key`` (beside its return value)."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()["ti"].xcom_push(key=key, value=value)
+
+
 def max_map_length() -> int:
     """Airflow's ``[core] max_map_length``: the most mapped instances a task may have."""
     from airflow.sdk import conf

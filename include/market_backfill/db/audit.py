@@ -129,3 +129,23 @@ def clear_stop(connect: Connector, dag_id: str, run_id: str) -> None:
             cur.execute(_CLEAR_STOP_SQL, (dag_id, run_id, STOP_CHUNK))
 
     run_transaction(connect, work, what="backfill_runs stop")
+
+
+_COUNTS_SQL = """
+SELECT counts FROM backfill_runs
+WHERE dag_id = %s AND run_id = %s AND symbol = %s AND chunk = %s
+"""
+
+
+def read_counts(
+    connect: Connector, dag_id: str, run_id: str, symbol: str, chunk: str
+) -> dict[str, Any] | None:
+    """The counts stored for one row of the run (e.g. ``*``/``estimate``), or None."""
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        with conn.cursor() as cur:
+            cur.execute(_COUNTS_SQL, (dag_id, run_id, symbol, chunk))
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    return run_transaction(connect, work, what="backfill_runs read")

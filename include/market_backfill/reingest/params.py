@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_BATCH_SIZE, SOURCES
+from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_MAX_COST_USD, SOURCES
 from market_backfill.params import (
     Params,
     date_range,
@@ -29,6 +29,8 @@ class ReingestParams:
     source: str
     dbn_path: str | None
     batch_size: int = DEFAULT_BATCH_SIZE
+    max_cost_usd: float = DEFAULT_MAX_COST_USD  # the Databento estimate a run may spend
+    dry_run: bool = False  # plan and estimate only
 
 
 def parse_params(params: Params) -> ReingestParams:
@@ -40,6 +42,19 @@ def parse_params(params: Params) -> ReingestParams:
     dbn_path = params.get("dbn_path") or None
     if source == "dbn_file" and not dbn_path:
         raise ParamError("dbn_path", "param 'dbn_path' is required when source is 'dbn_file'")
+    cap = params.get("max_cost_usd", DEFAULT_MAX_COST_USD)
+    if not isinstance(cap, int | float) or isinstance(cap, bool) or cap < 0:
+        raise ParamError(
+            "max_cost_usd", f"param 'max_cost_usd' must be a number of USD >= 0, got {cap!r}"
+        )
     return ReingestParams(
-        symbols, window, roll_rule, rank, source, dbn_path, param_batch_size(params)
+        symbols,
+        window,
+        roll_rule,
+        rank,
+        source,
+        dbn_path,
+        param_batch_size(params),
+        float(cap),
+        bool(params.get("dry_run", False)),
     )

@@ -2,28 +2,68 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from market_backfill.airflow.chunks import plan_monthly, run_audited, summarize_run
+from market_backfill.airflow.chunks import plan_monthly, plan_or_fail, run_audited, summarize_run
 from market_backfill.airflow.connections import databento_credentials
-from market_backfill.airflow.context import RunContext
+from market_backfill.airflow.context import RunContext, push_xcom
+from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.inserter import Cadence
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.reingest.load import ReingestResult, ReingestSummary, load_chunk, plan_run
 from market_backfill.reingest.params import ReingestParams, parse_params
+from market_backfill.reingest.preflight import over_budget, preflight
 from market_backfill.sources import make_source
 from market_backfill.sources.cache import drop_run_cache, run_cache_dir
+from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.summary import columns_of
 from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
+
+log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = columns_of(ReingestSummary, Cadence)
 
 
+ESTIMATE_ROW = ("*", "estimate")
+"""The ``backfill_runs`` row (symbol, chunk) of a run's Databento estimate."""
+
+
 def plan_chunks(run: RunContext) -> list[ChunkData]:
-    """Validate the params and return the chunk list to map over."""
-    return plan_monthly(plan_run, run)
+    """Validate the params and return the chunk list to map over; with the Databento
+    source, after the pre-flight (clamp, estimate, cap). ``dry_run`` maps nothing."""
+    chunks = plan_monthly(plan_run, run)
+    parsed = parse_params(run.params)
+    if parsed.source == "databento":
+        chunks = plan_or_fail(lambda: _preflight(chunks, parsed, run))
+    if parsed.dry_run:
+        log.info("dry run: %d chunks planned, none run", len(chunks))
+        return []
+    return chunks
+
+
+def _preflight(chunks: list[ChunkData], parsed: ReingestParams, run: RunContext) -> list[ChunkData]:
+    registry = run_transaction(run.connect, lambda c: load_settings(c, parsed.symbols))
+    source = make_source("databento", None, credentials=databento_credentials)
+    assert isinstance(source, DatabentoSource)
+    shared = parsed.window is not None or run.interval is not None
+    kept, estimate = preflight(chunks, parsed, registry, source, shared=shared)
+    stop = over_budget(estimate)
+    audit.record_finish(
+        run.connect,
+        run.dag_id,
+        run.run_id,
+        *ESTIMATE_ROW,
+        "failed" if stop else "success",
+        estimate,
+        str(stop) if stop else None,
+    )
+    push_xcom("estimate", estimate)
+    if stop is not None:
+        raise stop
+    return kept
 
 
 def companion_symbols(
@@ -60,7 +100,13 @@ def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> ReingestResult:
 
 
 def summarize(planned: Sequence[ChunkData] | None, run: RunContext) -> dict[str, Any]:
-    """Per-chunk table and totals; the run's Databento cache is dropped when all succeeded."""
+    """Per-chunk table and totals, with the run's Databento estimate; the run's response
+    cache is dropped when all succeeded."""
+    estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *ESTIMATE_ROW)
     return summarize_run(
-        planned, SUMMARY_COLUMNS, run, on_success=lambda: drop_run_cache(run.dag_id, run.run_id)
+        planned,
+        SUMMARY_COLUMNS,
+        run,
+        on_success=lambda: drop_run_cache(run.dag_id, run.run_id),
+        extra={"estimate": estimate} if estimate else None,
     )

@@ -17,10 +17,11 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -28,7 +29,7 @@ from market_backfill.names import OHLCV_1M
 from market_backfill.retry import Backoff
 from market_backfill.sources import PermanentSourceError, SourceError
 from market_backfill.sources.dbn import DbnDataError, read_bars
-from market_backfill.timeutil import to_ns
+from market_backfill.timeutil import from_ns, to_ns
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ _PERMANENT_HINTS = {
     "(the end may lie beyond the data Databento has published)",
 }
 REQUEST_BACKOFF = Backoff(attempts=5, base_s=2.0, max_s=60.0)
+T = TypeVar("T")
 
 
 class DatabentoSource:
@@ -123,29 +125,66 @@ class DatabentoSource:
         end: datetime,
         path: Path | None = None,
     ) -> Any:
+        client = self._client()
+        what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
+
+        def request() -> Any:
+            self.requests += 1
+            if path is not None:
+                path.unlink(missing_ok=True)  # the client refuses to overwrite
+            return client.timeseries.get_range(
+                dataset=dataset,
+                symbols=symbols,
+                schema=OHLCV_1M,
+                stype_in="continuous",
+                start=pd.Timestamp(start).isoformat(),
+                end=pd.Timestamp(end).isoformat(),
+                path=path,
+            )
+
+        return self._call(what, request)
+
+    # -- metadata: free requests that tell what data requests would return and cost ---------
+    def published_end(self, dataset: str) -> datetime:
+        """The end of what ``dataset`` has published for ``ohlcv-1m`` (its per-schema end,
+        else the dataset's end)."""
+        client = self._client()
+        found = self._call(
+            f"{dataset} published range", lambda: client.metadata.get_dataset_range(dataset)
+        )
+        schema_range = (found.get("schema") or {}).get(OHLCV_1M) or {}
+        return from_ns(to_ns(schema_range.get("end") or found["end"]))
+
+    def quote(self, dataset: str, symbols: list[str], start: datetime, end: datetime) -> Quote:
+        """What ``timeseries.get_range`` of these symbols over ``[start, end)`` would cost
+        (USD) and bill (bytes), as Databento quotes it."""
+        client = self._client()
+        kw = {
+            "dataset": dataset,
+            "symbols": symbols,
+            "schema": OHLCV_1M,
+            "stype_in": "continuous",
+            "start": pd.Timestamp(start).isoformat(),
+            "end": pd.Timestamp(end).isoformat(),
+        }
+        what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d}..{end:%Y-%m-%d} quote"
+        cost = self._call(what, lambda: client.metadata.get_cost(**kw))
+        size = self._call(what, lambda: client.metadata.get_billable_size(**kw))
+        return Quote(cost_usd=float(cost), billable_bytes=int(size))
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        """``request()`` with the retries and error mapping of every Databento call: 429
+        waits for ``Retry-After``; 5xx and network errors back off; 4xx fail at once."""
         from databento.common.error import BentoClientError, BentoError, BentoServerError
         from requests import RequestException
 
-        client = self._client()
-        what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
         attempts = self.backoff.attempts
         for attempt in range(1, attempts + 1):
-            self.requests += 1
             started = time.monotonic()
-            if path is not None:
-                path.unlink(missing_ok=True)  # the client refuses to overwrite
             try:
-                store = client.timeseries.get_range(
-                    dataset=dataset,
-                    symbols=symbols,
-                    schema=OHLCV_1M,
-                    stype_in="continuous",
-                    start=pd.Timestamp(start).isoformat(),
-                    end=pd.Timestamp(end).isoformat(),
-                    path=path,
-                )
-                log.info("Databento %s: received in %.2fs", what, time.monotonic() - started)
-                return store
+                result = request()
+                log.info("Databento %s: answered in %.2fs", what, time.monotonic() - started)
+                return result
             except BentoClientError as exc:
                 status = exc.http_status or 0
                 if status != 429:
@@ -176,6 +215,14 @@ class DatabentoSource:
             )
             self.backoff.wait(attempt, delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Quote:
+    """Databento's price and billable size of one data request."""
+
+    cost_usd: float
+    billable_bytes: int
 
 
 def _retry_after(headers: Any) -> float | None:

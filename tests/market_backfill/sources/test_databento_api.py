@@ -26,7 +26,7 @@ def test_one_request_for_several_symbols_maps_bars_exactly(gateway, synthetic_ba
     source = _source(gateway)
     bars = source.fetch("GLBX.MDP3", WANTED, START, END)
     assert source.requests == 1
-    form = gateway.state.requests[0]["form"]
+    form = gateway.state.data_requests()[0]["form"]
     assert form["symbols"] == "ES.v.0,NQ.v.0"
     assert (form["schema"], form["stype_in"]) == ("ohlcv-1m", "continuous")
     src = synthetic_bars_continuous
@@ -94,7 +94,7 @@ def test_companions_share_one_cached_request(gateway, tmp_path, synthetic_bars_c
     nq = first.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
     second = DatabentoSource(API_KEY, gateway.url, cache_dir=cache, companions=companions)
     es = second.fetch("GLBX.MDP3", {"ES.v.0": "GLBX.MDP3:ES"}, START, END)
-    assert (first.requests, second.requests, len(gateway.state.requests)) == (1, 0, 1)
+    assert (first.requests, second.requests, len(gateway.state.data_requests())) == (1, 0, 1)
     assert set(nq.symbol) == {"GLBX.MDP3:NQ"}
     assert set(es.symbol) == {"GLBX.MDP3:ES"}
     src = synthetic_bars_continuous
@@ -111,3 +111,19 @@ def test_a_failed_attempt_leaves_no_partial_file_behind(gateway, tmp_path):
     assert source.requests == 2
     assert [p.suffix for p in tmp_path.glob("*.dbn.zst")] == [".zst"]
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_metadata_the_published_end_and_quotes(gateway):
+    gateway.state.published_end = "2025-03-10T00:00:00+00:00"
+    source = _source(gateway)
+    assert source.published_end("GLBX.MDP3") == datetime(2025, 3, 10, tzinfo=UTC)
+    quote = source.quote("GLBX.MDP3", ["NQ.v.0"], START, datetime(2025, 3, 1, tzinfo=UTC))
+    bars = gateway.state.bars
+    n = int(
+        (
+            (bars.symbol == "NQ.v.0") & (bars.ts >= to_ns(START)) & (bars.ts < to_ns("2025-03-01"))
+        ).sum()
+    )
+    assert quote.billable_bytes == 56 * n
+    assert quote.cost_usd == pytest.approx(56 * n / 1e9 * gateway.state.usd_per_gb)
+    assert gateway.state.data_requests() == []  # metadata is free
