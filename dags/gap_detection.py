@@ -16,6 +16,7 @@ from market_backfill.airflow.params import (
     source_params,
 )
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY
+from market_backfill.names import DEFAULT_MAX_COST_USD
 
 DOC = """
 ### Find and repair missing minutes
@@ -44,8 +45,9 @@ Backfill run, its data interval and the 30 days before it; a manual or asset-tri
 run without dates, the last 30 days.
 
 **Params**: `symbols`, `start`, `end` (empty: see above), `min_gap_minutes`,
-`repair`, `max_repairs`, `max_attempts`, `retry_unfillable`, and the source params of
-`ohlcv_reingest` for the repair.
+`repair`, `max_repairs`, `max_attempts`, `retry_unfillable`, `max_cost_usd` and
+`dry_run` (the repairs' Databento pre-flight, as in `ohlcv_reingest`), and the source
+params of `ohlcv_reingest` for the repair.
 """
 
 
@@ -81,6 +83,15 @@ run without dates, the last 30 days.
             "Attempts before unfillable",
             "Repairs that find no bars before a gap is marked unfillable and no longer asked.",
         ),
+        "max_cost_usd": Param(
+            DEFAULT_MAX_COST_USD,
+            type="number",
+            minimum=0,
+            title="Cost cap (USD)",
+            description="With the databento source: the repairs are not requested when "
+            "Databento's estimate of them is over this.",
+        ),
+        "dry_run": flag("Dry run", "Detect and estimate the repairs; repair nothing."),
         "retry_unfillable": flag(
             "Retry unfillable", "Repair the gaps marked unfillable again in this run."
         ),
@@ -128,11 +139,12 @@ def gap_detection() -> None:
         return run_repair(gap, current_run(gap["label"]))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
-    def announce(results: list[dict]) -> int:
+    def announce() -> int:
         """Emit the bars Asset when repairs wrote bars (skipped otherwise)."""
+        from market_backfill.airflow.context import current_run
         from market_backfill.gaps.tasks import announce_repairs
 
-        return announce_repairs(list(results))
+        return announce_repairs(current_run())
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def report(ti=None) -> dict:
@@ -148,8 +160,7 @@ def gap_detection() -> None:
     gaps = plan_repairs()
     detect.expand(target=targets) >> gaps
     repairs = repair.expand(gap=gaps)
-    announce(repairs)
-    repairs >> report()
+    repairs >> [announce(), report()]
 
 
 gap_detection()

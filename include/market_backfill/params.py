@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_BATCH_SIZE
+from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_MAX_COST_USD
 from market_backfill.symbols import Symbol, check_roll, parse_symbols
 from market_backfill.timeutil import day_start
 
@@ -84,6 +84,16 @@ def param_choice(params: Params, name: str, choices: Collection[str], default: s
     if value not in choices:
         raise ParamError(name, f"param {name!r} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def param_cost_cap(params: Params) -> float:
+    """The ``max_cost_usd`` param: the Databento estimate a run may spend (USD, >= 0)."""
+    cap = params.get("max_cost_usd", DEFAULT_MAX_COST_USD)
+    if not isinstance(cap, int | float) or isinstance(cap, bool) or cap < 0:
+        raise ParamError(
+            "max_cost_usd", f"param 'max_cost_usd' must be a number of USD >= 0, got {cap!r}"
+        )
+    return float(cap)
 
 
 def param_batch_size(params: Params) -> int:

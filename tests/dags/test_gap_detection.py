@@ -144,3 +144,42 @@ def test_a_gap_the_source_cannot_fill_becomes_unfillable_and_is_no_longer_reques
     with market_db.connect() as conn:
         error = conn.execute("SELECT last_error FROM ohlcv_gaps").fetchone()[0]
     assert "no bars for 40" in error
+
+
+def test_repairs_go_through_the_pre_flight_cap_and_dry_run(
+    gap_dag, market_db, gateway, synthetic_bars_continuous
+):
+    bars = synthetic_bars_continuous
+    nq = bars[(bars.symbol == "NQ.v.0") & (bars.ts >= to_ns("2025-02-03"))]
+    nq = nq[nq.ts < to_ns("2025-02-05")]
+    hole = (nq.ts >= to_ns("2025-02-04T15:00")) & (nq.ts < to_ns("2025-02-04T15:40"))
+    store_bars(nq[~hole])
+    conf = {"symbols": [NQ], "start": "2025-02-03", "end": "2025-02-04", "source": "databento"}
+
+    def estimate(run_id: str) -> dict:
+        with market_db.connect() as conn:
+            return conn.execute(
+                "SELECT counts FROM backfill_runs WHERE run_id = %s AND chunk = 'estimate'",
+                (run_id,),
+            ).fetchone()[0]
+
+    capped = gap_dag.test(run_conf={**conf, "max_cost_usd": 0.0000001})
+    assert capped.state == "failed"  # the repairs were not planned: not a quiet success
+    assert gateway.state.data_requests() == []
+    quote = estimate(capped.run_id)
+    assert len(quote["requests"]) == 1
+    assert quote["requests"][0]["symbols"] == "NQ.v.0"
+    assert quote["total_usd"] > quote["max_cost_usd"]
+
+    # (dag.test keeps a run's conf in the DAG's params: every run says all it means)
+    dry = gap_dag.test(run_conf={**conf, "max_cost_usd": 50, "dry_run": True})
+    assert dry.state == "success"
+    assert gateway.state.data_requests() == []
+    assert estimate(dry.run_id)["dry_run"] is True
+    with market_db.connect() as conn:
+        assert conn.execute("SELECT status, attempts FROM ohlcv_gaps").fetchall() == [("open", 0)]
+
+    repaired = gap_dag.test(run_conf={**conf, "max_cost_usd": 50, "dry_run": False})
+    assert repaired.state == "success"
+    assert len(gateway.state.data_requests()) == 1
+    assert estimate(repaired.run_id)["total_usd"] == quote["total_usd"]

@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from market_backfill.airflow.connections import MARKET_DB_CONN_ID, hook_connector
-from market_backfill.airflow.context import RunContext, max_map_length
+from market_backfill.airflow.context import RunContext, max_map_length, push_xcom
 from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.schema import apply_schema
 from market_backfill.errors import ParamError
 from market_backfill.planning import Chunk, ChunkData, PlanRequest
 from market_backfill.sources import PermanentSourceError
+from market_backfill.sources.costs import Estimate, over_budget
 from market_backfill.summary import format_table, totals
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,25 @@ def plan_monthly(plan_run: PlanRun, run: RunContext) -> list[ChunkData]:
         run.connect, run.params, run.run_end, max_chunks=max_map_length(), interval=run.interval
     )
     return plan_or_fail(lambda: plan_run(request))
+
+
+def settle_estimate(run: RunContext, estimate: Estimate) -> None:
+    """Keep a run's Databento estimate (``backfill_runs`` row ``*``/``estimate``, the
+    task's XCom ``estimate``) and stop the run, before any data request, when it is over
+    the run's cap."""
+    stop = over_budget(estimate)
+    audit.record_finish(
+        run.connect,
+        run.dag_id,
+        run.run_id,
+        *audit.ESTIMATE_ROW,
+        "failed" if stop else "success",
+        estimate,
+        str(stop) if stop else None,
+    )
+    push_xcom("estimate", estimate)
+    if stop is not None:
+        raise stop
 
 
 def run_audited(chunk_data: Mapping[str, Any], work: ChunkWork[R], run: RunContext) -> R:

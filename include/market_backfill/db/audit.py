@@ -110,6 +110,9 @@ def run_rows(connect: Connector, dag_id: str, run_id: str) -> list[dict[str, Any
     return run_transaction(connect, work, what="backfill_runs read")
 
 
+ESTIMATE_ROW = ("*", "estimate")
+"""The row (symbol, chunk) of a run's Databento estimate (its pre-flight)."""
+
 STOP_CHUNK = "stop"
 """The ``chunk`` of a run's stop row (symbol ``*``): set by an error no chunk of the run
 can escape (a rejected API key), returned by :func:`record_start` to every later chunk,

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from market_backfill.params import Params, date_range, param_int, param_series, param_symbols
+from market_backfill.names import DEFAULT_MAX_COST_USD
+from market_backfill.params import (
+    Params,
+    date_range,
+    param_cost_cap,
+    param_int,
+    param_series,
+    param_symbols,
+)
 from market_backfill.reingest.params import parse_params as parse_reingest_params
 from market_backfill.symbols import Symbol
 from market_backfill.timeutil import floor_minute
@@ -31,6 +39,8 @@ class GapParams:
     max_attempts: int = 3  # repairs without bars before a gap is unfillable
     roll_rule: str | None = None  # the series checked; None: the registry's default
     rank: int | None = None
+    max_cost_usd: float = DEFAULT_MAX_COST_USD  # what the repairs' requests may cost
+    dry_run: bool = False  # detect and estimate the repairs, repair nothing
     retry_unfillable: bool = False
 
 
@@ -71,4 +81,6 @@ def parse_params(
         retry_unfillable=retry_unfillable,
         roll_rule=roll_rule,
         rank=rank,
+        max_cost_usd=param_cost_cap(params),
+        dry_run=bool(params.get("dry_run", False)),
     )

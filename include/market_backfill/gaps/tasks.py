@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from market_backfill.airflow.chunks import plan_or_fail, run_audited, skip, summarize_run
+from market_backfill.airflow.chunks import (
+    fail_fast,
+    plan_or_fail,
+    run_audited,
+    settle_estimate,
+    skip,
+    summarize_run,
+)
 from market_backfill.airflow.connections import databento_credentials
 from market_backfill.airflow.context import RunContext
+from market_backfill.db import audit
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.gaps.detect import scan
 from market_backfill.gaps.params import GapParams, parse_params
@@ -21,8 +30,15 @@ from market_backfill.gaps.store import (
 )
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.sources import make_source
+from market_backfill.sources.costs import (
+    DataRequest,
+    clamp,
+    published_ends,
+    quote_all,
+)
+from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.summary import columns_of, format_table
-from market_backfill.symbols import Series, load_settings, settings_of
+from market_backfill.symbols import Series, load_settings, parse_symbol, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +146,7 @@ def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
         gp.max_repairs,
         ", unfillable ones again" if gp.retry_unfillable else "",
     )
-    return [
+    items = [
         {
             **g,
             **Chunk(
@@ -140,6 +156,34 @@ def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
         }
         for g in gaps
     ]
+    if items and gp.reingest.get("source", "databento") == "databento":
+        items = plan_or_fail(lambda: _preflight(items, gp, run))
+    if gp.dry_run:
+        log.info("dry run: %d repairs planned, none run", len(items))
+        return []
+    return items
+
+
+def _preflight(items: list[dict[str, Any]], gp: GapParams, run: RunContext) -> list[dict[str, Any]]:
+    """The repairs' Databento requests (one per gap), clamped and quoted; over the cap
+    nothing is requested."""
+    source = make_source("databento", None, credentials=databento_credentials)
+    assert isinstance(source, DatabentoSource)
+    kept, notes = clamp(items, published_ends(source, items))
+    requests = [
+        DataRequest(
+            parse_symbol(g["symbol"]).dataset,
+            (Series(parse_symbol(g["symbol"]), g["roll_rule"], g["rank"]).continuous,),
+            datetime.fromisoformat(g["start"]),
+            datetime.fromisoformat(g["end"]),
+        )
+        for g in kept
+    ]
+    estimate = quote_all(
+        source, requests, max_cost_usd=gp.max_cost_usd, dry_run=gp.dry_run, clamped=notes
+    )
+    settle_estimate(run, estimate)
+    return kept
 
 
 def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
@@ -157,11 +201,15 @@ def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
     return run_audited(gap, work, run)
 
 
-def announce_repairs(results: Sequence[Mapping[str, Any]] | None) -> int:
-    """The repairs' bars, announced: returns the rows they wrote, so the task emits the
-    bars Asset (triangles recompute, gap detection checks again); skips when they wrote
-    nothing, so no Asset event is emitted for nothing."""
-    written = sum(int(r.get("rows_written") or 0) for r in results or [] if r)
+def announce_repairs(run: RunContext) -> int:
+    """The repairs' bars, announced: returns the rows the run's repairs wrote (from the
+    audit trail), so the task emits the bars Asset (triangles recompute, gap detection
+    checks again); skips when they wrote nothing, so no Asset event is emitted for
+    nothing (no gaps, a dry run, repairs that found no bars)."""
+    rows = audit.run_rows(run.connect, run.dag_id, run.run_id)
+    written = sum(
+        int(r["counts"].get("rows_written") or 0) for r in rows if r["status"] == "success"
+    )
     if written == 0:
         raise skip("the repairs wrote no bars: nothing to announce")
     log.info("repairs wrote %d bars: announcing the bars Asset", written)
@@ -215,5 +263,9 @@ def report(
         format_table(rows, REPORT_COLUMNS),
     )
     planned = None if planned_detect is None else [*planned_detect, *(planned_repairs or [])]
-    totals = summarize_run(planned, SUMMARY_COLUMNS, run, extra={"completeness": rows})
+    estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *audit.ESTIMATE_ROW)
+    extra = {"completeness": rows, **({"estimate": estimate} if estimate else {})}
+    totals = summarize_run(planned, SUMMARY_COLUMNS, run, extra=extra)
+    if planned_repairs is None:
+        raise fail_fast("the repairs were not planned: plan_repairs failed (see its log)")
     return {**totals, "completeness": rows}

@@ -12,6 +12,7 @@ from market_backfill.params import (
     date_range,
     param_batch_size,
     param_choice,
+    param_cost_cap,
     param_series,
     param_symbols,
 )
@@ -42,11 +43,6 @@ def parse_params(params: Params) -> ReingestParams:
     dbn_path = params.get("dbn_path") or None
     if source == "dbn_file" and not dbn_path:
         raise ParamError("dbn_path", "param 'dbn_path' is required when source is 'dbn_file'")
-    cap = params.get("max_cost_usd", DEFAULT_MAX_COST_USD)
-    if not isinstance(cap, int | float) or isinstance(cap, bool) or cap < 0:
-        raise ParamError(
-            "max_cost_usd", f"param 'max_cost_usd' must be a number of USD >= 0, got {cap!r}"
-        )
     return ReingestParams(
         symbols,
         window,
@@ -55,6 +51,6 @@ def parse_params(params: Params) -> ReingestParams:
         source,
         dbn_path,
         param_batch_size(params),
-        float(cap),
+        param_cost_cap(params),
         bool(params.get("dry_run", False)),
     )

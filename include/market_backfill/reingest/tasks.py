@@ -6,16 +6,22 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from market_backfill.airflow.chunks import plan_monthly, plan_or_fail, run_audited, summarize_run
+from market_backfill.airflow.chunks import (
+    plan_monthly,
+    plan_or_fail,
+    run_audited,
+    settle_estimate,
+    summarize_run,
+)
 from market_backfill.airflow.connections import databento_credentials
-from market_backfill.airflow.context import RunContext, push_xcom
+from market_backfill.airflow.context import RunContext
 from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.inserter import Cadence
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.reingest.load import ReingestResult, ReingestSummary, load_chunk, plan_run
 from market_backfill.reingest.params import ReingestParams, parse_params
-from market_backfill.reingest.preflight import over_budget, preflight
+from market_backfill.reingest.preflight import preflight
 from market_backfill.sources import make_source
 from market_backfill.sources.cache import drop_run_cache, run_cache_dir
 from market_backfill.sources.databento_api import DatabentoSource
@@ -25,10 +31,6 @@ from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = columns_of(ReingestSummary, Cadence)
-
-
-ESTIMATE_ROW = ("*", "estimate")
-"""The ``backfill_runs`` row (symbol, chunk) of a run's Databento estimate."""
 
 
 def plan_chunks(run: RunContext) -> list[ChunkData]:
@@ -50,19 +52,7 @@ def _preflight(chunks: list[ChunkData], parsed: ReingestParams, run: RunContext)
     assert isinstance(source, DatabentoSource)
     shared = parsed.window is not None or run.interval is not None
     kept, estimate = preflight(chunks, parsed, registry, source, shared=shared)
-    stop = over_budget(estimate)
-    audit.record_finish(
-        run.connect,
-        run.dag_id,
-        run.run_id,
-        *ESTIMATE_ROW,
-        "failed" if stop else "success",
-        estimate,
-        str(stop) if stop else None,
-    )
-    push_xcom("estimate", estimate)
-    if stop is not None:
-        raise stop
+    settle_estimate(run, estimate)
     return kept
 
 
@@ -102,7 +92,7 @@ def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> ReingestResult:
 def summarize(planned: Sequence[ChunkData] | None, run: RunContext) -> dict[str, Any]:
     """Per-chunk table and totals, with the run's Databento estimate; the run's response
     cache is dropped when all succeeded."""
-    estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *ESTIMATE_ROW)
+    estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *audit.ESTIMATE_ROW)
     return summarize_run(
         planned,
         SUMMARY_COLUMNS,
