@@ -48,6 +48,14 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return waited
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory (the Databento response cache) of the test's own."""
+    path = tmp_path / "market-backfill-data"
+    monkeypatch.setenv("MARKET_BACKFILL_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[PgTarget]:
     """Admin target of the server all database tests use."""

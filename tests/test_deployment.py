@@ -48,6 +48,15 @@ def test_the_project_is_installed_not_put_on_a_path():
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == f"{project}/plugins"
 
 
+def test_every_container_shares_one_data_directory():
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-apiserver"):
+        service = SERVICES[name]
+        env = service.get("environment") or SERVICES["airflow-scheduler"]["environment"]
+        path = env["MARKET_BACKFILL_DATA_DIR"]
+        assert f"market-backfill-data:{path}" in service["volumes"]
+    assert "market-backfill-data" in COMPOSE["volumes"]
+
+
 def test_image_matches_the_pinned_airflow():
     pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
     assert SERVICES["airflow-scheduler"]["image"].startswith(f"apache/airflow:{pinned[1]}")

@@ -48,7 +48,7 @@ def world(pg_admin, tmp_path_factory):
                 f'"extra": {{"gateway": "{gateway.url}"}}}}'
             ),
             "REQUESTS_CA_BUNDLE": str(gateway.ca_bundle),
-            "MARKET_BACKFILL_CACHE": str(work / "cache"),
+            "MARKET_BACKFILL_DATA_DIR": str(work / "data"),
             "MARKET_BACKFILL_FIRST_DAY": first_day.date().isoformat(),
         }
         with AirflowStack(work / "airflow", ROOT / "dags", env) as stack:

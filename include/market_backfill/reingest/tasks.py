@@ -23,7 +23,7 @@ from market_backfill.reingest.load import ReingestResult, ReingestSummary, load_
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.reingest.preflight import preflight
 from market_backfill.sources import make_source
-from market_backfill.sources.cache import drop_run_cache, run_cache_dir
+from market_backfill.sources.cache import response_cache_dir
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.summary import columns_of
 from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
@@ -80,7 +80,7 @@ def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> ReingestResult:
             parsed.source,
             parsed.dbn_path,
             credentials=databento_credentials,
-            cache_dir=run_cache_dir(run.dag_id, run.run_id),
+            cache_dir=response_cache_dir(),
             companions=companion_symbols(parsed, registry) if same_window else {},
         )
         settings = registry[parse_symbol(chunk.symbol)]
@@ -90,13 +90,11 @@ def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> ReingestResult:
 
 
 def summarize(planned: Sequence[ChunkData] | None, run: RunContext) -> dict[str, Any]:
-    """Per-chunk table and totals, with the run's Databento estimate; the run's response
-    cache is dropped when all succeeded."""
+    """Per-chunk table and totals, with the run's Databento estimate."""
     estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *audit.ESTIMATE_ROW)
     return summarize_run(
         planned,
         SUMMARY_COLUMNS,
         run,
-        on_success=lambda: drop_run_cache(run.dag_id, run.run_id),
         extra={"estimate": estimate} if estimate else None,
     )

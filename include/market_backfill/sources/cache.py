@@ -1,24 +1,30 @@
-"""Where a DAG run keeps Databento responses, so sibling and retried chunks reuse them."""
+"""Where Databento responses are kept: one data directory shared by every worker of a host.
+
+``MARKET_BACKFILL_DATA_DIR`` (default ``$AIRFLOW_HOME/market_backfill_data``) holds the
+response cache, keyed by request (dataset, symbols, window): a response is written once,
+atomically (a temporary file renamed into place) under a file lock that holds across
+processes, so sibling chunks on other workers, retries and later runs read it instead of
+paying again. Several hosts share it only if it is on shared storage.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
-
-def run_cache_dir(dag_id: str, run_id: str) -> Path:
-    """The run's folder under ``MARKET_BACKFILL_CACHE`` (else
-    ``$AIRFLOW_HOME/cache/market_backfill``); ids are made safe as one path component."""
-    root = os.environ.get("MARKET_BACKFILL_CACHE") or os.path.join(
-        os.environ.get("AIRFLOW_HOME") or tempfile.gettempdir(), "cache", "market_backfill"
-    )
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dag_id}__{run_id}")
-    return Path(root) / safe
+DATA_DIR_ENV = "MARKET_BACKFILL_DATA_DIR"
 
 
-def drop_run_cache(dag_id: str, run_id: str) -> None:
-    """Remove a finished run's cached responses."""
-    shutil.rmtree(run_cache_dir(dag_id, run_id), ignore_errors=True)
+def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """``MARKET_BACKFILL_DATA_DIR``, else ``$AIRFLOW_HOME/market_backfill_data``."""
+    configured = environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured)
+    return Path(environ.get("AIRFLOW_HOME") or tempfile.gettempdir()) / "market_backfill_data"
+
+
+def response_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The folder of cached Databento responses inside the data directory."""
+    return data_dir(environ) / "databento" / "responses"

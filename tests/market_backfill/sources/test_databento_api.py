@@ -127,3 +127,41 @@ def test_metadata_the_published_end_and_quotes(gateway):
     assert quote.billable_bytes == 56 * n
     assert quote.cost_usd == pytest.approx(56 * n / 1e9 * gateway.state.usd_per_gb)
     assert gateway.state.data_requests() == []  # metadata is free
+
+
+def test_two_worker_processes_loading_sibling_chunks_make_one_request(gateway, data_dir):
+    """Two processes (as two Celery workers of a host) load NQ and ES of one month at the
+    same moment through the shared data directory: one request, both get their bars."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from datetime import datetime, UTC\n"
+        "from market_backfill.sources.cache import response_cache_dir\n"
+        "from market_backfill.sources.databento_api import DatabentoSource\n"
+        "key, url, mine = sys.argv[1:4]\n"
+        "source = DatabentoSource(key, url, cache_dir=response_cache_dir(),\n"
+        "    companions={'GLBX.MDP3': ['NQ.v.0', 'ES.v.0']})\n"
+        "bars = source.fetch('GLBX.MDP3', {mine: 'X'}, datetime(2025, 2, 1, tzinfo=UTC),\n"
+        "    datetime(2025, 3, 1, tzinfo=UTC))\n"
+        "print(json.dumps([len(bars), source.requests]))\n"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, API_KEY, gateway.url, mine],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for mine in ("NQ.v.0", "ES.v.0")
+    ]
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    assert len(gateway.state.data_requests()) == 1
+    assert sorted(requests for _, requests in results) == [0, 1]
+    assert all(bars > 10_000 for bars, _ in results)
+    assert list((data_dir / "databento" / "responses").glob("*.dbn.zst"))
