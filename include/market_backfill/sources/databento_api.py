@@ -75,7 +75,8 @@ class DatabentoSource:
     def __repr__(self) -> str:  # never show the key
         return f"DatabentoSource(gateway={self.gateway!r})"
 
-    def _client(self) -> Any:
+    def client(self) -> Any:
+        """A ``databento.Historical`` client for the key and gateway (no request made)."""
         import databento
 
         if self.gateway:
@@ -125,7 +126,7 @@ class DatabentoSource:
         end: datetime,
         path: Path | None = None,
     ) -> Any:
-        client = self._client()
+        client = self.client()
         what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
 
         def request() -> Any:
@@ -142,14 +143,14 @@ class DatabentoSource:
                 path=path,
             )
 
-        return self._call(what, request)
+        return self.call(what, request)
 
     # -- metadata: free requests that tell what data requests would return and cost ---------
     def published_end(self, dataset: str) -> datetime:
         """The end of what ``dataset`` has published for ``ohlcv-1m`` (its per-schema end,
         else the dataset's end)."""
-        client = self._client()
-        found = self._call(
+        client = self.client()
+        found = self.call(
             f"{dataset} published range", lambda: client.metadata.get_dataset_range(dataset)
         )
         schema_range = (found.get("schema") or {}).get(OHLCV_1M) or {}
@@ -158,7 +159,7 @@ class DatabentoSource:
     def quote(self, dataset: str, symbols: list[str], start: datetime, end: datetime) -> Quote:
         """What ``timeseries.get_range`` of these symbols over ``[start, end)`` would cost
         (USD) and bill (bytes), as Databento quotes it."""
-        client = self._client()
+        client = self.client()
         kw = {
             "dataset": dataset,
             "symbols": symbols,
@@ -168,11 +169,11 @@ class DatabentoSource:
             "end": pd.Timestamp(end).isoformat(),
         }
         what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d}..{end:%Y-%m-%d} quote"
-        cost = self._call(what, lambda: client.metadata.get_cost(**kw))
-        size = self._call(what, lambda: client.metadata.get_billable_size(**kw))
+        cost = self.call(what, lambda: client.metadata.get_cost(**kw))
+        size = self.call(what, lambda: client.metadata.get_billable_size(**kw))
         return Quote(cost_usd=float(cost), billable_bytes=int(size))
 
-    def _call(self, what: str, request: Callable[[], T]) -> T:
+    def call(self, what: str, request: Callable[[], T]) -> T:
         """``request()`` with the retries and error mapping of every Databento call: 429
         waits for ``Retry-After``; 5xx and network errors back off; 4xx fail at once."""
         from databento.common.error import BentoClientError, BentoError, BentoServerError

@@ -1,0 +1,125 @@
+"""DatabentoBatch through the official client against the https stand-in's batch API."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from market_backfill.sources import SourceError
+from market_backfill.sources.databento_api import DatabentoSource
+from market_backfill.sources.databento_batch import BatchRequest, DatabentoBatch
+from market_backfill.sources.dbn_file import DbnFileSource
+from tests.support.gateway import API_KEY
+
+START = datetime(2025, 1, 20, tzinfo=UTC)
+END = datetime(2025, 3, 10, tzinfo=UTC)  # three monthly files: Jan (part), Feb, Mar (part)
+REQUEST = BatchRequest("GLBX.MDP3", ("NQ.v.0", "ES.v.0"), START, END)
+WANTED = {"NQ.v.0": "GLBX.MDP3:NQ", "ES.v.0": "GLBX.MDP3:ES"}
+
+
+def _batch(gateway, root) -> DatabentoBatch:
+    return DatabentoBatch(DatabentoSource(API_KEY, gateway.url), root)
+
+
+def _wait_done(batch: DatabentoBatch, job_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while batch.state(job_id) != "done":
+        assert time.monotonic() < deadline, "the stand-in's job never finished"
+        time.sleep(0.1)
+
+
+def test_a_job_is_submitted_once_and_found_again_by_its_parameters(gateway, tmp_path):
+    gateway.state.batch_seconds = 0.3
+    job_id, submitted = _batch(gateway, tmp_path / "a").submit_or_reuse(REQUEST)
+    assert submitted
+    form = gateway.state.submits()[0]["form"]
+    assert (form["schema"], form["stype_in"], form["split_duration"]) == (
+        "ohlcv-1m",
+        "continuous",
+        "month",
+    )
+    assert (form["encoding"], form["compression"], form["symbols"]) == (
+        "dbn",
+        "zstd",
+        "ES.v.0,NQ.v.0",
+    )
+    assert _batch(gateway, tmp_path / "a").state(job_id) in ("queued", "processing")
+    # another worker, another data directory, the same request: the job is reused
+    again, submitted_again = _batch(gateway, tmp_path / "b").submit_or_reuse(
+        BatchRequest("GLBX.MDP3", ("ES.v.0", "NQ.v.0"), START, END)
+    )
+    assert (again, submitted_again) == (job_id, False)
+    assert len(gateway.state.submits()) == 1
+    # a different range is a different job
+    other, submitted_other = _batch(gateway, tmp_path / "a").submit_or_reuse(
+        BatchRequest("GLBX.MDP3", REQUEST.symbols, START, datetime(2025, 3, 1, tzinfo=UTC))
+    )
+    assert submitted_other
+    assert other != job_id
+    assert len(gateway.state.submits()) == 2
+
+
+def test_files_are_downloaded_once_and_hold_the_same_bars_as_get_range(gateway, tmp_path):
+    gateway.state.batch_seconds = 0.2
+    batch = _batch(gateway, tmp_path)
+    job_id, _ = batch.submit_or_reuse(REQUEST)
+    _wait_done(batch, job_id)
+    paths = batch.download(job_id)
+    assert [p.name for p in paths] == [
+        "glbx-mdp3-20250120-20250131.ohlcv-1m.dbn.zst",
+        "glbx-mdp3-20250201-20250228.ohlcv-1m.dbn.zst",
+        "glbx-mdp3-20250301-20250309.ohlcv-1m.dbn.zst",
+    ]
+    assert all(p.parent == batch.job_dir(job_id) for p in paths)
+    assert len(gateway.state.downloads()) == 3
+    assert batch.downloaded == 3
+    # a second run (another process) finds every file complete and fetches nothing
+    second = _batch(gateway, tmp_path)
+    assert second.download(job_id) == paths
+    assert len(gateway.state.downloads()) == 3
+    assert second.downloaded == 0
+
+    from_files = DbnFileSource([str(p) for p in paths]).fetch("GLBX.MDP3", WANTED, START, END)
+    streamed = DatabentoSource(API_KEY, gateway.url).fetch("GLBX.MDP3", WANTED, START, END)
+    assert len(from_files) == len(streamed) > 0
+    for frame in (from_files, streamed):
+        frame.sort_values(["symbol", "ts"], inplace=True, ignore_index=True)
+    for col in ("symbol", "ts", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(from_files[col].to_numpy(), streamed[col].to_numpy())
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(gateway, tmp_path):
+    gateway.state.batch_seconds = 0
+    first = _batch(gateway, tmp_path / "first")
+    job_id, _ = first.submit_or_reuse(REQUEST)
+    whole = first.download(job_id)[1]
+    body = whole.read_bytes()
+    # another data directory holds half of that file, as a killed download leaves it
+    resumed = _batch(gateway, tmp_path / "second")
+    partial = resumed.root / "partial" / job_id / whole.name
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(body[: len(body) // 2])
+    before = len(gateway.state.downloads())
+    paths = resumed.download(job_id)
+    asked = {r["form"]["file"]: r["form"]["range"] for r in gateway.state.downloads()[before:]}
+    assert asked[f"{job_id}/{whole.name}"] == f"bytes={len(body) // 2}-{len(body) - 1}"
+    assert paths[1].read_bytes() == body
+    assert not partial.exists()
+
+
+def test_a_corrupt_file_is_dropped_and_fetched_again(gateway, tmp_path):
+    gateway.state.batch_seconds = 0
+    batch = _batch(gateway, tmp_path)
+    job_id, _ = batch.submit_or_reuse(REQUEST)
+    good = _batch(gateway, tmp_path / "good").download(job_id)[0]
+    partial = batch.root / "partial" / job_id / good.name
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\0" * good.stat().st_size)  # full size, wrong bytes
+    with pytest.raises(SourceError, match="failed its checksum"):
+        batch.download(job_id)
+    assert not partial.exists()
+    assert not (batch.job_dir(job_id) / good.name).exists()
+    assert batch.download(job_id)[0].read_bytes() == good.read_bytes()
