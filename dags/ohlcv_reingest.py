@@ -6,7 +6,7 @@ inside the tasks, so parsing this file touches no database, network or heavy lib
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import Param, PokeReturnValue, TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS
 from market_backfill.airflow.params import (
@@ -16,8 +16,8 @@ from market_backfill.airflow.params import (
     range_params,
     source_params,
 )
-from market_backfill.airflow.schedules import DAILY, FIRST_DAY
-from market_backfill.names import DEFAULT_MAX_COST_USD
+from market_backfill.airflow.schedules import DAILY, FIRST_DAY, batch_poke_seconds
+from market_backfill.names import DEFAULT_MAX_COST_USD, REINGEST_SOURCES
 
 DOC = """
 ### Reingest clean 1-minute bars
@@ -41,11 +41,18 @@ surviving dropped database connections. Every chunk is idempotent: clear a faile
 - `start`, `end`: UTC dates, both inclusive (manual runs).
 - `roll_rule` (`v` volume, `c` calendar, `n` open interest) and `rank` (0 = front):
   request `ROOT.<roll>.<rank>` from Databento.
-- `source`: `databento` (the API, billed per request) or `dbn_file` (files on disk).
+- `source`: `databento` (the API, billed per request), `databento_batch` (Databento batch
+  jobs, one per dataset, split by month and downloaded once: for multi-year pulls) or
+  `dbn_file` (files on disk).
 - `dbn_path`: a `.dbn` / `.dbn.zst` file or glob, for `dbn_file`.
 - `max_cost_usd`, `dry_run`: with `databento`, `plan` first clamps the range to what the
   dataset has published and asks Databento what the run's requests cost; over the cap the
   run stops there, before any data request. A dry run stops after the estimate.
+
+With `databento_batch`, `batch_ready` (a sensor in reschedule mode: no worker slot is held
+while Databento works) submits the jobs, or finds them already submitted, and waits for
+them; `download_batch` brings their files into the data directory once. With the other
+sources both finish at once.
 
 The summary task prints a per-chunk table (rows in, valid, skipped by reason, written,
 batches, commits, retries) and writes it to `backfill_runs`.
@@ -65,7 +72,7 @@ batches, commits, retries) and writes it to `backfill_runs`.
     default_args=DEFAULT_ARGS,
     params={
         **range_params("catch-up mode, from each symbol's last stored bar"),
-        **source_params("the chunks"),
+        **source_params("the chunks", REINGEST_SOURCES),
         "batch_size": batch_size_param(),
         "max_cost_usd": Param(
             DEFAULT_MAX_COST_USD,
@@ -96,13 +103,30 @@ def ohlcv_reingest() -> None:
 
         return plan_chunks(current_run())
 
+    @task.sensor(mode="reschedule", poke_interval=batch_poke_seconds(), timeout=6 * 3600)
+    def batch_ready(chunks: list[dict]) -> PokeReturnValue:
+        """databento_batch: submit or find the run's batch jobs; done when they are."""
+        from market_backfill.airflow.context import current_run
+        from market_backfill.reingest.tasks import batch_ready as poke
+
+        jobs = poke(chunks, current_run())
+        return PokeReturnValue(is_done=jobs is not None, xcom_value=jobs)
+
+    @task
+    def download_batch(chunks: list[dict], jobs: dict) -> dict:
+        """databento_batch: the jobs' files, downloaded once into the data directory."""
+        from market_backfill.airflow.context import current_run
+        from market_backfill.reingest.tasks import download_batch as run
+
+        return run(chunks, jobs, current_run())
+
     @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
-    def reingest_chunk(chunk: dict) -> dict:
+    def reingest_chunk(chunk: dict, files: dict) -> dict:
         """Fetch, validate and upsert one chunk; its counts are the XCom."""
         from market_backfill.airflow.context import current_run
         from market_backfill.reingest.tasks import run_chunk
 
-        return run_chunk(chunk, current_run(chunk["label"]))
+        return run_chunk(chunk, current_run(chunk["label"]), files)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
     def summarize(ti=None) -> dict:
@@ -114,7 +138,8 @@ def ohlcv_reingest() -> None:
 
     chunks = plan()
     ensure_schema() >> chunks
-    reingest_chunk.expand(chunk=chunks) >> summarize()
+    files = download_batch(chunks, batch_ready(chunks))
+    reingest_chunk.partial(files=files).expand(chunk=chunks) >> summarize()
 
 
 ohlcv_reingest()

@@ -27,6 +27,8 @@ ROLL_RULES = {"v": "volume", "c": "calendar", "n": "open interest"}
 DEFAULT_SYMBOLS = ("GLBX.MDP3:NQ",)
 OHLCV_1M = "ohlcv-1m"
 SOURCES = ("databento", "dbn_file")  # where bars come from: the API, DBN files on disk
+BATCH_SOURCE = "databento_batch"  # reingest only: Databento batch jobs, downloaded files
+REINGEST_SOURCES = (*SOURCES, BATCH_SOURCE)
 
 # -- runs ---------------------------------------------------------------------------------------
 DEFAULT_BATCH_SIZE = 500

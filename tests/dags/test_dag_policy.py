@@ -173,3 +173,14 @@ def test_triangle_dag_has_every_filter_flag_off_by_default(bag):
     params = bag.dags["triangle_backfill"].params
     for flag in (*TRIANGLE_FLAGS, "allow_legacy", "purge"):
         assert params[flag] is False
+
+
+def test_the_batch_wait_holds_no_worker_slot_and_only_reingest_offers_batch_jobs(bag):
+    reingest, gaps = bag.dags["ohlcv_reingest"], bag.dags["gap_detection"]
+    sensor = reingest.get_task("batch_ready")
+    assert sensor.mode == "reschedule"
+    assert sensor.poke_interval == 60  # MARKET_BACKFILL_BATCH_POKE_SECONDS unset
+    assert "databento_batch" in reingest.params.get_param("source").schema["enum"]
+    gap_params = copy.deepcopy(gaps.params)
+    with pytest.raises(ParamValidationError, match="param source"):
+        gap_params.update({"source": "databento_batch"})

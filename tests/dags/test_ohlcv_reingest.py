@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from market_backfill_devtools.sample import write_sample
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.airflow
 
@@ -60,6 +61,23 @@ def _xcom_value(dag_id: str, run_id: str, task_id: str, key: str):
 def _count(db) -> int:
     with db.connect() as conn:
         return conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
+
+
+def _assert_stored_nq_es(db, src, lo: str, hi: str) -> None:
+    """The clean table holds exactly the stand-in's NQ.v.0 and ES.v.0 bars of [lo, hi)."""
+    from market_backfill.timeutil import to_ns
+
+    want = src[(src.ts >= to_ns(lo)) & (src.ts < to_ns(hi))]
+    with db.connect() as conn:
+        got = dict(
+            conn.execute(
+                "SELECT symbol, count(*) FROM market_bars_ohlcv_1m_clean GROUP BY symbol"
+            ).fetchall()
+        )
+    assert got == {
+        "GLBX.MDP3:NQ": int((want.symbol == "NQ.v.0").sum()),
+        "GLBX.MDP3:ES": int((want.symbol == "ES.v.0").sum()),
+    }
 
 
 def test_dag_test_loads_monthly_chunks_and_a_rerun_changes_nothing(
@@ -173,21 +191,7 @@ def test_databento_source_end_to_end_one_request_per_month(
     run = reingest_dag.test(run_conf=conf)
     assert run.state == "success"
     assert len(gateway.state.data_requests()) == 2, "NQ and ES of one month share one request"
-    src = synthetic_bars_continuous
-    lo, hi = "2025-02-15", "2025-03-15"
-    from market_backfill.timeutil import to_ns
-
-    want = src[(src.ts >= to_ns(lo)) & (src.ts < to_ns(hi))]
-    with market_db.connect() as conn:
-        got = dict(
-            conn.execute(
-                "SELECT symbol, count(*) FROM market_bars_ohlcv_1m_clean GROUP BY symbol"
-            ).fetchall()
-        )
-    assert got == {
-        "GLBX.MDP3:NQ": int((want.symbol == "NQ.v.0").sum()),
-        "GLBX.MDP3:ES": int((want.symbol == "ES.v.0").sum()),
-    }
+    _assert_stored_nq_es(market_db, synthetic_bars_continuous, "2025-02-15", "2025-03-15")
 
 
 def test_a_rejected_key_fails_the_plan_before_any_data_request(
@@ -378,3 +382,54 @@ def test_a_dry_run_estimates_and_requests_and_writes_nothing(reingest_dag, marke
     assert estimate["dry_run"] is True
     assert len(estimate["requests"]) == 3
     assert estimate["total_usd"] > 0
+
+
+@pytest.fixture
+def batch_dag(airflow_db, monkeypatch):
+    """``ohlcv_reingest`` parsed with a 1 s batch poke, so a test waits seconds, not minutes."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MARKET_BACKFILL_BATCH_POKE_SECONDS", "1")
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["ohlcv_reingest"]
+
+
+def test_the_batch_source_submits_once_downloads_once_and_a_rerun_pays_nothing(
+    batch_dag, market_db, gateway, synthetic_bars_continuous, data_dir
+):
+    gateway.state.batch_seconds = 3  # the job is done a few seconds after it is submitted
+    conf = {
+        **TWO,
+        "source": "databento_batch",
+        "start": "2025-01-15",
+        "end": "2025-03-14",
+        "dry_run": False,  # dag.test() keeps the last run's params
+    }
+    dry = batch_dag.test(run_conf={**conf, "dry_run": True})
+    assert dry.state == "success"
+    assert gateway.state.submits() == []
+    assert _count(market_db) == 0
+    run = batch_dag.test(run_conf=conf)
+    assert run.state == "success"
+    assert gateway.state.data_requests() == []
+    [submit] = gateway.state.submits()
+    assert (submit["form"]["symbols"], submit["form"]["split_duration"]) == (
+        "ES.v.0,NQ.v.0",
+        "month",
+    )
+    assert len(gateway.state.downloads()) == 3  # Jan (part), Feb, Mar (part)
+    polls = [r for r in gateway.state.requests if r["path"] == "/v0/batch.list_jobs"]
+    assert len(polls) >= 2, "the sensor poked again while the job was processing"
+    downloaded = sorted(p.name for p in data_dir.rglob("*.dbn.zst"))
+    assert len(downloaded) == 3
+    [quoted] = _estimate(market_db, run.run_id)["requests"]
+    assert quoted["cost_usd"] == pytest.approx(_quote_of(gateway, submit["form"]))
+
+    _assert_stored_nq_es(market_db, synthetic_bars_continuous, "2025-01-15", "2025-03-15")
+
+    again = batch_dag.test(run_conf=conf)
+    assert again.state == "success"
+    assert len(gateway.state.submits()) == 1, "the job was found again, not submitted"
+    assert len(gateway.state.downloads()) == 3, "every file was already downloaded"
+    assert gateway.state.data_requests() == []

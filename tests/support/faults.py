@@ -41,12 +41,37 @@ class PrivateServer:
         self.target = PgTarget(embedded.socket_dir(self.server), None, "postgres", None, "postgres")
 
     def stop(self) -> None:
+        """Stop the server and wait until its postmaster is gone (a busy machine may take a
+        while), so a following :meth:`start` does not meet the old one."""
         with self.server._lock:
             self.server._stop()
+            info = self.server._postmaster_info
+            process = getattr(info, "process", None) if info is not None else None
+            if process is not None:
+                import psutil
+
+                try:
+                    process.wait(30)
+                except psutil.TimeoutExpired:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
 
     def start(self) -> None:
-        with self.server._lock:
-            self.server.ensure_postgres_running()
+        """Start the server again; ``pg_ctl start`` is retried a few times, because on a
+        loaded machine the stopped server's shared memory may take a moment to be freed."""
+        import subprocess
+        import time
+
+        for attempt in range(1, 6):
+            try:
+                with self.server._lock:
+                    self.server.ensure_postgres_running()
+                return
+            except subprocess.SubprocessError:
+                if attempt == 5:
+                    raise
+                time.sleep(2.0 * attempt)
 
     def cleanup(self) -> None:
         try:

@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from market_backfill.names import (
+    BATCH_SOURCE,
     DEFAULT_BATCH_SIZE,
     DEFAULT_SYMBOLS,
     ROLL_RULES,
@@ -99,17 +100,22 @@ def series_params() -> dict[str, Param]:
     }
 
 
-def source_params(what: str) -> dict[str, Param]:
-    """Where bars come from: ``source`` and ``dbn_path``, with the series params; ``what``
-    says what is loaded (the chunks, a gap's repair)."""
+def source_params(what: str, sources: Sequence[str] = SOURCES) -> dict[str, Param]:
+    """Where bars come from: ``source`` (one of ``sources``) and ``dbn_path``, with the
+    series params; ``what`` says what is loaded (the chunks, a gap's repair)."""
+    batch = (
+        f" {BATCH_SOURCE}: Databento batch jobs (billed), downloaded once, for long ranges."
+        if BATCH_SOURCE in sources
+        else ""
+    )
     return {
         **series_params(),
         "source": choice_param(
-            SOURCES[0],
-            SOURCES,
+            sources[0],
+            sources,
             "Source",
             f"Where {what} load from. databento: the historical API (billed). "
-            "dbn_file: DBN files on disk.",
+            f"dbn_file: DBN files on disk.{batch}",
         ),
         "dbn_path": text_param(
             "DBN path", "For source dbn_file: a .dbn or .dbn.zst file, or a glob."

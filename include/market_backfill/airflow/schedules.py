@@ -31,3 +31,18 @@ def first_day(environ: Mapping[str, str] = os.environ) -> datetime:
 
 
 FIRST_DAY = first_day()
+
+BATCH_POKE_ENV = "MARKET_BACKFILL_BATCH_POKE_SECONDS"
+
+
+def batch_poke_seconds(environ: Mapping[str, str] = os.environ) -> float:
+    """How often the batch sensor asks Databento whether its jobs are done
+    (``MARKET_BACKFILL_BATCH_POKE_SECONDS``, default 60); between pokes no slot is held."""
+    text = environ.get(BATCH_POKE_ENV, "").strip()
+    try:
+        seconds = float(text) if text else 60.0
+    except ValueError:
+        raise ValueError(f"{BATCH_POKE_ENV} must be a number of seconds, got {text!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"{BATCH_POKE_ENV} must be positive, got {text!r}")
+    return seconds

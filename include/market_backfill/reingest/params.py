@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_MAX_COST_USD, SOURCES
+from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_MAX_COST_USD, REINGEST_SOURCES
 from market_backfill.params import (
     Params,
     date_range,
@@ -39,7 +39,7 @@ def parse_params(params: Params) -> ReingestParams:
     symbols = param_symbols(params)
     window = date_range(params)
     roll_rule, rank = param_series(params)
-    source = param_choice(params, "source", SOURCES, "databento")
+    source = param_choice(params, "source", REINGEST_SOURCES, "databento")
     dbn_path = params.get("dbn_path") or None
     if source == "dbn_file" and not dbn_path:
         raise ParamError("dbn_path", "param 'dbn_path' is required when source is 'dbn_file'")

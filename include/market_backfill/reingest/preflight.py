@@ -2,7 +2,7 @@
 task: the chunks clamped to the published data, and exactly the data requests they will
 make quoted (:mod:`market_backfill.sources.costs`): with dates or a data interval the
 chunks of one month share one request per dataset (every symbol of it), in catch-up mode
-each chunk makes its own.
+each chunk makes its own; with ``databento_batch``, one batch job per dataset.
 """
 
 from __future__ import annotations
@@ -57,10 +57,17 @@ def preflight(
     source: DatabentoSource,
     *,
     shared: bool,
+    batch: bool = False,
 ) -> tuple[list[ChunkData], Estimate]:
-    """The chunks clamped to the published data, and the estimate of their requests."""
+    """The chunks clamped to the published data, and the estimate of their requests
+    (``batch``: of the batch jobs that hold them)."""
+    from market_backfill.reingest.batch import batch_requests
+
     kept, notes = clamp(chunks, published_ends(source, chunks))
-    requests = data_requests(kept, parsed, registry, shared=shared)
+    if batch:
+        requests = batch_requests(kept, parsed, registry)
+    else:
+        requests = data_requests(kept, parsed, registry, shared=shared)
     estimate = quote_all(
         source, requests, max_cost_usd=parsed.max_cost_usd, dry_run=parsed.dry_run, clamped=notes
     )

@@ -18,13 +18,23 @@ from market_backfill.airflow.context import RunContext
 from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.inserter import Cadence
+from market_backfill.names import BATCH_SOURCE
 from market_backfill.planning import Chunk, ChunkData
+from market_backfill.reingest.batch import (
+    JobFiles,
+    JobIds,
+    batch_requests,
+    download_all,
+    submit_and_check,
+)
 from market_backfill.reingest.load import ReingestResult, ReingestSummary, load_chunk, plan_run
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.reingest.preflight import preflight
-from market_backfill.sources import make_source
+from market_backfill.sources import PermanentSourceError, make_source
 from market_backfill.sources.cache import response_cache_dir
 from market_backfill.sources.databento_api import DatabentoSource
+from market_backfill.sources.databento_batch import DatabentoBatch
+from market_backfill.sources.dbn_file import DbnFileSource
 from market_backfill.summary import columns_of
 from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
 
@@ -38,7 +48,7 @@ def plan_chunks(run: RunContext) -> list[ChunkData]:
     source, after the pre-flight (clamp, estimate, cap). ``dry_run`` maps nothing."""
     chunks = plan_monthly(plan_run, run)
     parsed = parse_params(run.params)
-    if parsed.source == "databento":
+    if parsed.source in ("databento", BATCH_SOURCE):
         chunks = plan_or_fail(lambda: _preflight(chunks, parsed, run))
     if parsed.dry_run:
         log.info("dry run: %d chunks planned, none run", len(chunks))
@@ -51,7 +61,8 @@ def _preflight(chunks: list[ChunkData], parsed: ReingestParams, run: RunContext)
     source = make_source("databento", None, credentials=databento_credentials)
     assert isinstance(source, DatabentoSource)
     shared = parsed.window is not None or run.interval is not None
-    kept, estimate = preflight(chunks, parsed, registry, source, shared=shared)
+    batch = parsed.source == BATCH_SOURCE
+    kept, estimate = preflight(chunks, parsed, registry, source, shared=shared, batch=batch)
     settle_estimate(run, estimate)
     return kept
 
@@ -69,12 +80,49 @@ def companion_symbols(
     return out
 
 
-def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> ReingestResult:
-    """Load one chunk and record it in ``backfill_runs``; the return value is its XCom."""
+def _batch_of(chunks: Sequence[ChunkData], run: RunContext) -> tuple[DatabentoBatch, list]:
+    parsed = parse_params(run.params)
+    registry = run_transaction(run.connect, lambda c: load_settings(c, parsed.symbols))
+    source = make_source("databento", None, credentials=databento_credentials)
+    assert isinstance(source, DatabentoSource)
+    return DatabentoBatch(source), batch_requests(chunks, parsed, registry)
+
+
+def batch_ready(chunks: Sequence[ChunkData] | None, run: RunContext) -> JobIds | None:
+    """One poke of the batch sensor: with ``databento_batch``, submit (or find) the run's
+    jobs and return their ids once all are done (None: poke again later); with another
+    source, nothing to wait for."""
+    if parse_params(run.params).source != BATCH_SOURCE or not chunks:
+        return {}
+    batch, requests = _batch_of(chunks, run)
+    return plan_or_fail(lambda: submit_and_check(batch, requests))
+
+
+def download_batch(
+    chunks: Sequence[ChunkData] | None, jobs: JobIds | None, run: RunContext
+) -> JobFiles:
+    """The done jobs' files, downloaded once into the data directory."""
+    if not jobs:
+        return {}
+    batch, _ = _batch_of(chunks or [], run)
+    return plan_or_fail(lambda: download_all(batch, jobs))
+
+
+def run_chunk(
+    chunk_data: Mapping[str, Any], run: RunContext, files: JobFiles | None = None
+) -> ReingestResult:
+    """Load one chunk and record it in ``backfill_runs``; the return value is its XCom.
+    With ``databento_batch`` the chunk reads the downloaded ``files`` of its dataset."""
 
     def work(chunk: Chunk, connect: Connector) -> ReingestResult:
         parsed = parse_params(run.params)
         registry = run_transaction(connect, lambda c: load_settings(c, parsed.symbols))
+        settings = registry[parse_symbol(chunk.symbol)]
+        if parsed.source == BATCH_SOURCE:
+            dataset = parse_symbol(chunk.symbol).dataset
+            if not (files or {}).get(dataset):
+                raise PermanentSourceError(f"no batch file was downloaded for {dataset}")
+            return load_chunk(chunk, settings, parsed, DbnFileSource(files[dataset]), connect)
         same_window = parsed.window is not None or run.interval is not None
         source = make_source(
             parsed.source,
@@ -83,7 +131,6 @@ def run_chunk(chunk_data: Mapping[str, Any], run: RunContext) -> ReingestResult:
             cache_dir=response_cache_dir(),
             companions=companion_symbols(parsed, registry) if same_window else {},
         )
-        settings = registry[parse_symbol(chunk.symbol)]
         return load_chunk(chunk, settings, parsed, source, connect)
 
     return run_audited(chunk_data, work, run)

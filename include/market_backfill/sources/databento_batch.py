@@ -23,8 +23,6 @@ import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ import pandas as pd
 from market_backfill.names import OHLCV_1M
 from market_backfill.sources import SourceError
 from market_backfill.sources.cache import data_dir
+from market_backfill.sources.costs import DataRequest
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.timeutil import to_ns
 
@@ -49,38 +48,30 @@ FIXED_PARAMS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class BatchRequest:
-    """What one batch job holds: the bars of ``symbols`` of ``dataset`` in ``[start, end)``."""
+def submit_params(request: DataRequest) -> dict[str, Any]:
+    """The keyword arguments of ``batch.submit_job`` for the bars of ``request``."""
+    return {
+        "dataset": request.dataset,
+        "symbols": sorted(request.symbols),
+        "start": pd.Timestamp(request.start).isoformat(),
+        "end": pd.Timestamp(request.end).isoformat(),
+        **FIXED_PARAMS,
+    }
 
-    dataset: str
-    symbols: tuple[str, ...]
-    start: datetime
-    end: datetime
 
-    def submit_params(self) -> dict[str, Any]:
-        """The keyword arguments of ``batch.submit_job`` for this request."""
-        return {
-            "dataset": self.dataset,
-            "symbols": sorted(self.symbols),
-            "start": pd.Timestamp(self.start).isoformat(),
-            "end": pd.Timestamp(self.end).isoformat(),
-            **FIXED_PARAMS,
-        }
-
-    def matches(self, job: dict[str, Any]) -> bool:
-        """Whether ``job`` (as ``batch.get_job_details`` returns it) is this request."""
-        if any(str(job.get(key)) != value for key, value in FIXED_PARAMS.items()):
-            return False
-        symbols = {s.strip() for s in str(job.get("symbols") or "").split(",") if s.strip()}
-        return (
-            job.get("dataset") == self.dataset
-            and symbols == set(self.symbols)
-            and bool(job.get("start"))
-            and bool(job.get("end"))
-            and to_ns(job["start"]) == to_ns(self.start)
-            and to_ns(job["end"]) == to_ns(self.end)
-        )
+def job_matches(request: DataRequest, job: dict[str, Any]) -> bool:
+    """Whether ``job`` (as ``batch.get_job_details`` returns it) holds exactly ``request``."""
+    if any(str(job.get(key)) != value for key, value in FIXED_PARAMS.items()):
+        return False
+    symbols = {s.strip() for s in str(job.get("symbols") or "").split(",") if s.strip()}
+    return (
+        job.get("dataset") == request.dataset
+        and symbols == set(request.symbols)
+        and bool(job.get("start"))
+        and bool(job.get("end"))
+        and to_ns(job["start"]) == to_ns(request.start)
+        and to_ns(job["end"]) == to_ns(request.end)
+    )
 
 
 class DatabentoBatch:
@@ -102,7 +93,7 @@ class DatabentoBatch:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def find(self, request: BatchRequest) -> str | None:
+    def find(self, request: DataRequest) -> str | None:
         """The id of a live job already submitted for ``request``, else None."""
         client = self.api.client()
         jobs = self.api.call("batch jobs", lambda: client.batch.list_jobs(states=LIVE_STATES))
@@ -110,11 +101,11 @@ class DatabentoBatch:
             details = self.api.call(
                 f"batch job {job['id']}", lambda j=job: client.batch.get_job_details(j["id"])
             )
-            if request.matches(details):
+            if job_matches(request, details):
                 return str(job["id"])
         return None
 
-    def submit_or_reuse(self, request: BatchRequest) -> tuple[str, bool]:
+    def submit_or_reuse(self, request: DataRequest) -> tuple[str, bool]:
         """The job for ``request`` and whether it was submitted now (False: reused)."""
         with self._locked("submit"):
             found = self.find(request)
@@ -122,7 +113,7 @@ class DatabentoBatch:
                 log.info("batch job %s already holds %s: reused", found, request.dataset)
                 return found, False
             client = self.api.client()
-            params = request.submit_params()
+            params = submit_params(request)
             job = self.api.call(
                 f"batch job for {request.dataset} {len(request.symbols)} symbols",
                 lambda: client.batch.submit_job(**params),

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from market_backfill.sources import SourceError
+from market_backfill.sources.costs import DataRequest
 from market_backfill.sources.databento_api import DatabentoSource
-from market_backfill.sources.databento_batch import BatchRequest, DatabentoBatch
+from market_backfill.sources.databento_batch import DatabentoBatch
 from market_backfill.sources.dbn_file import DbnFileSource
 from tests.support.gateway import API_KEY
 
 START = datetime(2025, 1, 20, tzinfo=UTC)
 END = datetime(2025, 3, 10, tzinfo=UTC)  # three monthly files: Jan (part), Feb, Mar (part)
-REQUEST = BatchRequest("GLBX.MDP3", ("NQ.v.0", "ES.v.0"), START, END)
+REQUEST = DataRequest("GLBX.MDP3", ("NQ.v.0", "ES.v.0"), START, END)
 WANTED = {"NQ.v.0": "GLBX.MDP3:NQ", "ES.v.0": "GLBX.MDP3:ES"}
 
 
@@ -49,13 +50,13 @@ def test_a_job_is_submitted_once_and_found_again_by_its_parameters(gateway, tmp_
     assert _batch(gateway, tmp_path / "a").state(job_id) in ("queued", "processing")
     # another worker, another data directory, the same request: the job is reused
     again, submitted_again = _batch(gateway, tmp_path / "b").submit_or_reuse(
-        BatchRequest("GLBX.MDP3", ("ES.v.0", "NQ.v.0"), START, END)
+        DataRequest("GLBX.MDP3", ("ES.v.0", "NQ.v.0"), START, END)
     )
     assert (again, submitted_again) == (job_id, False)
     assert len(gateway.state.submits()) == 1
     # a different range is a different job
     other, submitted_other = _batch(gateway, tmp_path / "a").submit_or_reuse(
-        BatchRequest("GLBX.MDP3", REQUEST.symbols, START, datetime(2025, 3, 1, tzinfo=UTC))
+        DataRequest("GLBX.MDP3", REQUEST.symbols, START, datetime(2025, 3, 1, tzinfo=UTC))
     )
     assert submitted_other
     assert other != job_id
