@@ -113,12 +113,11 @@ def ohlcv_reingest() -> None:
         return PokeReturnValue(is_done=jobs is not None, xcom_value=jobs)
 
     @task
-    def download_batch(chunks: list[dict], jobs: dict) -> dict:
+    def download_batch(jobs: dict) -> dict:
         """databento_batch: the jobs' files, downloaded once into the data directory."""
-        from market_backfill.airflow.context import current_run
         from market_backfill.reingest.tasks import download_batch as run
 
-        return run(chunks, jobs, current_run())
+        return run(jobs)
 
     @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
     def reingest_chunk(chunk: dict, files: dict) -> dict:
@@ -138,7 +137,7 @@ def ohlcv_reingest() -> None:
 
     chunks = plan()
     ensure_schema() >> chunks
-    files = download_batch(chunks, batch_ready(chunks))
+    files = download_batch(batch_ready(chunks))
     reingest_chunk.partial(files=files).expand(chunk=chunks) >> summarize()
 
 

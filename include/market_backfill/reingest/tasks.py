@@ -58,8 +58,7 @@ def plan_chunks(run: RunContext) -> list[ChunkData]:
 
 def _preflight(chunks: list[ChunkData], parsed: ReingestParams, run: RunContext) -> list[ChunkData]:
     registry = run_transaction(run.connect, lambda c: load_settings(c, parsed.symbols))
-    source = make_source("databento", None, credentials=databento_credentials)
-    assert isinstance(source, DatabentoSource)
+    source = _databento()
     shared = parsed.window is not None or run.interval is not None
     batch = parsed.source == BATCH_SOURCE
     kept, estimate = preflight(chunks, parsed, registry, source, shared=shared, batch=batch)
@@ -80,32 +79,30 @@ def companion_symbols(
     return out
 
 
-def _batch_of(chunks: Sequence[ChunkData], run: RunContext) -> tuple[DatabentoBatch, list]:
-    parsed = parse_params(run.params)
-    registry = run_transaction(run.connect, lambda c: load_settings(c, parsed.symbols))
+def _databento() -> DatabentoSource:
+    """The Databento API of the ``databento`` connection (no request made)."""
     source = make_source("databento", None, credentials=databento_credentials)
     assert isinstance(source, DatabentoSource)
-    return DatabentoBatch(source), batch_requests(chunks, parsed, registry)
+    return source
 
 
 def batch_ready(chunks: Sequence[ChunkData] | None, run: RunContext) -> JobIds | None:
     """One poke of the batch sensor: with ``databento_batch``, submit (or find) the run's
     jobs and return their ids once all are done (None: poke again later); with another
     source, nothing to wait for."""
-    if parse_params(run.params).source != BATCH_SOURCE or not chunks:
+    parsed = parse_params(run.params)
+    if parsed.source != BATCH_SOURCE or not chunks:
         return {}
-    batch, requests = _batch_of(chunks, run)
-    return plan_or_fail(lambda: submit_and_check(batch, requests))
+    registry = run_transaction(run.connect, lambda c: load_settings(c, parsed.symbols))
+    requests = batch_requests(chunks, parsed, registry)
+    return plan_or_fail(lambda: submit_and_check(DatabentoBatch(_databento()), requests))
 
 
-def download_batch(
-    chunks: Sequence[ChunkData] | None, jobs: JobIds | None, run: RunContext
-) -> JobFiles:
-    """The done jobs' files, downloaded once into the data directory."""
+def download_batch(jobs: JobIds | None) -> JobFiles:
+    """The done jobs' files, downloaded once into the data directory (none: no jobs)."""
     if not jobs:
         return {}
-    batch, _ = _batch_of(chunks or [], run)
-    return plan_or_fail(lambda: download_all(batch, jobs))
+    return plan_or_fail(lambda: download_all(DatabentoBatch(_databento()), jobs))
 
 
 def run_chunk(
@@ -120,9 +117,10 @@ def run_chunk(
         settings = registry[parse_symbol(chunk.symbol)]
         if parsed.source == BATCH_SOURCE:
             dataset = parse_symbol(chunk.symbol).dataset
-            if not (files or {}).get(dataset):
+            paths = (files or {}).get(dataset)
+            if not paths:
                 raise PermanentSourceError(f"no batch file was downloaded for {dataset}")
-            return load_chunk(chunk, settings, parsed, DbnFileSource(files[dataset]), connect)
+            return load_chunk(chunk, settings, parsed, DbnFileSource(paths), connect)
         same_window = parsed.window is not None or run.interval is not None
         source = make_source(
             parsed.source,
