@@ -137,14 +137,23 @@ class AirflowStack:
         return self._token
 
     def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+        """One REST call. A 503 is retried (up to 5 tries): Airflow answers it when its
+        metadata database was locked (SQLite here) and the transaction was rolled back."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if auth:
-            req.add_header("Authorization", f"Bearer {self.token()}")
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            text = resp.read().decode()
-        return json.loads(text) if text else None
+        for attempt in range(1, 6):
+            req = urllib.request.Request(self.url + path, data=data, method=method)
+            req.add_header("Content-Type", "application/json")
+            if auth:
+                req.add_header("Authorization", f"Bearer {self.token()}")
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    text = resp.read().decode()
+                return json.loads(text) if text else None
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503 or attempt == 5:
+                    raise
+                time.sleep(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, path: str, auth: bool = True) -> Any:
         return self.request("GET", path, auth=auth)

@@ -148,7 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _batch_get(self, path: str, form: dict[str, str]) -> None:
         state = self.server.state
         if path == "/v0/batch.list_jobs":  # the short form, the default since 2026-09-29
-            wanted = set((form.get("states") or "queued,processing,done").split(","))
+            wanted = set((form.get("states") or "received,queued,processing,done").split(","))
+            if not wanted <= {"queued", "processing", "done", "expired"} and form.get("states"):
+                return self._json(422, {"detail": f"invalid states {form['states']!r}"})
             with state.lock:
                 views = [self._job_view(j) for j in state.jobs.values()]
             short = [{k: v[k] for k in ("id", "state", "ts_received")} for v in views]

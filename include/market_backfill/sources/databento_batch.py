@@ -37,7 +37,6 @@ from market_backfill.timeutil import to_ns
 
 log = logging.getLogger(__name__)
 
-LIVE_STATES = "received,queued,processing,done"  # every state but 'expired'
 FIXED_PARAMS: dict[str, str] = {
     "schema": OHLCV_1M,
     "stype_in": "continuous",
@@ -96,7 +95,9 @@ class DatabentoBatch:
     def find(self, request: DataRequest) -> str | None:
         """The id of a live job already submitted for ``request``, else None."""
         client = self.api.client()
-        jobs = self.api.call("batch jobs", lambda: client.batch.list_jobs(states=LIVE_STATES))
+        # no states filter: the API then lists every job but the expired ones, including
+        # those just 'received' (a filter may only name queued, processing, done, expired)
+        jobs = self.api.call("batch jobs", lambda: client.batch.list_jobs(states=None))
         for job in reversed(jobs):  # newest first
             details = self.api.call(
                 f"batch job {job['id']}", lambda j=job: client.batch.get_job_details(j["id"])
@@ -145,6 +146,9 @@ class DatabentoBatch:
                 if target.exists() and target.stat().st_size == size:
                     paths.append(target)
                     continue
+                partial = partial_root / job_id / name
+                if partial.exists() and partial.stat().st_size > size:
+                    partial.unlink()  # not this file: the client would refuse to resume it
                 with warnings.catch_warnings():  # the client only warns on a bad checksum;
                     warnings.simplefilter("ignore")  # _check_hash below fails on it
                     self.api.call(
@@ -153,7 +157,6 @@ class DatabentoBatch:
                             job_id, output_dir=partial_root, filename_to_download=n
                         ),
                     )
-                partial = partial_root / job_id / name
                 _check_hash(partial, str(entry.get("hash") or ""))
                 os.replace(partial, target)
                 self.downloaded += 1

@@ -124,3 +124,14 @@ def test_a_corrupt_file_is_dropped_and_fetched_again(gateway, tmp_path):
     assert not partial.exists()
     assert not (batch.job_dir(job_id) / good.name).exists()
     assert batch.download(job_id)[0].read_bytes() == good.read_bytes()
+
+
+def test_a_partial_file_longer_than_the_manifest_says_is_fetched_afresh(gateway, tmp_path):
+    gateway.state.batch_seconds = 0
+    batch = _batch(gateway, tmp_path)
+    job_id, _ = batch.submit_or_reuse(REQUEST)
+    good = _batch(gateway, tmp_path / "good").download(job_id)[0]
+    partial = batch.root / "partial" / job_id / good.name
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(good.read_bytes() + b"stale tail")  # left by another job's file
+    assert batch.download(job_id)[0].read_bytes() == good.read_bytes()
