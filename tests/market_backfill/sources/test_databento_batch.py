@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,14 +112,25 @@ def test_an_interrupted_download_resumes_where_it_stopped(gateway, tmp_path):
     assert not partial.exists()
 
 
-def test_a_corrupt_file_is_dropped_and_fetched_again(gateway, tmp_path):
+def _left_partial(gateway, tmp_path, content) -> tuple[DatabentoBatch, str, Path, Path]:
+    """A done job, its first file fetched elsewhere (``good``), and a partial download of
+    that file holding ``content(good bytes)`` where ``batch`` resumes downloads."""
     gateway.state.batch_seconds = 0
     batch = _batch(gateway, tmp_path)
     job_id, _ = batch.submit_or_reuse(REQUEST)
     good = _batch(gateway, tmp_path / "good").download(job_id)[0]
     partial = batch.root / "partial" / job_id / good.name
     partial.parent.mkdir(parents=True)
-    partial.write_bytes(b"\0" * good.stat().st_size)  # full size, wrong bytes
+    partial.write_bytes(content(good.read_bytes()))
+    return batch, job_id, good, partial
+
+
+def test_a_corrupt_file_is_dropped_and_fetched_again(gateway, tmp_path):
+    batch, job_id, good, partial = _left_partial(
+        gateway,
+        tmp_path,
+        lambda body: b"\0" * len(body),  # full size, wrong bytes
+    )
     with pytest.raises(SourceError, match="failed its checksum"):
         batch.download(job_id)
     assert not partial.exists()
@@ -127,11 +139,9 @@ def test_a_corrupt_file_is_dropped_and_fetched_again(gateway, tmp_path):
 
 
 def test_a_partial_file_longer_than_the_manifest_says_is_fetched_afresh(gateway, tmp_path):
-    gateway.state.batch_seconds = 0
-    batch = _batch(gateway, tmp_path)
-    job_id, _ = batch.submit_or_reuse(REQUEST)
-    good = _batch(gateway, tmp_path / "good").download(job_id)[0]
-    partial = batch.root / "partial" / job_id / good.name
-    partial.parent.mkdir(parents=True)
-    partial.write_bytes(good.read_bytes() + b"stale tail")  # left by another job's file
+    batch, job_id, good, _ = _left_partial(
+        gateway,
+        tmp_path,
+        lambda body: body + b"stale tail",  # left by another job's file
+    )
     assert batch.download(job_id)[0].read_bytes() == good.read_bytes()
