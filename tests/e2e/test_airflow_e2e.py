@@ -137,6 +137,7 @@ def test_a_backfill_loads_exactly_its_days_with_newer_bars_stored(world):
         )
         assert stack.wait_for_run("ohlcv_reingest", run_id) == "success"
     assert _stored_between(db, lo, hi) == (0, 0)
+    stack.wait_until_idle()  # the runs the bars asset triggered, before a backfill
     backfill = stack.post(
         "/api/v2/backfills",
         {

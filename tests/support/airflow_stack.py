@@ -181,6 +181,17 @@ class AirflowStack:
         run = self.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
         return run["dag_run_id"]
 
+    def wait_until_idle(self, timeout: float = 300) -> None:
+        """Wait until no DAG run is queued or running (e.g. the asset-triggered runs that
+        follow a reingest): Airflow's SQLite metadata DB takes one writer at a time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = self.get("/api/v2/dags/~/dagRuns?state=queued&state=running&limit=1")
+            if busy["total_entries"] == 0:
+                return
+            assert time.monotonic() < deadline, f"runs still active: {busy['dag_runs']}"
+            time.sleep(1)
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
