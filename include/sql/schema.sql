@@ -222,3 +222,57 @@ CREATE TABLE IF NOT EXISTS triangle_progress (
     updated_at         timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (symbol, roll_rule, rank, settings_key)
 );
+
+-- Higher-timeframe bars rolled up from the clean 1-minute bars (features.md section 1).
+-- ts is the bucket's start; complete: the series has a 1-minute bar at or after its end.
+CREATE TABLE IF NOT EXISTS market_bars_ohlcv_agg (
+    symbol      text NOT NULL,
+    roll_rule   text NOT NULL,
+    rank        smallint NOT NULL,
+    timeframe   text NOT NULL CHECK (timeframe IN ('5m', '15m', '1h', '4h', '1d')),
+    ts          timestamptz NOT NULL,
+    open        numeric(20, 9) NOT NULL,
+    high        numeric(20, 9) NOT NULL,
+    low         numeric(20, 9) NOT NULL,
+    close       numeric(20, 9) NOT NULL,
+    volume      bigint NOT NULL,
+    bars        integer NOT NULL CHECK (bars > 0),
+    complete    boolean NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT market_bars_ohlcv_agg_pkey PRIMARY KEY (symbol, roll_rule, rank, timeframe, ts)
+);
+
+-- Ten features per bar and timeframe (features.md section 2); NULL where undefined.
+CREATE TABLE IF NOT EXISTS market_features_v1 (
+    symbol         text NOT NULL,
+    roll_rule      text NOT NULL,
+    rank           smallint NOT NULL,
+    timeframe      text NOT NULL CHECK (timeframe IN ('1m', '5m', '15m', '1h', '4h', '1d')),
+    ts             timestamptz NOT NULL,
+    ret_1          double precision,
+    log_ret_1      double precision,
+    tr             double precision,
+    atr_14         double precision,
+    rsi_14         double precision,
+    ema_20         double precision,
+    sma_50         double precision,
+    vol_30         double precision,
+    vwap_session   double precision,
+    volume_z_20    double precision,
+    logic_version  text NOT NULL,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT market_features_v1_pkey PRIMARY KEY (symbol, roll_rule, rank, timeframe, ts)
+);
+
+-- The bar changes each series x timeframe's features have absorbed (as triangle_progress;
+-- settings_key is the timeframe).
+CREATE TABLE IF NOT EXISTS feature_progress (
+    symbol             text NOT NULL,
+    roll_rule          text NOT NULL,
+    rank               smallint NOT NULL,
+    settings_key       text NOT NULL,
+    last_change_id     bigint NOT NULL DEFAULT 0,
+    pending_change_id  bigint,
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, roll_rule, rank, settings_key)
+);

@@ -17,10 +17,15 @@ from typing import TypedDict
 
 from psycopg import sql
 
-from market_backfill.db.changes import changed_since
+from market_backfill.db.changes import (
+    absorbed_change,
+    changed_since,
+    confirm_pending,
+    note_pending,
+)
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.db.inserter import Cadence, write_rows
-from market_backfill.db.tables import EVENTS_TABLE
+from market_backfill.db.tables import EVENTS_TABLE, TRIANGLE_PROGRESS_TABLE
 from market_backfill.names import CATCHUP_LOOKBACK, MINUTE, MINUTE_NS
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
 from market_backfill.summary import ChunkHeader
@@ -33,10 +38,7 @@ from market_backfill.triangles.store import (
     EVENT_COLUMNS,
     EVENT_INSERT_IGNORE,
     EVENT_KINDS,
-    absorbed_change,
-    confirm_pending,
     event_rows,
-    note_pending,
     purge_range,
     settings_filter,
     settings_key,
@@ -117,11 +119,13 @@ def _changed_range(
     change is noted as pending: absorbed when the run succeeds (:func:`absorb_changes`),
     else found again by the next catch-up."""
     key = settings_key(parsed)
-    changed = changed_since(conn, series, absorbed_change(conn, series, key))
+    changed = changed_since(
+        conn, series, absorbed_change(conn, TRIANGLE_PROGRESS_TABLE, series, key)
+    )
     if changed is None:
         return None
     first, last, newest = changed
-    note_pending(conn, series, key, newest)
+    note_pending(conn, TRIANGLE_PROGRESS_TABLE, series, key, newest)
     lo = from_ns(segment_start(to_ns(first), parsed.settings))
     seg_end = segment_end(to_ns(last), parsed.settings)
     hi = end if seg_end is None else min(end, from_ns(seg_end))
@@ -147,7 +151,12 @@ def absorb_changes(connect: Connector, parsed: TriangleParams) -> None:
     def work(conn: Connection) -> None:
         registry = load_settings(conn, parsed.symbols)
         for sym in parsed.symbols:
-            confirm_pending(conn, registry[sym].series(parsed.roll_rule, parsed.rank), key)
+            confirm_pending(
+                conn,
+                TRIANGLE_PROGRESS_TABLE,
+                registry[sym].series(parsed.roll_rule, parsed.rank),
+                key,
+            )
 
     run_transaction(connect, work, what="triangle progress")
 

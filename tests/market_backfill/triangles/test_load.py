@@ -145,9 +145,10 @@ def test_unknown_symbols_and_legacy_are_refused_at_plan_time(market_db):
 
 
 def test_catch_up_progress_is_absorbed_only_when_the_run_succeeds(market_db, quarter_bars):
-    from market_backfill.db.changes import log_write
+    from market_backfill.db.changes import absorbed_change, log_write
+    from market_backfill.db.tables import TRIANGLE_PROGRESS_TABLE
     from market_backfill.triangles.load import absorb_changes
-    from market_backfill.triangles.store import absorbed_change, settings_key
+    from market_backfill.triangles.store import settings_key
 
     ts = quarter_bars.ts
     store_bars(quarter_bars[(ts >= to_ns("2025-02-03")) & (ts < to_ns("2025-02-08"))])
@@ -171,11 +172,13 @@ def test_catch_up_progress_is_absorbed_only_when_the_run_succeeds(market_db, qua
         )
     assert first_start() == "2025-02-02T23:00:00+00:00"  # the changed week's segment start
     with market_db.connect() as conn:
-        assert absorbed_change(conn, series, key) == 0  # the run has not succeeded yet
+        assert (
+            absorbed_change(conn, TRIANGLE_PROGRESS_TABLE, series, key) == 0
+        )  # the run has not succeeded yet
     # the plan removed that week's events; a run that fails leaves the change pending
     assert first_start() <= "2025-02-02T23:00:00+00:00"
     absorb_changes(hook_connector(), parsed)
     with market_db.connect() as conn:
-        assert absorbed_change(conn, series, key) == change
+        assert absorbed_change(conn, TRIANGLE_PROGRESS_TABLE, series, key) == change
     triangle_chunk(week, NQ, parsed, hook_connector())  # what the successful run wrote
     assert first_start() == forward
