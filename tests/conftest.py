@@ -200,3 +200,13 @@ def triangle_dag(airflow_db):
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag.dags["triangle_backfill"]
+
+
+@pytest.fixture
+def feature_dag(airflow_db):
+    """A freshly parsed ``feature_backfill`` DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["feature_backfill"]

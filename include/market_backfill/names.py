@@ -8,6 +8,7 @@ exactly as Databento encodes them. Names carry their unit (``start_ns``, ``backo
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 # -- time ---------------------------------------------------------------------------------------
 MINUTE = timedelta(minutes=1)
@@ -47,3 +48,10 @@ TRIANGLE_FLAGS = (
     "require_sweep_engulfing",
 )
 """The boolean filter settings of a triangle run (DAG params, engine settings, columns)."""
+
+# -- features -----------------------------------------------------------------------------------
+Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+TIMEFRAMES: tuple[Timeframe, ...] = ("1m", "5m", "15m", "1h", "4h", "1d")
+"""The feature timeframes (features.md): ``1m`` is the clean bars, the rest are rolled up."""
+FEATURE_LOGIC_VERSION = "features-v1"
+"""Stamped on every feature row; a change of the definition gets a new version."""

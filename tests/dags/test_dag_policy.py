@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
 
-from market_backfill.airflow.assets import CLEAN_BARS, TRIANGLES
+from market_backfill.airflow.assets import CLEAN_BARS, FEATURES, TRIANGLES
 from market_backfill.airflow.context import LABEL_KEY
 from market_backfill.names import TRIANGLE_FLAGS
 from tests.conftest import ROOT
@@ -72,7 +72,9 @@ CATCHUP = {
     "ohlcv_reingest": True,  # each missed day's run loads that day
     "gap_detection": False,  # the next run's 30-day look-back covers missed days
     "triangle_backfill": False,  # runs on the bars Asset, catches up from the data
+    "feature_backfill": False,  # likewise
 }
+ASSET_SCHEDULED = ("triangle_backfill", "feature_backfill")
 
 
 def test_one_run_at_a_time_and_catchup_decided(dag):
@@ -85,7 +87,7 @@ def test_a_time_scheduled_run_stands_for_one_utc_day(dag):
     whole day to load."""
     from airflow.serialization.serialized_objects import decode_timetable, encode_timetable
 
-    if dag.dag_id == "triangle_backfill":  # on the bars Asset only: not time-scheduled
+    if dag.dag_id in ASSET_SCHEDULED:  # on the bars Asset only: not time-scheduled
         assert dag.timetable.asset_condition is not None
         return
     timetable = decode_timetable(encode_timetable(dag.timetable))
@@ -159,9 +161,11 @@ def test_the_trigger_form_accepts_a_date_range(dag):
     assert params.validate()["start"] == "2025-12-01"
 
 
-def test_triangles_and_gaps_run_after_every_update_of_the_bars(bag):
+def test_triangles_features_and_gaps_run_after_every_update_of_the_bars(bag):
     reingest, triangles = bag.dags["ohlcv_reingest"], bag.dags["triangle_backfill"]
-    gaps = bag.dags["gap_detection"]
+    gaps, features = bag.dags["gap_detection"], bag.dags["feature_backfill"]
+    assert FEATURES in features.get_task("summarize").outlets
+    assert features.timetable.asset_condition.objects == (CLEAN_BARS,)
     assert CLEAN_BARS in reingest.get_task("summarize").outlets
     assert CLEAN_BARS in gaps.get_task("announce").outlets  # repairs that wrote bars
     assert TRIANGLES in triangles.get_task("summarize").outlets
@@ -184,3 +188,16 @@ def test_the_batch_wait_holds_no_worker_slot_and_only_reingest_offers_batch_jobs
     gap_params = copy.deepcopy(gaps.params)
     with pytest.raises(ParamValidationError, match="param source"):
         gap_params.update({"source": "databento_batch"})
+
+
+def test_features_rollup_first_and_the_form_checks_timeframes(bag):
+    dag = bag.dags["feature_backfill"]
+    assert dag.get_task("rollup_chunk").downstream_task_ids == {"feature_chunk"}
+    assert dag.get_task("feature_chunk").trigger_rule == "none_failed"  # rollup skipped: 1m
+    assert dag.params["timeframes"] == ["1m", "5m", "15m", "1h", "4h", "1d"]
+    assert dag.params["force_recalc"] is False
+    params = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError, match="param timeframes"):
+        params.update({"timeframes": ["2h"]})
+    with pytest.raises(ParamValidationError, match="param since"):
+        params.update({"since": "last week"})

@@ -40,21 +40,16 @@ def range_params(catch_up: str) -> dict[str, Param]:
             title="Symbols",
             description="Registry symbols DATASET:ROOT, e.g. GLBX.MDP3:NQ",
         ),
-        "start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Start date (UTC)",
-            description=f"First day, inclusive. Empty with End empty: {catch_up}.",
+        "start": date_param(
+            "Start date (UTC)", f"First day, inclusive. Empty with End empty: {catch_up}."
         ),
-        "end": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="End date (UTC)",
-            description="Last day, inclusive.",
-        ),
+        "end": date_param("End date (UTC)", "Last day, inclusive."),
     }
+
+
+def date_param(title: str, description: str) -> Param:
+    """An optional ``YYYY-MM-DD`` date (the trigger form shows a date picker)."""
+    return Param(None, type=["null", "string"], format="date", title=title, description=description)
 
 
 def choice_param(

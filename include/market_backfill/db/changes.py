@@ -52,17 +52,17 @@ def changed_since(
     return None if newest is None else (first, last, int(newest))
 
 
-_PROGRESS = """
+_PROGRESS_READ = """
 SELECT last_change_id FROM {}
 WHERE symbol = %s AND roll_rule = %s AND rank = %s AND settings_key = %s
 """
-_PENDING = """
+_PROGRESS_PENDING = """
 INSERT INTO {} (symbol, roll_rule, rank, settings_key, pending_change_id)
 VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (symbol, roll_rule, rank, settings_key) DO UPDATE
 SET pending_change_id = EXCLUDED.pending_change_id, updated_at = now()
 """
-_CONFIRM = """
+_PROGRESS_CONFIRM = """
 UPDATE {} SET last_change_id = pending_change_id, pending_change_id = NULL, updated_at = now()
 WHERE symbol = %s AND roll_rule = %s AND rank = %s AND settings_key = %s
   AND pending_change_id IS NOT NULL
@@ -72,7 +72,7 @@ WHERE symbol = %s AND roll_rule = %s AND rank = %s AND settings_key = %s
 def absorbed_change(conn: Connection, table: str, series: Series, key: str) -> int:
     """The newest bar change of ``series`` that ``key`` has absorbed in ``table`` (0: none)."""
     with conn.cursor() as cur:
-        cur.execute(sql.SQL(_PROGRESS).format(sql.Identifier(table)), (*series.key, key))
+        cur.execute(sql.SQL(_PROGRESS_READ).format(sql.Identifier(table)), (*series.key, key))
         row = cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -80,10 +80,12 @@ def absorbed_change(conn: Connection, table: str, series: Series, key: str) -> i
 def note_pending(conn: Connection, table: str, series: Series, key: str, change_id: int) -> None:
     """A catch-up run covers the changes up to ``change_id``; it is theirs once it succeeds."""
     with conn.cursor() as cur:
-        cur.execute(sql.SQL(_PENDING).format(sql.Identifier(table)), (*series.key, key, change_id))
+        cur.execute(
+            sql.SQL(_PROGRESS_PENDING).format(sql.Identifier(table)), (*series.key, key, change_id)
+        )
 
 
 def confirm_pending(conn: Connection, table: str, series: Series, key: str) -> None:
     """The catch-up run succeeded: the changes it covered are absorbed."""
     with conn.cursor() as cur:
-        cur.execute(sql.SQL(_CONFIRM).format(sql.Identifier(table)), (*series.key, key))
+        cur.execute(sql.SQL(_PROGRESS_CONFIRM).format(sql.Identifier(table)), (*series.key, key))

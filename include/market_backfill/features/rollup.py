@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from market_backfill.features.timeframes import Timeframe, bucket_ends, bucket_starts
+from market_backfill.features.timeframes import bucket_ends, bucket_starts
+from market_backfill.names import Timeframe
 
 Bars = dict[str, np.ndarray]
 """Columnar bars: ``ts`` (UTC ns), ``open``, ``high``, ``low``, ``close`` (int64 fixed-point),

@@ -10,15 +10,11 @@ weekday sessions never hold one, DST changes fall in the weekend close).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
-from market_backfill.names import DAY_NS, MINUTE_NS
+from market_backfill.names import DAY_NS, MINUTE_NS, TIMEFRAMES, Timeframe
 
-Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
-TIMEFRAMES: tuple[Timeframe, ...] = ("1m", "5m", "15m", "1h", "4h", "1d")
 AGG_TIMEFRAMES: tuple[Timeframe, ...] = TIMEFRAMES[1:]
 """The timeframes rolled up into ``market_bars_ohlcv_agg`` (``1m`` is the clean bars)."""
 

@@ -1,0 +1,200 @@
+"""The feature stage's tables: reading bars, the writes of a chunk, what is stored.
+
+Prices are read as int64 fixed-point (exact) and times as UTC nanoseconds. Every read
+runs in the caller's transaction; writes go through the shared batch inserter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from psycopg import sql
+
+from market_backfill.db.connection import Connection
+from market_backfill.db.copy_format import ColumnKind
+from market_backfill.db.inserter import ConflictPolicy
+from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE
+from market_backfill.features.kernel import FEATURE_COLUMNS, Features
+from market_backfill.features.rollup import Bars
+from market_backfill.names import FEATURE_LOGIC_VERSION, Timeframe
+from market_backfill.symbols import Series
+
+SERIES_COLUMNS = ("symbol", "roll_rule", "rank")
+KEY = (*SERIES_COLUMNS, "timeframe", "ts")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+AGG_VALUES = (*PRICE_COLUMNS, "volume", "bars", "complete")
+AGG_COLUMNS = (*KEY, *AGG_VALUES)
+AGG_KINDS: dict[str, ColumnKind] = {
+    "rank": "int",
+    "ts": "ts_ns",
+    **dict.fromkeys(PRICE_COLUMNS, "fixed9"),
+    "volume": "int",
+    "bars": "int",
+    "complete": "bool",
+}
+AGG_UPSERT = ConflictPolicy(key=KEY, update=AGG_VALUES, changed_only=True, touch=("updated_at",))
+"""Rolled-up bars mirror the 1-minute bars: a changed or completed bucket is rewritten,
+an unchanged one is left alone (``updated_at`` does not move)."""
+
+FEATURE_VALUES = (*FEATURE_COLUMNS, "logic_version")
+FEATURE_ROW_COLUMNS = (*KEY, *FEATURE_VALUES)
+FEATURE_KINDS: dict[str, ColumnKind] = {
+    "rank": "int",
+    "ts": "ts_ns",
+    **dict.fromkeys(FEATURE_COLUMNS, "float"),
+}
+FEATURES_MISSING_ONLY = ConflictPolicy(key=KEY)
+"""Dates without ``force_recalc``: rows already stored are untouched."""
+FEATURES_REFRESH = ConflictPolicy(
+    key=KEY, update=FEATURE_VALUES, changed_only=True, touch=("updated_at",)
+)
+"""Catch-up and ``force_recalc``: rows whose values differ are overwritten."""
+
+_MICROS = "(extract(epoch FROM ts) * 1000000)::int8"
+_FIXED = "({c} * 1000000000)::int8"
+_SERIES_WHERE = "symbol = %s AND roll_rule = %s AND rank = %s"
+
+
+def _bars_query(table: str, extra: tuple[str, ...], timeframe: bool) -> sql.Composed:
+    prices = ", ".join(_FIXED.format(c=c) for c in PRICE_COLUMNS)
+    cols = ", ".join((_MICROS, prices, "volume", *extra))
+    where = _SERIES_WHERE + (" AND timeframe = %s" if timeframe else "")
+    return sql.SQL(
+        "SELECT " + cols + " FROM {} WHERE " + where + " AND ts >= %s AND ts < %s ORDER BY ts"
+    ).format(sql.Identifier(table))
+
+
+_READ_CLEAN = _bars_query(CLEAN_TABLE, (), timeframe=False)
+_READ_AGG = _bars_query(AGG_TABLE, ("bars",), timeframe=True)
+
+
+def _to_bars(rows: list[tuple], with_bars: bool) -> Bars:
+    width = 7 if with_bars else 6
+    arr = np.array(rows, dtype=np.int64).reshape(-1, width)
+    out = {
+        "ts": arr[:, 0] * 1000,
+        "open": arr[:, 1],
+        "high": arr[:, 2],
+        "low": arr[:, 3],
+        "close": arr[:, 4],
+        "volume": arr[:, 5],
+    }
+    if with_bars:
+        out["bars"] = arr[:, 6]
+    return out
+
+
+def read_bars(conn: Connection, series: Series, tf: Timeframe, lo: datetime, hi: datetime) -> Bars:
+    """The stored ``tf`` bars of ``series`` with ``ts`` in ``[lo, hi)``, ordered: the clean
+    1-minute bars for ``1m``, else the rolled-up bars (with their ``bars`` counts)."""
+    with conn.cursor() as cur:
+        if tf == "1m":
+            cur.execute(_READ_CLEAN, (*series.key, lo, hi))
+            return _to_bars(cur.fetchall(), with_bars=False)
+        cur.execute(_READ_AGG, (*series.key, tf, lo, hi))
+        return _to_bars(cur.fetchall(), with_bars=True)
+
+
+def bar_span(conn: Connection, series: Series) -> tuple[datetime, datetime] | None:
+    """(first, last) stored 1-minute bar of ``series``, or None. Two index probes."""
+    query = sql.SQL(
+        "SELECT (SELECT min(ts) FROM {t} WHERE {w}), (SELECT max(ts) FROM {t} WHERE {w})"
+    ).format(t=sql.Identifier(CLEAN_TABLE), w=sql.SQL(_SERIES_WHERE))
+    with conn.cursor() as cur:
+        cur.execute(query, (*series.key, *series.key))
+        first, last = cur.fetchone()
+    return None if first is None else (first, last)
+
+
+def _table_of(tf: Timeframe) -> tuple[str, str, tuple]:
+    """(table, extra WHERE, its values) holding the ``tf`` bars."""
+    if tf == "1m":
+        return CLEAN_TABLE, "", ()
+    return AGG_TABLE, " AND timeframe = %s", (tf,)
+
+
+def nth_bar_before(
+    conn: Connection, series: Series, tf: Timeframe, before: datetime, n: int
+) -> datetime | None:
+    """The ``ts`` of the ``n``-th stored ``tf`` bar before ``before``, or None when fewer
+    are stored. One backward index scan of ``n`` entries."""
+    table, extra, values = _table_of(tf)
+    query = sql.SQL(
+        "SELECT ts FROM {} WHERE " + _SERIES_WHERE + extra + " AND ts < %s "
+        "ORDER BY ts DESC OFFSET %s LIMIT 1"
+    ).format(sql.Identifier(table))
+    with conn.cursor() as cur:
+        cur.execute(query, (*series.key, *values, before, n - 1))
+        row = cur.fetchone()
+    return None if row is None else row[0]
+
+
+def count_minutes(conn: Connection, series: Series, lo: datetime | None, hi: datetime) -> int:
+    """How many 1-minute bars of ``series`` are stored in ``[lo, hi)`` (``lo`` None: from
+    the first)."""
+    query = sql.SQL(
+        "SELECT count(*) FROM {} WHERE " + _SERIES_WHERE + " AND ts >= %s AND ts < %s"
+    ).format(sql.Identifier(CLEAN_TABLE))
+    with conn.cursor() as cur:
+        cur.execute(query, (*series.key, lo or datetime.min.replace(tzinfo=hi.tzinfo), hi))
+        return int(cur.fetchone()[0])
+
+
+def missing_features(
+    conn: Connection, series: Series, tf: Timeframe, lo: datetime, hi: datetime
+) -> int:
+    """How many ``tf`` bars of ``series`` in ``[lo, hi)`` have no feature row: the
+    anti-join of bars and features, as the difference of two index range counts (a
+    feature row exists only for a stored bar), so no join plan can go wrong on a table
+    whose statistics lag behind a bulk load."""
+    table, extra, values = _table_of(tf)
+    query = sql.SQL(
+        "SELECT (SELECT count(*) FROM {bars} WHERE " + _SERIES_WHERE + extra + " "
+        "AND ts >= %s AND ts < %s) - (SELECT count(*) FROM {f} WHERE " + _SERIES_WHERE + " "
+        "AND timeframe = %s AND ts >= %s AND ts < %s)"
+    ).format(bars=sql.Identifier(table), f=sql.Identifier(FEATURES_TABLE))
+    with conn.cursor() as cur:
+        cur.execute(query, (*series.key, *values, lo, hi, *series.key, tf, lo, hi))
+        return int(cur.fetchone()[0])
+
+
+def newest_feature(conn: Connection, series: Series, tf: Timeframe) -> datetime | None:
+    """The ``ts`` of the newest feature row of ``series`` and ``tf``, or None."""
+    query = sql.SQL("SELECT max(ts) FROM {} WHERE " + _SERIES_WHERE + " AND timeframe = %s").format(
+        sql.Identifier(FEATURES_TABLE)
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (*series.key, tf))
+        return cur.fetchone()[0]
+
+
+def agg_rows(series: Series, tf: Timeframe, bars: Bars) -> pd.DataFrame:
+    """Rolled-up bars as rows of ``market_bars_ohlcv_agg``."""
+    frame = pd.DataFrame({k: bars[k] for k in ("ts", *AGG_VALUES)})
+    for key, value in zip((*SERIES_COLUMNS, "timeframe"), (*series.key, tf), strict=True):
+        frame[key] = value
+    return frame[list(AGG_COLUMNS)]
+
+
+def feature_rows(
+    series: Series, tf: Timeframe, ts_ns: np.ndarray, features: Features
+) -> pd.DataFrame:
+    """Feature arrays (NaN: NULL) as rows of ``market_features_v1``."""
+    frame = pd.DataFrame({"ts": ts_ns, **features._asdict()})
+    for key, value in zip((*SERIES_COLUMNS, "timeframe"), (*series.key, tf), strict=True):
+        frame[key] = value
+    frame["logic_version"] = FEATURE_LOGIC_VERSION
+    return frame[list(FEATURE_ROW_COLUMNS)]
+
+
+def stored_features(conn: Connection, series: Series, tf: Timeframe) -> pd.DataFrame:
+    """Every stored feature row of ``series`` and ``tf`` with ``updated_at`` (reports, tests)."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, ("ts", *FEATURE_VALUES, "updated_at")))
+    query = sql.SQL(
+        "SELECT {} FROM {} WHERE " + _SERIES_WHERE + " AND timeframe = %s ORDER BY ts"
+    ).format(cols, sql.Identifier(FEATURES_TABLE))
+    with conn.cursor() as cur:
+        cur.execute(query, (*series.key, tf))
+        return pd.DataFrame(cur.fetchall(), columns=["ts", *FEATURE_VALUES, "updated_at"])

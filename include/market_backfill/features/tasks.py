@@ -1,0 +1,79 @@
+"""Task bodies of the ``feature_backfill`` DAG (the DAG file only wires them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from market_backfill.airflow.chunks import plan_monthly, run_audited, skip, summarize_run
+from market_backfill.airflow.context import RunContext
+from market_backfill.db.connection import Connector
+from market_backfill.db.inserter import Cadence
+from market_backfill.features.load import (
+    FeatureResult,
+    FeatureSummary,
+    RollupResult,
+    RollupSummary,
+    absorb_changes,
+    feature_chunk,
+    plan_run,
+    refreshes,
+    rollup_chunk,
+    rollup_variant,
+)
+from market_backfill.features.params import parse_params
+from market_backfill.planning import Chunk, ChunkData
+from market_backfill.summary import columns_of
+from market_backfill.symbols import settings_of
+
+SUMMARY_COLUMNS = columns_of(RollupSummary, FeatureSummary, Cadence)
+
+
+def plan_chunks(run: RunContext) -> list[ChunkData]:
+    """Validate the params and return the chunk list both stages map over."""
+    return plan_monthly(plan_run, run)
+
+
+def rollup_label(chunk_data: Mapping[str, Any]) -> str:
+    """The UI label of a chunk's rollup task (``NQ 2025-12 agg``)."""
+    return rollup_variant(chunk_data)["label"]
+
+
+def run_rollup(chunk_data: Mapping[str, Any], run: RunContext) -> RollupResult:
+    """Roll one chunk's higher-timeframe bars up (audited as ``<month> agg``); the return
+    value is its XCom. Skipped when only ``1m`` is asked for."""
+    if not parse_params(run.params).agg_timeframes:
+        raise skip("only 1m requested: nothing to roll up")
+
+    def work(chunk: Chunk, connect: Connector) -> RollupResult:
+        parsed = parse_params(run.params)
+        return rollup_chunk(chunk, settings_of(connect, chunk.symbol), parsed, connect)
+
+    return run_audited(rollup_variant(chunk_data), work, run)
+
+
+def run_features(chunk_data: Mapping[str, Any], run: RunContext) -> FeatureResult:
+    """Compute and write one chunk's features; the return value is its XCom."""
+
+    def work(chunk: Chunk, connect: Connector) -> FeatureResult:
+        parsed = parse_params(run.params)
+        refresh = refreshes(parsed, run.interval)
+        symbol = settings_of(connect, chunk.symbol)
+        return feature_chunk(chunk, symbol, parsed, connect, refresh=refresh)
+
+    return run_audited(chunk_data, work, run)
+
+
+def summarize(planned: Sequence[ChunkData] | None, run: RunContext) -> dict[str, Any]:
+    """Per-chunk table (both stages) and totals into the log and ``backfill_runs``; a
+    catch-up run that succeeded absorbs the bar changes it recomputed."""
+    parsed = parse_params(run.params)
+    if planned is not None and parsed.agg_timeframes:
+        planned = [*map(rollup_variant, planned), *planned]
+    catch_up = parsed.window is None and not parsed.force_recalc and run.interval is None
+    return summarize_run(
+        planned,
+        SUMMARY_COLUMNS,
+        run,
+        on_success=(lambda: absorb_changes(run.connect, parsed)) if catch_up else None,
+    )
