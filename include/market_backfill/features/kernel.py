@@ -55,7 +55,7 @@ class Features(NamedTuple):
     volume_z_20: np.ndarray
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf or NaN
 def _features(high, low, close, volume, session, out):  # pragma: no cover - compiled
     n = close.shape[0]
     nan = np.nan

@@ -1,0 +1,108 @@
+"""The feature stage against a real PostgreSQL, without Airflow: warm-ups, catch-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from market_backfill.airflow.connections import hook_connector
+from market_backfill.db.changes import log_write
+from market_backfill.db.connection import run_transaction
+from market_backfill.features.load import (
+    absorb_changes,
+    feature_chunk,
+    plan_run,
+    rollup_chunk,
+)
+from market_backfill.features.params import parse_params
+from market_backfill.names import TIMEFRAMES
+from market_backfill.planning import Chunk, PlanRequest, monthly_chunks
+from market_backfill.symbols import settings_of
+from tests.conftest import store_bars
+from tests.support.feature_checks import NQ, assert_same, single_pass, stored
+
+PARAMS = {"symbols": ["GLBX.MDP3:NQ"]}
+END = datetime(2025, 4, 1, tzinfo=UTC)
+
+
+def months() -> dict[str, Chunk]:
+    return {
+        c.month: c for c in monthly_chunks("GLBX.MDP3:NQ", datetime(2025, 1, 1, tzinfo=UTC), END)
+    }
+
+
+def test_a_short_stored_history_is_rolled_up_in_memory_with_the_same_bits(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    connect, parsed = hook_connector(), parse_params(PARAMS)
+    nq = settings_of(connect, "GLBX.MDP3:NQ")
+    chunks = months()
+    rollup_chunk(chunks["2025-03"], nq, parsed, connect)  # January and February never rolled up
+    first = feature_chunk(chunks["2025-03"], nq, parsed, connect, refresh=True)
+    assert first["warmup_rolled"] == 5  # every higher timeframe
+    with market_db.connect() as conn:
+        for tf in TIMEFRAMES:
+            expected = single_pass(quarter_bars, tf)
+            assert_same(
+                expected[expected.ts >= chunks["2025-03"].start_dt.timestamp() * 1e9],
+                stored(conn, tf),
+            )
+
+    for month in ("2025-01", "2025-02"):
+        rollup_chunk(chunks[month], nq, parsed, connect)
+    again = feature_chunk(chunks["2025-03"], nq, parsed, connect, refresh=True)
+    assert again["warmup_rolled"] == 0  # from the stored buckets now
+    assert sum(again["written"].values()) == 0  # and the very same values
+
+
+def plan(now: datetime = END) -> list[str]:
+    chunks = plan_run(PlanRequest(hook_connector(), PARAMS, now=now))
+    return [c["start"] for c in chunks]
+
+
+def test_catch_up_recomputes_changed_bars_until_the_run_succeeds(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    connect, parsed = hook_connector(), parse_params(PARAMS)
+    nq = settings_of(connect, "GLBX.MDP3:NQ")
+    assert plan() == [
+        "2025-01-01T23:00:00+00:00",
+        "2025-02-01T00:00:00+00:00",
+        "2025-03-01T00:00:00+00:00",
+    ]
+    for chunk in months().values():
+        rollup_chunk(chunk, nq, parsed, connect)
+        feature_chunk(chunk, nq, parsed, connect, refresh=True)
+    newest = plan()
+    assert newest == ["2025-03-31T22:00:00+00:00"]  # the newest session, maybe incomplete
+
+    first, last = datetime(2025, 1, 15, 15, tzinfo=UTC), datetime(2025, 1, 15, 16, tzinfo=UTC)
+    run_transaction(connect, lambda c: log_write(c, NQ, first, last), what="test")
+    # from the changed session's open through the horizon (400 days: to the end here)
+    assert plan() == [
+        "2025-01-14T23:00:00+00:00",
+        "2025-02-01T00:00:00+00:00",
+        "2025-03-01T00:00:00+00:00",
+    ]
+    assert plan()[0] == "2025-01-14T23:00:00+00:00"  # pending until a run succeeds
+    absorb_changes(connect, parsed)
+    assert plan() == newest
+
+
+def test_force_recalc_plans_from_since(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    chunks = plan_run(
+        PlanRequest(
+            hook_connector(),
+            {**PARAMS, "force_recalc": True, "since": "2025-02-10"},
+            now=END,
+        )
+    )
+    assert [(c["start"], c["end"]) for c in chunks] == [
+        ("2025-02-10T00:00:00+00:00", "2025-03-01T00:00:00+00:00"),
+        ("2025-03-01T00:00:00+00:00", "2025-04-01T00:00:00+00:00"),
+    ]
+
+
+@pytest.mark.parametrize("tf", ["1m", "1d"])
+def test_a_series_without_bars_plans_nothing(market_db, tf):
+    assert plan_run(PlanRequest(hook_connector(), {**PARAMS, "timeframes": [tf]}, now=END)) == []
