@@ -106,3 +106,23 @@ def test_force_recalc_plans_from_since(market_db, quarter_bars):
 @pytest.mark.parametrize("tf", ["1m", "1d"])
 def test_a_series_without_bars_plans_nothing(market_db, tf):
     assert plan_run(PlanRequest(hook_connector(), {**PARAMS, "timeframes": [tf]}, now=END)) == []
+
+
+def test_a_change_is_recomputed_through_the_horizon_of_the_largest_timeframe(
+    market_db, quarter_bars
+):
+    """1m only: 400 minutes (x1.6 for closed hours) after the change, not the whole rest."""
+    store_bars(quarter_bars)
+    connect = hook_connector()
+    params = {**PARAMS, "timeframes": ["1m"]}
+    nq = settings_of(connect, "GLBX.MDP3:NQ")
+    parsed = parse_params(params)
+    for chunk in months().values():
+        feature_chunk(chunk, nq, parsed, connect, refresh=True)
+    first, last = datetime(2025, 1, 15, 15, tzinfo=UTC), datetime(2025, 1, 15, 16, tzinfo=UTC)
+    run_transaction(connect, lambda c: log_write(c, NQ, first, last), what="test")
+    chunks = plan_run(PlanRequest(connect, params, now=END))
+    assert [(c["start"], c["end"]) for c in chunks] == [
+        ("2025-01-14T23:00:00+00:00", "2025-01-16T02:41:00+00:00"),  # 16:01 + 640 minutes
+        ("2025-03-31T22:00:00+00:00", "2025-04-01T00:00:00+00:00"),  # the newest session
+    ]
