@@ -140,3 +140,25 @@ def test_bad_params_fail_the_plan_with_a_clear_message(feature_dag, market_db, c
     assert run.state == "failed"
     out, err = capfd.readouterr()
     assert "param 'force_recalc' needs 'since'" in out + err
+
+
+def test_one_minute_only_skips_the_rollup(feature_dag, market_db, quarter_bars):
+    store_bars(quarter_bars)
+    run = feature_dag.test(
+        run_conf={**CONF, "start": "2025-02-01", "end": "2025-02-28", "timeframes": ["1m"]}
+    )
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["rollup_chunk"] == "skipped"
+    assert states["feature_chunk"] == "success"
+    totals = _totals(market_db, run.run_id)
+    assert totals["chunks"] == 1
+    assert totals["written"] == {
+        "1m": int(
+            (
+                (quarter_bars.ts >= to_ns("2025-02-01")) & (quarter_bars.ts < to_ns("2025-03-01"))
+            ).sum()
+        )
+    }
+    with market_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM market_bars_ohlcv_agg").fetchone()[0] == 0
