@@ -240,7 +240,9 @@ def rollup_chunk(
     ) as inserter:
         for tf in parsed.agg_timeframes:
             agg = rollup(bars, tf, last_ns)
-            keep = agg["ts"] < to_ns(hi)
+            # the chunk's buckets: those starting inside it (one starting before holds
+            # bars before ``lo``: the previous chunk's)
+            keep = (agg["ts"] >= to_ns(lo)) & (agg["ts"] < to_ns(hi))
             stats = inserter.insert(agg_rows(series, tf, {k: v[keep] for k, v in agg.items()}))
             written[tf] = stats.written
             _add(total, stats)

@@ -19,6 +19,7 @@ from market_backfill.features.params import parse_params
 from market_backfill.names import TIMEFRAMES
 from market_backfill.planning import Chunk, PlanRequest, monthly_chunks
 from market_backfill.symbols import settings_of
+from market_backfill.timeutil import to_ns
 from tests.conftest import store_bars
 from tests.support.feature_checks import NQ, assert_same, single_pass, stored
 
@@ -126,3 +127,50 @@ def test_a_change_is_recomputed_through_the_horizon_of_the_largest_timeframe(
         ("2025-01-14T23:00:00+00:00", "2025-01-16T02:41:00+00:00"),  # 16:01 + 640 minutes
         ("2025-03-31T22:00:00+00:00", "2025-04-01T00:00:00+00:00"),  # the newest session
     ]
+
+
+@pytest.fixture(scope="module")
+def across_months():
+    """SYNTHETIC bars 2025-11-16 .. 2025-12-16: 2025-12-01 00:00 UTC falls inside the
+    session that opened Sunday 2025-11-30 18:00 New York (and inside a 4h bucket)."""
+    from market_backfill_devtools.sample import synthetic_bars
+
+    return synthetic_bars(
+        "NQ.v.0",
+        datetime(2025, 11, 16, tzinfo=UTC),
+        datetime(2025, 12, 16, tzinfo=UTC),
+        seed=5,
+    )
+
+
+@pytest.mark.parametrize("order", [("2025-11", "2025-12"), ("2025-12", "2025-11")])
+def test_a_bucket_across_a_month_boundary_belongs_to_the_month_it_starts_in(
+    market_db, across_months, order
+):
+    store_bars(across_months)
+    connect, parsed = hook_connector(), parse_params(PARAMS)
+    nq = settings_of(connect, "GLBX.MDP3:NQ")
+    chunks = {
+        c.month: c
+        for c in monthly_chunks(
+            "GLBX.MDP3:NQ", datetime(2025, 11, 16, tzinfo=UTC), datetime(2025, 12, 16, tzinfo=UTC)
+        )
+    }
+    for month in order:
+        rollup_chunk(chunks[month], nq, parsed, connect)
+    for month in order:
+        assert feature_chunk(chunks[month], nq, parsed, connect, refresh=True)["warmup_rolled"] == 0
+    with market_db.connect() as conn:
+        rows = conn.execute(
+            "SELECT timeframe, count(*), sum(bars) FROM market_bars_ohlcv_agg GROUP BY 1"
+        ).fetchall()
+        straddling = conn.execute(
+            "SELECT bars FROM market_bars_ohlcv_agg WHERE timeframe = '4h' "
+            "AND ts = '2025-11-30T23:00:00Z'"
+        ).fetchone()[0]
+        for tf in TIMEFRAMES:
+            assert_same(single_pass(across_months, tf), stored(conn, tf))
+    assert {int(total) for _, _, total in rows} == {len(across_months)}
+    ts = across_months.ts
+    inside = (ts >= to_ns("2025-11-30T23:00")) & (ts < to_ns("2025-12-01T03:00"))
+    assert straddling == inside.sum() > 200  # 23:00 .. 03:00 UTC, every bar of it
