@@ -12,6 +12,9 @@ connection (no separate COMMIT round trip):
   implicit transaction).
 
 Both paths are idempotent, so a batch retried after a lost connection never doubles a row.
+Rows go as COPY text by default; with ``binary`` kinds for every column (tables of plain
+numbers, booleans, timestamps and text) both paths use binary COPY
+(:mod:`market_backfill.db.copy_binary`): nothing is printed or parsed.
 
 On a lost connection the inserter closes the connection, waits (exponential backoff),
 reconnects through the connector (``PostgresHook`` in the DAGs) and retries the same batch,
@@ -34,6 +37,7 @@ from psycopg import sql
 from psycopg.errors import UniqueViolation
 
 from market_backfill.db.connection import Connection, Connector, close_quietly, is_lost_connection
+from market_backfill.db.copy_binary import BinaryKind, encode_rows
 from market_backfill.db.copy_format import ColumnKind, frame_to_lines, tuples_to_lines
 from market_backfill.names import DEFAULT_BATCH_SIZE
 from market_backfill.retry import Backoff
@@ -133,6 +137,7 @@ class BatchInserter:
         backoff: Backoff = BATCH_BACKOFF,
         progress_every: int = 10,
         hook: BatchHook | None = None,
+        binary: Mapping[str, BinaryKind] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -143,6 +148,9 @@ class BatchInserter:
         self.columns = tuple(columns)
         self.conflict = conflict
         self.kinds = dict(kinds or {})
+        self.binary = dict(binary) if binary else None
+        if self.binary is not None and set(self.columns) - set(self.binary):
+            raise ValueError(f"binary COPY needs a kind for every column of {table}")
         self.batch_size = batch_size
         self.backoff = backoff
         self.progress_every = max(1, progress_every)
@@ -160,8 +168,13 @@ class BatchInserter:
         stage = sql.SQL(
             "CREATE TEMP TABLE IF NOT EXISTS {stg} (LIKE {target} INCLUDING DEFAULTS)"
         ).format(stg=self._staging, target=target)
-        direct = sql.SQL("COPY {target} ({cols}) FROM STDIN").format(target=target, cols=cols)
-        copy = sql.SQL("COPY {stg} ({cols}) FROM STDIN").format(stg=self._staging, cols=cols)
+        fmt = sql.SQL(" (FORMAT BINARY)" if self.binary else "")
+        direct = sql.SQL("COPY {target} ({cols}) FROM STDIN{fmt}").format(
+            target=target, cols=cols, fmt=fmt
+        )
+        copy = sql.SQL("COPY {stg} ({cols}) FROM STDIN{fmt}").format(
+            stg=self._staging, cols=cols, fmt=fmt
+        )
         key = sql.SQL(", ").join(sql.Identifier(c) for c in self.conflict.key)
         if self.conflict.update:
             sets = [
@@ -216,7 +229,7 @@ class BatchInserter:
         self.close()
 
     # -- writing -----------------------------------------------------------------------------
-    def _write_batch(self, payload: str, where: tuple[int, int, int, int]) -> int:
+    def _write_batch(self, payload: str | bytes, where: tuple[int, int, int, int]) -> int:
         """Write one batch as one committed transaction; return rows inserted or changed.
         ``where`` is (batch, attempt, first row, last row), for the hook."""
         if self.hook is not None:
@@ -249,7 +262,7 @@ class BatchInserter:
 
     def _write_with_retry(
         self,
-        payload: str,
+        payload: str | bytes,
         stats: InsertStats,
         batch_no: int,
         first: int,
@@ -305,25 +318,23 @@ class BatchInserter:
         """
         started = time.monotonic()
         stats = InsertStats()
+        batches: Iterator[tuple[int, str | bytes]]
         if isinstance(rows, pd.DataFrame):
             missing = [c for c in self.columns if c not in rows.columns]
             if missing:
                 raise ValueError(f"{self.table}: missing columns {missing}")
-            lines = frame_to_lines(rows, self.columns, self.kinds)
-            total = len(lines)
-            batches: Iterator[list[str]] = (
-                lines[i : i + self.batch_size] for i in range(0, total, self.batch_size)
-            )
+            batches, total = self._frame_batches(rows)
             total_batches: int | None = -(-total // self.batch_size)
         else:
-            batches = self._tuple_batches(rows)
+            if self.binary is not None:
+                raise ValueError(f"{self.table}: binary COPY takes a DataFrame")
+            batches = ((len(b), "\n".join(b) + "\n") for b in self._tuple_batches(rows))
             total_batches = None
-        for lines_batch in batches:
+        for count, payload in batches:
             batch_no = stats.batches + 1
             first = stats.rows + 1
-            stats.rows += len(lines_batch)
+            stats.rows += count
             stats.batches = batch_no
-            payload = "\n".join(lines_batch) + "\n"
             self._write_with_retry(payload, stats, batch_no, first, stats.rows, total_batches)
             if batch_no % self.progress_every == 0 or batch_no == total_batches:
                 log.info(
@@ -337,6 +348,23 @@ class BatchInserter:
                 )
         stats.seconds = round(time.monotonic() - started, 3)
         return stats
+
+    def _frame_batches(self, rows: pd.DataFrame) -> tuple[Iterator[tuple[int, str | bytes]], int]:
+        """(row count, COPY payload) per batch of a DataFrame, and the rows in all."""
+        size = self.batch_size
+        if self.binary is not None:
+            encoded = encode_rows(rows, self.columns, self.binary)
+            total = len(encoded)
+            return (
+                (min(size, total - i), encoded.payload(i, min(i + size, total)))
+                for i in range(0, total, size)
+            ), total
+        lines = frame_to_lines(rows, self.columns, self.kinds)
+        total = len(lines)
+        return (
+            (len(lines[i : i + size]), "\n".join(lines[i : i + size]) + "\n")
+            for i in range(0, total, size)
+        ), total
 
     def _tuple_batches(self, rows: Iterable[Sequence[Any]]) -> Iterator[list[str]]:
         iterator = iter(rows)

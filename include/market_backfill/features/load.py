@@ -52,7 +52,7 @@ from market_backfill.features.store import (
     AGG_COLUMNS,
     AGG_KINDS,
     AGG_UPSERT,
-    FEATURE_KINDS,
+    FEATURE_BINARY,
     FEATURE_ROW_COLUMNS,
     FEATURES_MISSING_ONLY,
     FEATURES_REFRESH,
@@ -342,8 +342,8 @@ def feature_chunk(
         FEATURES_TABLE,
         FEATURE_ROW_COLUMNS,
         policy,
-        kinds=FEATURE_KINDS,
         batch_size=parsed.batch_size,
+        binary=FEATURE_BINARY,
     ) as inserter:
         for tf in parsed.timeframes:
             if not refresh:

@@ -13,6 +13,7 @@ import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
+from market_backfill.db.copy_binary import BinaryKind
 from market_backfill.db.copy_format import ColumnKind
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE
@@ -40,11 +41,16 @@ an unchanged one is left alone (``updated_at`` does not move)."""
 
 FEATURE_VALUES = (*FEATURE_COLUMNS, "logic_version")
 FEATURE_ROW_COLUMNS = (*KEY, *FEATURE_VALUES)
-FEATURE_KINDS: dict[str, ColumnKind] = {
-    "rank": "int",
+FEATURE_BINARY: dict[str, BinaryKind] = {
+    "symbol": "text",
+    "roll_rule": "text",
+    "rank": "int2",
+    "timeframe": "text",
     "ts": "ts_ns",
-    **dict.fromkeys(FEATURE_COLUMNS, "float"),
+    **dict.fromkeys(FEATURE_COLUMNS, "float8"),
+    "logic_version": "text",
 }
+"""The feature rows go by binary COPY: no float is printed or parsed."""
 FEATURES_MISSING_ONLY = ConflictPolicy(key=KEY)
 """Dates without ``force_recalc``: rows already stored are untouched."""
 FEATURES_REFRESH = ConflictPolicy(
