@@ -1,4 +1,8 @@
-"""Vectorised encoding of DataFrame columns into PostgreSQL's binary COPY format.
+"""Vectorised encoding and decoding of PostgreSQL's binary COPY format.
+
+Writing: DataFrame columns to tuples (:func:`encode_rows`). Reading: a COPY of non-NULL
+8-byte columns (``bigint``, ``timestamptz``) straight into an int64 matrix
+(:func:`read_int8_rows`).
 
 For tables whose columns are all fixed-width numbers, booleans, timestamps or text: no
 float or integer is ever turned into a string (the server parses nothing), and no row
@@ -14,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from psycopg import sql
 
 BinaryKind = Literal["text", "int2", "int4", "int8", "float8", "bool", "ts_ns"]
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -113,3 +118,35 @@ def _scatter(out: np.ndarray, at: np.ndarray, block: np.ndarray) -> None:
     if width == 0 or len(at) == 0:
         return
     out[at[:, None] + np.arange(width)] = block
+
+
+HEADER_SIZE = len(SIGNATURE)
+
+
+def decode_int8_rows(data: bytes, width: int) -> np.ndarray:
+    """A binary COPY stream of ``width`` non-NULL 8-byte columns -> (rows, width) int64."""
+    fields = [("count", ">i2")]
+    for i in range(width):
+        fields += [(f"size{i}", ">i4"), (f"v{i}", ">i8")]
+    body = data[HEADER_SIZE : len(data) - len(TRAILER)]
+    rows = np.frombuffer(body, dtype=np.dtype(fields))
+    out = np.empty((len(rows), width), dtype=np.int64)
+    for i in range(width):
+        out[:, i] = rows[f"v{i}"]
+    return out
+
+
+def pg_micros_to_ns(values: np.ndarray) -> np.ndarray:
+    """``timestamptz`` as binary COPY sends it (microseconds since 2000) -> Unix ns."""
+    return (values + PG_EPOCH_US) * 1000
+
+
+def read_int8_rows(cur: Any, query: sql.Composable, width: int) -> np.ndarray:
+    """Run ``COPY (query) TO STDOUT (FORMAT binary)`` (values inlined as literals: COPY
+    takes no parameters) and decode its ``width`` non-NULL 8-byte columns."""
+    stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)
+    buf = bytearray()
+    with cur.copy(stmt) as copy:
+        for block in copy:
+            buf += block
+    return decode_int8_rows(bytes(buf), width)

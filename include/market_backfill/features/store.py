@@ -13,7 +13,7 @@ import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
-from market_backfill.db.copy_binary import BinaryKind
+from market_backfill.db.copy_binary import BinaryKind, pg_micros_to_ns, read_int8_rows
 from market_backfill.db.copy_format import ColumnKind
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE
@@ -58,49 +58,43 @@ FEATURES_REFRESH = ConflictPolicy(
 )
 """Catch-up and ``force_recalc``: rows whose values differ are overwritten."""
 
-_MICROS = "(extract(epoch FROM ts) * 1000000)::int8"
 _FIXED = "({c} * 1000000000)::int8"
 _SERIES_WHERE = "symbol = %s AND roll_rule = %s AND rank = %s"
+_BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 
-def _bars_query(table: str, extra: tuple[str, ...], timeframe: bool) -> sql.Composed:
+def _bars_query(table: str, extra: tuple[str, ...], timeframe: bool) -> tuple[sql.SQL, str]:
+    """(the SELECT of a bars table as int8 columns, the table): literals go in the
+    ``{}`` in order, the table in ``{table}``."""
     prices = ", ".join(_FIXED.format(c=c) for c in PRICE_COLUMNS)
-    cols = ", ".join((_MICROS, prices, "volume", *extra))
-    where = _SERIES_WHERE + (" AND timeframe = %s" if timeframe else "")
+    cols = ", ".join(("ts", prices, "volume", *extra))
+    where = "symbol = {} AND roll_rule = {} AND rank = {}" + (
+        " AND timeframe = {}" if timeframe else ""
+    )
     return sql.SQL(
-        "SELECT " + cols + " FROM {} WHERE " + where + " AND ts >= %s AND ts < %s ORDER BY ts"
-    ).format(sql.Identifier(table))
+        "SELECT " + cols + " FROM {table} WHERE " + where + " AND ts >= {} AND ts < {} ORDER BY ts"
+    ), table
 
 
 _READ_CLEAN = _bars_query(CLEAN_TABLE, (), timeframe=False)
-_READ_AGG = _bars_query(AGG_TABLE, ("bars",), timeframe=True)
-
-
-def _to_bars(rows: list[tuple], with_bars: bool) -> Bars:
-    width = 7 if with_bars else 6
-    arr = np.array(rows, dtype=np.int64).reshape(-1, width)
-    out = {
-        "ts": arr[:, 0] * 1000,
-        "open": arr[:, 1],
-        "high": arr[:, 2],
-        "low": arr[:, 3],
-        "close": arr[:, 4],
-        "volume": arr[:, 5],
-    }
-    if with_bars:
-        out["bars"] = arr[:, 6]
-    return out
+_READ_AGG = _bars_query(AGG_TABLE, ("bars::int8",), timeframe=True)
 
 
 def read_bars(conn: Connection, series: Series, tf: Timeframe, lo: datetime, hi: datetime) -> Bars:
     """The stored ``tf`` bars of ``series`` with ``ts`` in ``[lo, hi)``, ordered: the clean
-    1-minute bars for ``1m``, else the rolled-up bars (with their ``bars`` counts)."""
+    1-minute bars for ``1m``, else the rolled-up bars (with their ``bars`` counts). One
+    binary COPY of an index range scan, decoded by numpy (prices exact int64 fixed-point)."""
+    if tf == "1m":
+        template, values, names = _READ_CLEAN, (*series.key, lo, hi), _BAR_FIELDS
+    else:
+        template, values, names = _READ_AGG, (*series.key, tf, lo, hi), (*_BAR_FIELDS, "bars")
+    query = template[0].format(*map(sql.Literal, values), table=sql.Identifier(template[1]))
     with conn.cursor() as cur:
-        if tf == "1m":
-            cur.execute(_READ_CLEAN, (*series.key, lo, hi))
-            return _to_bars(cur.fetchall(), with_bars=False)
-        cur.execute(_READ_AGG, (*series.key, tf, lo, hi))
-        return _to_bars(cur.fetchall(), with_bars=True)
+        arr = read_int8_rows(cur, query, len(names))
+    columns = np.ascontiguousarray(arr.T)
+    out = {name: columns[i] for i, name in enumerate(names)}
+    out["ts"] = pg_micros_to_ns(out["ts"])
+    return out
 
 
 def bar_span(conn: Connection, series: Series) -> tuple[datetime, datetime] | None:

@@ -19,6 +19,7 @@ import numpy as np
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
+from market_backfill.db.copy_binary import pg_micros_to_ns, read_int8_rows
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import MINUTE_NS
 from market_backfill.planning import month_starts
@@ -26,16 +27,13 @@ from market_backfill.symbols import Series
 from market_backfill.timeutil import from_ns
 from market_backfill.trading_calendar import trading_minutes
 
-_COPY_ROW = np.dtype([("fields", ">i2"), ("size", ">i4"), ("value", ">i8")])
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
-
 
 def stored_minutes(conn: Connection, series: Series, start: datetime, end: datetime) -> np.ndarray:
     """Open times (int64 ns) of stored bars of ``series`` in ``[start, end)``: one binary
     COPY of an index range scan per month, decoded by numpy without a Python loop."""
     query = sql.SQL(
-        "COPY (SELECT ts FROM {} WHERE symbol = {} AND roll_rule = {} AND rank = {} "
-        "AND ts >= {} AND ts < {} ORDER BY ts) TO STDOUT (FORMAT binary)"
+        "SELECT ts FROM {} WHERE symbol = {} AND roll_rule = {} AND rank = {} "
+        "AND ts >= {} AND ts < {} ORDER BY ts"
     )
     key = [sql.Literal(v) for v in series.key]
     parts = []
@@ -43,20 +41,8 @@ def stored_minutes(conn: Connection, series: Series, start: datetime, end: datet
     with conn.cursor() as cur:
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             stmt = query.format(sql.Identifier(CLEAN_TABLE), *key, sql.Literal(lo), sql.Literal(hi))
-            buf = bytearray()
-            with cur.copy(stmt) as copy:
-                for block in copy:
-                    buf += block
-            parts.append(_decode_timestamps(bytes(buf)))
+            parts.append(pg_micros_to_ns(read_int8_rows(cur, stmt, 1)[:, 0]))
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-
-
-def _decode_timestamps(data: bytes) -> np.ndarray:
-    """Binary COPY of one timestamptz column -> int64 ns since the Unix epoch."""
-    header = 11 + 4 + 4  # signature, flags, extension length (no extension)
-    body = data[header:-2]  # the trailer is int16 -1
-    rows = np.frombuffer(body, dtype=_COPY_ROW)
-    return (rows["value"].astype(np.int64) + _PG_EPOCH_US) * 1000
 
 
 @dataclass(frozen=True)
