@@ -174,3 +174,36 @@ def test_a_bucket_across_a_month_boundary_belongs_to_the_month_it_starts_in(
     ts = across_months.ts
     inside = (ts >= to_ns("2025-11-30T23:00")) & (ts < to_ns("2025-12-01T03:00"))
     assert straddling == inside.sum() > 200  # 23:00 .. 03:00 UTC, every bar of it
+
+
+@pytest.mark.fault
+def test_killed_connections_during_the_binary_writes_lose_and_double_nothing(
+    market_db, quarter_bars, monkeypatch
+):
+    from market_backfill.db.inserter import BatchAttempt, BatchInserter
+    from tests.support.faults import terminate_backend
+
+    store_bars(quarter_bars)
+    killed = []
+
+    def kill(at: BatchAttempt) -> None:
+        if at.table == "market_features_v1" and at.batch in (3, 40) and at.attempt == 1:
+            killed.append(terminate_backend(market_db, at.conn))
+
+    monkeypatch.setattr(BatchInserter, "default_hook", kill)
+    connect, parsed = hook_connector(), parse_params({**PARAMS, "timeframes": ["1m", "1h"]})
+    nq = settings_of(connect, "GLBX.MDP3:NQ")
+    chunk = months()["2025-02"]
+    rollup_chunk(chunk, nq, parsed, connect)
+    result = feature_chunk(chunk, nq, parsed, connect, refresh=True)
+    assert killed == [True, True]  # before batches 3 and 40 of the 1m rows
+    assert result["retries"] == 2
+    with market_db.connect() as conn:
+        got = stored(conn, "1m")
+        assert conn.execute(
+            "SELECT count(*) = count(DISTINCT (timeframe, ts)) FROM market_features_v1"
+        ).fetchone()[0]
+    expected = single_pass(quarter_bars, "1m")
+    inside = (expected.ts >= to_ns("2025-02-01")) & (expected.ts < to_ns("2025-03-01"))
+    # the chunk's values are within 1e-9 of the single pass (its warm-up: 400 bars)
+    assert_same(expected[inside].reset_index(drop=True), got)
