@@ -16,7 +16,7 @@ from market_backfill.airflow.params import (
     source_params,
 )
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY
-from market_backfill.names import DEFAULT_MAX_COST_USD
+from market_backfill.names import DATABENTO_POOL, DEFAULT_MAX_COST_USD
 
 DOC = """
 ### Find and repair missing minutes
@@ -122,7 +122,7 @@ def gap_detection() -> None:
 
         return run(target, current_run(target["label"]))
 
-    @task
+    @task(pool=DATABENTO_POOL)  # the repairs' pre-flight
     def plan_repairs() -> list[dict]:
         """The open gaps to repair in this run (oldest first, capped)."""
         from market_backfill.airflow.context import current_run
@@ -130,7 +130,7 @@ def gap_detection() -> None:
 
         return run(current_run())
 
-    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=2)
+    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=2, pool=DATABENTO_POOL)
     def repair(gap: dict) -> dict:
         """Re-ingest one gap, check it again, mark it filled or leave it open."""
         from market_backfill.airflow.context import current_run

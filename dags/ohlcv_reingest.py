@@ -17,7 +17,7 @@ from market_backfill.airflow.params import (
     source_params,
 )
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY, batch_poke_seconds
-from market_backfill.names import DEFAULT_MAX_COST_USD, REINGEST_SOURCES
+from market_backfill.names import DATABENTO_POOL, DEFAULT_MAX_COST_USD, REINGEST_SOURCES
 
 DOC = """
 ### Reingest clean 1-minute bars
@@ -95,7 +95,7 @@ def ohlcv_reingest() -> None:
 
         run()
 
-    @task
+    @task(pool=DATABENTO_POOL)  # the pre-flight's metadata requests
     def plan() -> list[dict]:
         """Validate the params and cut the work into (symbol, month) chunks."""
         from market_backfill.airflow.context import current_run
@@ -103,7 +103,12 @@ def ohlcv_reingest() -> None:
 
         return plan_chunks(current_run())
 
-    @task.sensor(mode="reschedule", poke_interval=batch_poke_seconds(), timeout=6 * 3600)
+    @task.sensor(
+        mode="reschedule",
+        poke_interval=batch_poke_seconds(),
+        timeout=6 * 3600,
+        pool=DATABENTO_POOL,
+    )
     def batch_ready(chunks: list[dict]) -> PokeReturnValue:
         """databento_batch: submit or find the run's batch jobs; done when they are."""
         from market_backfill.airflow.context import current_run
@@ -112,14 +117,14 @@ def ohlcv_reingest() -> None:
         jobs = poke(chunks, current_run())
         return PokeReturnValue(is_done=jobs is not None, xcom_value=jobs)
 
-    @task
+    @task(pool=DATABENTO_POOL)
     def download_batch(jobs: dict) -> dict:
         """databento_batch: the jobs' files, downloaded once into the data directory."""
         from market_backfill.reingest.tasks import download_batch as run
 
         return run(jobs)
 
-    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
+    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4, pool=DATABENTO_POOL)
     def reingest_chunk(chunk: dict, files: dict) -> dict:
         """Fetch, validate and upsert one chunk; its counts are the XCom."""
         from market_backfill.airflow.context import current_run

@@ -136,6 +136,13 @@ def airflow_db() -> Path:
         env=os.environ.copy(),
         timeout=600,
     )
+    subprocess.run(
+        [sys.executable, "-m", "market_backfill.airflow.pools"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     return AIRFLOW_HOME
 
 

@@ -76,3 +76,11 @@ def test_env_example_has_placeholders_only():
     assert "db-REPLACE-ME" in text
     keys = re.findall(r"db-[A-Za-z0-9]{20,}", text)
     assert keys == [], "no real-looking API key in .env.example"
+
+
+def test_the_init_container_creates_the_pools_after_migrating():
+    command = " ".join(SERVICES["airflow-init"]["command"])
+    assert "/entrypoint" in command  # the project is installed before its module runs
+    assert command.index("airflow db migrate") < command.index(
+        "python -m market_backfill.airflow.pools"
+    )

@@ -31,6 +31,10 @@ SOURCES = ("databento", "dbn_file")  # where bars come from: the API, DBN files 
 BATCH_SOURCE = "databento_batch"  # reingest only: Databento batch jobs, downloaded files
 REINGEST_SOURCES = (*SOURCES, BATCH_SOURCE)
 
+# -- pools (interfaces.md) ----------------------------------------------------------------------
+DATABENTO_POOL = "databento"  # tasks that call Databento (data and metadata requests)
+MARKET_DB_POOL = "market_db"  # every other task: reads and writes of the market database
+
 # -- runs ---------------------------------------------------------------------------------------
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_COST_USD = 50.0  # the Databento estimate a run may spend without raising it

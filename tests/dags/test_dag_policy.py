@@ -201,3 +201,17 @@ def test_features_rollup_first_and_the_form_checks_timeframes(bag):
         params.update({"timeframes": ["2h"]})
     with pytest.raises(ParamValidationError, match="param since"):
         params.update({"since": "last week"})
+
+
+DATABENTO_TASKS = {
+    "ohlcv_reingest": {"plan", "batch_ready", "download_batch", "reingest_chunk"},
+    "gap_detection": {"plan_repairs", "repair"},
+}
+
+
+def test_every_task_declares_a_project_pool(dag):
+    """Tasks calling Databento share the ``databento`` pool; the others ``market_db``."""
+    calling = DATABENTO_TASKS.get(dag.dag_id, set())
+    for task in dag.tasks:
+        want = "databento" if task.task_id in calling else "market_db"
+        assert task.pool == want, f"{dag.dag_id}.{task.task_id}: {task.pool}"

@@ -63,13 +63,14 @@ class AirflowStack:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 180) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
+        for command in (["airflow", "db", "migrate"], ["market_backfill.airflow.pools"]):
+            subprocess.run(
+                [sys.executable, "-m", *command],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
         for name in COMPONENTS:
             log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
             self.procs.append(

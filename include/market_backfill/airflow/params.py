@@ -15,12 +15,14 @@ from market_backfill.names import (
     BATCH_SOURCE,
     DEFAULT_BATCH_SIZE,
     DEFAULT_SYMBOLS,
+    MARKET_DB_POOL,
     ROLL_RULES,
     SOURCES,
     SYMBOL_PATTERN,
 )
 
 DEFAULT_ARGS: dict[str, Any] = {
+    "pool": MARKET_DB_POOL,  # tasks calling Databento say pool=DATABENTO_POOL
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
