@@ -168,7 +168,7 @@ def load_settings(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, S
     if unknown:
         raise SymbolError(
             f"unknown symbol(s) {unknown}: add them to the market_symbols registry first "
-            "(known by default: GLBX.MDP3:NQ, ES, YM, RTY)"
+            "(python -m market_backfill.registry add DATASET:ROOT --calendar ... --tick-size ...)"
         )
     return found
 

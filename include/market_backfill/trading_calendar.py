@@ -81,7 +81,7 @@ def sessions(name: str, start: datetime, end: datetime) -> np.ndarray:
     periods = (
         _historical_periods(sched, SESSION_HISTORY[name])
         if name in SESSION_HISTORY
-        else (np.stack([_ns(sched["market_open"]), _ns(sched["market_close"])], axis=1))
+        else _calendar_periods(sched)
     )
     lo, hi = to_ns(start), to_ns(end)
     opens, closes = np.maximum(periods[:, 0], lo), np.minimum(periods[:, 1], hi)
@@ -121,6 +121,21 @@ def _historical_periods(sched: pd.DataFrame, eras: tuple[Era, ...]) -> np.ndarra
             pre = [_at(pre_days, era.pre_session[0]), _at(pre_days, era.pre_session[1])]
             parts.append(np.stack(pre, axis=1))
     periods = np.concatenate(parts)
+    return periods[np.argsort(periods[:, 0], kind="stable")]
+
+
+def _calendar_periods(sched: pd.DataFrame) -> np.ndarray:
+    """The calendar's own periods: open to close, split around a daily break where the
+    calendar has one (the grains' 07:45-08:30 CT pause)."""
+    opens, closes = _ns(sched["market_open"]), _ns(sched["market_close"])
+    if "break_start" not in sched.columns:
+        return np.stack([opens, closes], axis=1)
+    has_break = np.asarray(sched["break_start"].notna() & sched["break_end"].notna())
+    starts = _ns(sched["break_start"].where(has_break, sched["market_close"]))
+    ends = _ns(sched["break_end"].where(has_break, sched["market_close"]))
+    periods = np.concatenate(
+        [np.stack([opens, starts], axis=1), np.stack([ends, closes], axis=1)[has_break]]
+    )
     return periods[np.argsort(periods[:, 0], kind="stable")]
 
 

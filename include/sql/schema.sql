@@ -26,13 +26,49 @@ CREATE TABLE IF NOT EXISTS market_symbols (
 ALTER TABLE market_symbols ALTER COLUMN price_floor DROP NOT NULL;
 ALTER TABLE market_symbols ALTER COLUMN price_floor DROP DEFAULT;
 
-INSERT INTO market_symbols (symbol, dataset, root, roll_rule, rank, price_floor, calendar)
+-- 0.3: the tick size and where a root's trading session opens ("HH:MM Area/City", the
+-- session anchor: 18:00 New York on CME Globex, 19:00 Chicago for the grains).
+ALTER TABLE market_symbols ADD COLUMN IF NOT EXISTS tick_size numeric(20, 9);
+ALTER TABLE market_symbols ADD COLUMN IF NOT EXISTS session_anchor text NOT NULL
+    DEFAULT '18:00 America/New_York';
+
+-- The main GLBX.MDP3 roots of each CME asset class, with their pandas_market_calendars
+-- calendar ('CME Globex Equity' carries a dated session history, trading_calendar.py).
+-- NULL price floor: prices may go negative (energy). Add more with
+-- `python -m market_backfill.registry add`.
+INSERT INTO market_symbols
+    (symbol, dataset, root, roll_rule, rank, price_floor, calendar, tick_size, session_anchor)
 VALUES
-    ('GLBX.MDP3:NQ', 'GLBX.MDP3', 'NQ', 'v', 0, 1000, 'CME Globex Equity'),
-    ('GLBX.MDP3:ES', 'GLBX.MDP3', 'ES', 'v', 0, 1000, 'CME Globex Equity'),
-    ('GLBX.MDP3:YM', 'GLBX.MDP3', 'YM', 'v', 0, 1000, 'CME Globex Equity'),
-    ('GLBX.MDP3:RTY', 'GLBX.MDP3', 'RTY', 'v', 0, 1000, 'CME Globex Equity')
+    ('GLBX.MDP3:NQ', 'GLBX.MDP3', 'NQ', 'v', 0, 1000, 'CME Globex Equity', 0.25, '18:00 America/New_York'),
+    ('GLBX.MDP3:ES', 'GLBX.MDP3', 'ES', 'v', 0, 1000, 'CME Globex Equity', 0.25, '18:00 America/New_York'),
+    ('GLBX.MDP3:YM', 'GLBX.MDP3', 'YM', 'v', 0, 1000, 'CME Globex Equity', 1, '18:00 America/New_York'),
+    ('GLBX.MDP3:RTY', 'GLBX.MDP3', 'RTY', 'v', 0, 1000, 'CME Globex Equity', 0.1, '18:00 America/New_York'),
+    ('GLBX.MDP3:MES', 'GLBX.MDP3', 'MES', 'v', 0, 1000, 'CME Globex Equity', 0.25, '18:00 America/New_York'),
+    ('GLBX.MDP3:MNQ', 'GLBX.MDP3', 'MNQ', 'v', 0, 1000, 'CME Globex Equity', 0.25, '18:00 America/New_York'),
+    ('GLBX.MDP3:CL', 'GLBX.MDP3', 'CL', 'v', 0, NULL, 'CMEGlobex_Energy', 0.01, '18:00 America/New_York'),
+    ('GLBX.MDP3:NG', 'GLBX.MDP3', 'NG', 'v', 0, NULL, 'CMEGlobex_Energy', 0.001, '18:00 America/New_York'),
+    ('GLBX.MDP3:RB', 'GLBX.MDP3', 'RB', 'v', 0, NULL, 'CMEGlobex_Energy', 0.0001, '18:00 America/New_York'),
+    ('GLBX.MDP3:HO', 'GLBX.MDP3', 'HO', 'v', 0, NULL, 'CMEGlobex_Energy', 0.0001, '18:00 America/New_York'),
+    ('GLBX.MDP3:GC', 'GLBX.MDP3', 'GC', 'v', 0, 0, 'CMEGlobex_Metals', 0.1, '18:00 America/New_York'),
+    ('GLBX.MDP3:SI', 'GLBX.MDP3', 'SI', 'v', 0, 0, 'CMEGlobex_Metals', 0.005, '18:00 America/New_York'),
+    ('GLBX.MDP3:HG', 'GLBX.MDP3', 'HG', 'v', 0, 0, 'CMEGlobex_Metals', 0.0005, '18:00 America/New_York'),
+    ('GLBX.MDP3:ZN', 'GLBX.MDP3', 'ZN', 'v', 0, 0, 'CME Globex Fixed Income', 0.015625, '18:00 America/New_York'),
+    ('GLBX.MDP3:ZB', 'GLBX.MDP3', 'ZB', 'v', 0, 0, 'CME Globex Fixed Income', 0.03125, '18:00 America/New_York'),
+    ('GLBX.MDP3:ZF', 'GLBX.MDP3', 'ZF', 'v', 0, 0, 'CME Globex Fixed Income', 0.0078125, '18:00 America/New_York'),
+    ('GLBX.MDP3:ZT', 'GLBX.MDP3', 'ZT', 'v', 0, 0, 'CME Globex Fixed Income', 0.00390625, '18:00 America/New_York'),
+    ('GLBX.MDP3:SR3', 'GLBX.MDP3', 'SR3', 'v', 0, 0, 'CME Globex Fixed Income', 0.0025, '18:00 America/New_York'),
+    ('GLBX.MDP3:6E', 'GLBX.MDP3', '6E', 'v', 0, 0, 'CMEGlobex_FX', 0.00005, '18:00 America/New_York'),
+    ('GLBX.MDP3:6J', 'GLBX.MDP3', '6J', 'v', 0, 0, 'CMEGlobex_FX', 0.0000005, '18:00 America/New_York'),
+    ('GLBX.MDP3:6B', 'GLBX.MDP3', '6B', 'v', 0, 0, 'CMEGlobex_FX', 0.0001, '18:00 America/New_York'),
+    ('GLBX.MDP3:ZC', 'GLBX.MDP3', 'ZC', 'v', 0, 0, 'CMEGlobex_Grains', 0.25, '19:00 America/Chicago'),
+    ('GLBX.MDP3:ZS', 'GLBX.MDP3', 'ZS', 'v', 0, 0, 'CMEGlobex_Grains', 0.25, '19:00 America/Chicago'),
+    ('GLBX.MDP3:ZW', 'GLBX.MDP3', 'ZW', 'v', 0, 0, 'CMEGlobex_Grains', 0.25, '19:00 America/Chicago')
 ON CONFLICT (symbol) DO NOTHING;
+-- rows of earlier versions get the tick size they lacked
+UPDATE market_symbols SET tick_size = v.tick
+FROM (VALUES ('GLBX.MDP3:NQ', 0.25), ('GLBX.MDP3:ES', 0.25), ('GLBX.MDP3:YM', 1),
+             ('GLBX.MDP3:RTY', 0.1)) AS v(symbol, tick)
+WHERE market_symbols.symbol = v.symbol AND market_symbols.tick_size IS NULL;
 
 -- Clean 1-minute bars: ts is the bar OPEN time (UTC). Prices are exact decimals:
 -- Databento's int64 fixed-point (1e-9) prices fit numeric(20, 9) without rounding.

@@ -189,11 +189,10 @@ def test_negative_prices_are_kept_where_the_registry_has_no_floor(
 ):
     """Crude oil settled at -37.63 on 2020-04-20: a symbol without a floor keeps such bars
     exactly; NQ's floor still refuses prices under 1000."""
-    with market_db.connect() as conn:
-        conn.execute(
-            "INSERT INTO market_symbols (symbol, dataset, root, calendar) "
-            "VALUES ('GLBX.MDP3:CL', 'GLBX.MDP3', 'CL', 'CME Globex Equity')"
-        )
+    with market_db.connect() as conn:  # preloaded without a floor
+        assert conn.execute(
+            "SELECT price_floor FROM market_symbols WHERE symbol = 'GLBX.MDP3:CL'"
+        ).fetchone() == (None,)
     cl = synthetic_bars(
         "CL.v.0",
         datetime(2020, 4, 20, tzinfo=UTC),

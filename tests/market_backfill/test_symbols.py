@@ -57,5 +57,5 @@ def test_registry_is_preloaded_and_unknown_symbols_are_named(market_db):
             "v",
         )
         assert nq.price_floor_fixed == 1000 * 10**9
-        with pytest.raises(SymbolError, match=r"unknown symbol\(s\) \['GLBX.MDP3:CL'\]"):
-            load_settings(conn, parse_symbols(["GLBX.MDP3:NQ", "GLBX.MDP3:CL"]))
+        with pytest.raises(SymbolError, match=r"unknown symbol\(s\) \['GLBX.MDP3:ZZ'\]"):
+            load_settings(conn, parse_symbols(["GLBX.MDP3:NQ", "GLBX.MDP3:ZZ"]))

@@ -154,7 +154,7 @@ def test_ensure_schema_is_idempotent(pg_db, monkeypatch):
     ensure_schema()
     with pg_db.connect() as conn:
         n = conn.execute("SELECT count(*) FROM market_symbols").fetchone()[0]
-    assert n == 4
+    assert n == 24  # the preloaded roots, once
 
 
 def test_a_run_wide_refusal_stops_later_chunks_until_the_summary(market_db):

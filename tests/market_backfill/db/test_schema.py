@@ -57,13 +57,13 @@ def test_a_version_0_1_registry_is_migrated_in_place_keeping_its_rows(pg_db):
         floors = dict(conn.execute("SELECT symbol, price_floor FROM market_symbols").fetchall())
         conn.execute(
             "INSERT INTO market_symbols (symbol, dataset, root, calendar) "
-            "VALUES ('GLBX.MDP3:CL', 'GLBX.MDP3', 'CL', 'CME Globex Equity')"
+            "VALUES ('GLBX.MDP3:QM', 'GLBX.MDP3', 'QM', 'CMEGlobex_Energy')"
         )
         cl = conn.execute(
-            "SELECT price_floor FROM market_symbols WHERE symbol = 'GLBX.MDP3:CL'"
+            "SELECT price_floor FROM market_symbols WHERE symbol = 'GLBX.MDP3:QM'"
         ).fetchone()[0]
     assert floors["GLBX.MDP3:NQ"] == 1000
-    assert len(floors) == 4  # the registry's defaults were added beside the old row
+    assert len(floors) == 24  # the registry's defaults were added beside the old row
     assert cl is None
 
 
@@ -143,4 +143,4 @@ def test_several_runs_creating_the_schema_at_once_all_succeed(pg_db):
         thread.join(60)
     assert errors == []
     with pg_db.connect() as conn:
-        assert conn.execute("SELECT count(*) FROM market_symbols").fetchone()[0] == 4
+        assert conn.execute("SELECT count(*) FROM market_symbols").fetchone()[0] == 24
