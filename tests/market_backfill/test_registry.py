@@ -120,37 +120,10 @@ def test_bad_settings_are_refused_before_any_write(args, message, capsys):
 
 def test_adding_again_replaces_the_settings_and_no_floor_means_null(pg_db):
     url = pg_db.conninfo
-    assert (
-        main(
-            [
-                "add",
-                "GLBX.MDP3:MCL",
-                "--calendar",
-                "CMEGlobex_Energy",
-                "--tick-size",
-                "0.01",
-                "--url",
-                url,
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "add",
-                "GLBX.MDP3:MCL",
-                "--calendar",
-                "CMEGlobex_Energy",
-                "--tick-size",
-                "0.01",
-                "--no-floor",
-                "--url",
-                url,
-            ]
-        )
-        == 0
-    )
+    mcl = ["add", "GLBX.MDP3:MCL", "--calendar", "CMEGlobex_Energy", "--tick-size", "0.01"]
+    assert main([*mcl, "--url", url]) == 0
+    assert rows(pg_db)["MCL"][0] == Decimal(0)
+    assert main([*mcl, "--no-floor", "--url", url]) == 0
     assert rows(pg_db)["MCL"][0] is None
     import psycopg
 
