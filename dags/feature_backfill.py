@@ -8,6 +8,7 @@ from __future__ import annotations
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS, FEATURES
+from market_backfill.airflow.notify import RunFailureNotifier
 from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     batch_size_param,
@@ -56,6 +57,7 @@ Runs after every update of the bars (Asset schedule) in catch-up mode.
     max_active_tasks=4,
     tags=["market-data", "features", "backfill"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=RunFailureNotifier(),
     params={
         **range_params("catch up from the newest feature rows"),
         **series_params(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, Param, TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS
+from market_backfill.airflow.notify import RunFailureNotifier
 from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     flag,
@@ -62,6 +63,7 @@ params of `ohlcv_reingest` for the repair.
     max_active_tasks=4,
     tags=["market-data", "quality", "backfill"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=RunFailureNotifier(),
     params={
         **range_params("the last 30 days"),
         "min_gap_minutes": int_param(
@@ -92,6 +94,14 @@ params of `ohlcv_reingest` for the repair.
             "Databento's estimate of them is over this.",
         ),
         "dry_run": flag("Dry run", "Detect and estimate the repairs; repair nothing."),
+        "max_lag_minutes": int_param(
+            60,
+            1,
+            100000,
+            "Max lag (trading minutes)",
+            "A series whose newest bar lags more trading minutes behind the range's end is "
+            "reported stale and alerted (the run does not fail).",
+        ),
         "retry_unfillable": flag(
             "Retry unfillable", "Repair the gaps marked unfillable again in this run."
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from airflow.sdk import Param, PokeReturnValue, TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS
+from market_backfill.airflow.notify import RunFailureNotifier
 from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     batch_size_param,
@@ -70,6 +71,7 @@ batches, commits, retries) and writes it to `backfill_runs`.
     max_active_tasks=4,
     tags=["market-data", "databento", "backfill"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=RunFailureNotifier(),
     params={
         **range_params("catch-up mode, from each symbol's last stored bar"),
         **source_params("the chunks", REINGEST_SOURCES),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from airflow.sdk import TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS, TRIANGLES
+from market_backfill.airflow.notify import RunFailureNotifier
 from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     batch_size_param,
@@ -55,6 +56,7 @@ settings. Runs after every successful `ohlcv_reingest` (Asset schedule) in catch
     max_active_tasks=4,
     tags=["market-data", "signals", "backfill"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=RunFailureNotifier(),
     params={
         **range_params("catch up from the latest event of these settings"),
         **series_params(),

@@ -42,6 +42,7 @@ class GapParams:
     max_cost_usd: float = DEFAULT_MAX_COST_USD  # what the repairs' requests may cost
     dry_run: bool = False  # detect and estimate the repairs, repair nothing
     retry_unfillable: bool = False
+    max_lag_minutes: int = 60  # a series whose newest bar lags more trading minutes is stale
 
 
 def parse_params(
@@ -83,4 +84,5 @@ def parse_params(
         rank=rank,
         max_cost_usd=param_cost_cap(params),
         dry_run=bool(params.get("dry_run", False)),
+        max_lag_minutes=param_int(params, "max_lag_minutes", 60, 1),
     )

@@ -163,3 +163,34 @@ def missing_gaps_by_month(
         for month, status, n in cur.fetchall():
             out.setdefault(month, {})[status] = int(n)
     return out
+
+
+_MISSING_GAPS = """
+SELECT gap_start, gap_end, minutes, status FROM ohlcv_gaps
+WHERE symbol = %s AND roll_rule = %s AND rank = %s AND status <> 'filled'
+  AND gap_start < %s AND gap_end > %s
+ORDER BY gap_start
+"""
+
+
+def missing_gaps(
+    conn: Connection, series: Series, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, int, str]]:
+    """(start, end, minutes, status) of the gaps of ``series`` still missing (open or
+    unfillable) that overlap ``[start, end)``, in order."""
+    with conn.cursor() as cur:
+        cur.execute(_MISSING_GAPS, (*series.key, end, start))
+        return cur.fetchall()
+
+
+_NEWEST_BAR = """
+SELECT max(ts) FROM market_bars_ohlcv_1m_clean
+WHERE symbol = %s AND roll_rule = %s AND rank = %s AND ts < %s
+"""
+
+
+def newest_bar(conn: Connection, series: Series, before: datetime) -> datetime | None:
+    """The open time of the newest stored bar of ``series`` before ``before``, or None."""
+    with conn.cursor() as cur:
+        cur.execute(_NEWEST_BAR, (*series.key, before))
+        return cur.fetchone()[0]

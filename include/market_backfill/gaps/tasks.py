@@ -17,6 +17,8 @@ from market_backfill.airflow.chunks import (
 )
 from market_backfill.airflow.connections import databento_credentials
 from market_backfill.airflow.context import RunContext
+from market_backfill.airflow.notify import send_alert
+from market_backfill.alerts import data_alert, gap_severity, outages
 from market_backfill.db import audit
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.gaps.detect import scan
@@ -24,10 +26,13 @@ from market_backfill.gaps.params import GapParams, parse_params
 from market_backfill.gaps.repair import RepairOutcome, RepairResult, repair_gap
 from market_backfill.gaps.store import (
     GapRecordCounts,
+    missing_gaps,
     missing_gaps_by_month,
+    newest_bar,
     open_gaps,
     record_gaps,
 )
+from market_backfill.names import MINUTE
 from market_backfill.planning import Chunk, ChunkData
 from market_backfill.sources import make_source
 from market_backfill.sources.costs import (
@@ -39,6 +44,7 @@ from market_backfill.sources.costs import (
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.summary import columns_of, format_table
 from market_backfill.symbols import Series, load_settings, parse_symbol, settings_of
+from market_backfill.trading_calendar import trading_minutes
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +268,66 @@ def report(
         f"{gp.end:%Y-%m-%d %H:%M}",
         format_table(rows, REPORT_COLUMNS),
     )
+    gaps, stale = data_health(gp, run.connect)
+    alert = data_alert(run.dag_id, run.run_id, gaps, stale)
+    if alert is not None:
+        send_alert(alert)
     planned = None if planned_detect is None else [*planned_detect, *(planned_repairs or [])]
     estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *audit.ESTIMATE_ROW)
-    extra = {"completeness": rows, **({"estimate": estimate} if estimate else {})}
+    extra = {
+        "completeness": rows,
+        "long_gaps": gaps,
+        "stale": stale,
+        **({"estimate": estimate} if estimate else {}),
+    }
     totals = summarize_run(planned, SUMMARY_COLUMNS, run, extra=extra)
     if planned_repairs is None:
         raise fail_fast("the repairs were not planned: plan_repairs failed (see its log)")
-    return {**totals, "completeness": rows}
+    return {**totals, "completeness": rows, "long_gaps": gaps, "stale": stale}
+
+
+def data_health(
+    gp: GapParams, connect: Connector
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(outages still missing in the range, consecutive gaps with no trading minute
+    between them, longer than a trading day, with their severity; series whose newest bar
+    lags more than ``max_lag_minutes`` trading minutes of their calendar behind the
+    range's end). One read-only transaction."""
+
+    def work(conn: Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        gaps, stale = [], []
+        registry = load_settings(conn, gp.symbols)
+        for sym in gp.symbols:
+            settings = registry[sym]
+            series = settings.series(gp.roll_rule, gp.rank)
+            cal = settings.calendar
+            found = missing_gaps(conn, series, gp.start, gp.end)
+            for outage in outages(found, lambda a, b, cal=cal: len(trading_minutes(cal, a, b))):
+                severity = gap_severity(outage["minutes"])
+                if severity is not None:
+                    gaps.append(
+                        {
+                            "symbol": sym.key,
+                            "gap_start": outage["start"].isoformat(),
+                            "gap_end": outage["end"].isoformat(),
+                            "minutes": outage["minutes"],
+                            "gaps": outage["gaps"],
+                            "status": outage["status"],
+                            "severity": severity,
+                        }
+                    )
+            newest = newest_bar(conn, series, gp.end)
+            since = gp.start if newest is None else newest + MINUTE
+            lag = len(trading_minutes(settings.calendar, since, gp.end)) if since < gp.end else 0
+            if lag > gp.max_lag_minutes:
+                stale.append(
+                    {
+                        "symbol": sym.key,
+                        "newest_bar": None if newest is None else newest.isoformat(),
+                        "lag_minutes": lag,
+                        "max_lag_minutes": gp.max_lag_minutes,
+                    }
+                )
+        return gaps, stale
+
+    return run_transaction(connect, work, what="data health")
