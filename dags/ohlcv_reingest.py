@@ -14,21 +14,28 @@ from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     batch_size_param,
     flag,
+    int_param,
     range_params,
     source_params,
 )
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY, batch_poke_seconds
-from market_backfill.names import DATABENTO_POOL, DEFAULT_MAX_COST_USD, REINGEST_SOURCES
+from market_backfill.names import (
+    DATABENTO_POOL,
+    DEFAULT_MAX_COST_USD,
+    DEFAULT_SYMBOLS_PER_TASK,
+    REINGEST_SOURCES,
+)
 
 DOC = """
 ### Reingest clean 1-minute bars
 
 Loads `ohlcv-1m` bars of Databento continuous futures (e.g. `NQ.v.0`) into
-`market_bars_ohlcv_1m_clean`, one mapped task per **symbol x calendar month**
-(labelled like `NQ 2025-12`). Bars are validated first (undefined prices, OHLC integrity,
-price floor, duplicate minutes); the good ones are upserted in committed batches of 500,
-surviving dropped database connections. Every chunk is idempotent: clear a failed chunk
-(with its downstream summary) to retry just that month.
+`market_bars_ohlcv_1m_clean`, one mapped task per **calendar month and group of up to
+`symbols_per_task` symbols** (labelled like `NQ 2025-12`, or `ES,NQ,+8 2025-12`); the
+summary stays per symbol and month. Bars are validated first (undefined prices, OHLC
+integrity, price floor, duplicate minutes); the good ones are upserted in committed
+batches of 500, surviving dropped database connections. Every chunk is idempotent: clear a
+failed task (with its downstream summary) to retry just that month of its symbols.
 
 **What a run loads**
 - *Trigger* with `start`/`end`: those UTC days, both inclusive. Without dates: catch-up,
@@ -76,6 +83,13 @@ batches, commits, retries) and writes it to `backfill_runs`.
         **range_params("catch-up mode, from each symbol's last stored bar"),
         **source_params("the chunks", REINGEST_SOURCES),
         "batch_size": batch_size_param(),
+        "symbols_per_task": int_param(
+            DEFAULT_SYMBOLS_PER_TASK,
+            1,
+            1000,
+            "Symbols per task",
+            "Symbols of one month loaded by one mapped task (labelled like ES,NQ,+8 2025-12).",
+        ),
         "max_cost_usd": Param(
             DEFAULT_MAX_COST_USD,
             type="number",
@@ -128,11 +142,11 @@ def ohlcv_reingest() -> None:
 
     @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4, pool=DATABENTO_POOL)
     def reingest_chunk(chunk: dict, files: dict) -> dict:
-        """Fetch, validate and upsert one chunk; its counts are the XCom."""
+        """Fetch, validate and upsert one month of a group of symbols; counts are the XCom."""
         from market_backfill.airflow.context import current_run
-        from market_backfill.reingest.tasks import run_chunk
+        from market_backfill.reingest.tasks import run_group
 
-        return run_chunk(chunk, current_run(chunk["label"]), files)
+        return run_group(chunk, current_run(chunk["label"]), files)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
     def summarize(ti=None) -> dict:

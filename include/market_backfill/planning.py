@@ -31,7 +31,7 @@ class PlanRequest:
     connect: Connector
     params: Mapping[str, Any]
     run_end: datetime | None = None
-    max_chunks: int = 1024
+    max_chunks: int | None = 1024  # None: the caller groups the chunks and checks
     now: datetime | None = None  # the current time; tests fix it
     interval: Range | None = None  # a scheduled or backfill run's data interval
 
@@ -107,7 +107,7 @@ def monthly_chunks(symbol: Symbol | str, start: datetime, end: datetime) -> list
 
 
 def plan(
-    ranges: Mapping[Symbol, Range | Sequence[Range]], *, max_chunks: int = 1024
+    ranges: Mapping[Symbol, Range | Sequence[Range]], *, max_chunks: int | None = 1024
 ) -> list[ChunkData]:
     """Chunks for every symbol's range (or ranges), symbol-major; ranges of a symbol that
     meet in one month make one chunk spanning them. Refuses plans over ``max_chunks``
@@ -125,7 +125,7 @@ def plan(
                     else Chunk(c.symbol, c.month, min(had.start, c.start), max(had.end, c.end))
                 )
         chunks += [by_month[m].to_dict() for m in sorted(by_month)]
-    if len(chunks) > max_chunks:
+    if max_chunks is not None and len(chunks) > max_chunks:
         raise ParamError(
             "end",
             f"the range makes {len(chunks)} chunks (symbol x month), more than Airflow's "
@@ -133,6 +133,64 @@ def plan(
             "[core] max_map_length",
         )
     return chunks
+
+
+class GroupData(ChunkData):
+    """Several symbols' chunks of one month mapped as one task: ``members`` are the
+    chunks (each audited and summarised on its own), the header fields describe the
+    group (first symbol, the month, the members' outer window, the group's label)."""
+
+    members: list[ChunkData]
+
+
+def group_label(members: Sequence[ChunkData]) -> str:
+    """``NQ 2025-12`` for one symbol, ``ES,NQ 2025-12`` for two, ``ES,NQ,+8 2025-12``."""
+    roots = [parse_symbol(m["symbol"]).root for m in members]
+    shown = ",".join(roots[:2]) + (f",+{len(roots) - 2}" if len(roots) > 2 else "")
+    return f"{shown} {members[0]['month']}"
+
+
+def group_chunks(
+    chunks: Sequence[ChunkData], per_task: int, *, max_groups: int = 1024
+) -> list[GroupData]:
+    """Up to ``per_task`` chunks of the same dataset and month in one group, in plan order
+    within a month; refuses more groups than ``max_groups`` (Airflow's ``max_map_length``)
+    with a message that says what to change."""
+    by_key: dict[tuple[str, str], list[ChunkData]] = {}
+    for chunk in chunks:
+        key = (chunk["month"], parse_symbol(chunk["symbol"]).dataset)
+        by_key.setdefault(key, []).append(chunk)
+    groups = []
+    for key in sorted(by_key):
+        members = by_key[key]
+        for i in range(0, len(members), per_task):
+            part = members[i : i + per_task]
+            groups.append(
+                GroupData(
+                    symbol=part[0]["symbol"],
+                    month=part[0]["month"],
+                    start=min(m["start"] for m in part),
+                    end=max(m["end"] for m in part),
+                    label=group_label(part),
+                    members=list(part),
+                )
+            )
+    if len(groups) > max_groups:
+        raise ParamError(
+            "symbols_per_task",
+            f"the run makes {len(groups)} tasks (groups of up to {per_task} symbols x month), "
+            f"more than Airflow's max_map_length of {max_groups}: raise 'symbols_per_task', "
+            "split the range into several runs or raise [core] max_map_length",
+        )
+    return groups
+
+
+def members_of(planned: Sequence[Mapping[str, Any]]) -> list[ChunkData]:
+    """The per-symbol chunks of a plan, whether it holds groups or chunks."""
+    out: list[ChunkData] = []
+    for item in planned:
+        out += item.get("members") or [item]  # type: ignore[list-item]
+    return out
 
 
 def summarize_plan(chunks: Sequence[ChunkData]) -> str:

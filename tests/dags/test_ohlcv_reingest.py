@@ -188,10 +188,38 @@ def test_databento_source_end_to_end_one_request_per_month(
         "start": "2025-02-15",
         "end": "2025-03-14",
     }
-    run = reingest_dag.test(run_conf=conf)
+    run = reingest_dag.test(run_conf={**conf, "symbols_per_task": 25})
     assert run.state == "success"
     assert len(gateway.state.data_requests()) == 2, "NQ and ES of one month share one request"
     _assert_stored_nq_es(market_db, synthetic_bars_continuous, "2025-02-15", "2025-03-15")
+    tasks = _xcoms("ohlcv_reingest", run.run_id, "reingest_chunk")
+    assert set(tasks) == {"NQ,ES 2025-02", "NQ,ES 2025-03"}  # one mapped task per month
+    feb = tasks["NQ,ES 2025-02"]
+    assert feb["symbols"] == ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"]
+    assert feb["rows_written"] == sum(m["rows_written"] for m in feb["members"]) > 0
+    with market_db.connect() as conn:  # the summary stays per symbol and month
+        audit = conn.execute(
+            "SELECT symbol, chunk, status FROM backfill_runs WHERE run_id = %s "
+            "ORDER BY symbol, chunk",
+            (run.run_id,),
+        ).fetchall()
+    assert audit == [
+        ("*", "estimate", "success"),
+        ("*", "total", "success"),
+        ("GLBX.MDP3:ES", "2025-02", "success"),
+        ("GLBX.MDP3:ES", "2025-03", "success"),
+        ("GLBX.MDP3:NQ", "2025-02", "success"),
+        ("GLBX.MDP3:NQ", "2025-03", "success"),
+    ]
+    alone = reingest_dag.test(run_conf={**conf, "symbols_per_task": 1})
+    assert alone.state == "success"
+    assert set(_xcoms("ohlcv_reingest", alone.run_id, "reingest_chunk")) == {
+        "NQ 2025-02",
+        "ES 2025-02",
+        "NQ 2025-03",
+        "ES 2025-03",
+    }
+    assert len(gateway.state.data_requests()) == 2, "the second run reads the cached responses"
 
 
 def test_a_rejected_key_fails_the_plan_before_any_data_request(
@@ -433,3 +461,37 @@ def test_the_batch_source_submits_once_downloads_once_and_a_rerun_pays_nothing(
     assert len(gateway.state.submits()) == 1, "the job was found again, not submitted"
     assert len(gateway.state.downloads()) == 3, "every file was already downloaded"
     assert gateway.state.data_requests() == []
+
+
+def test_one_symbol_failing_does_not_stop_the_others_of_its_task(
+    reingest_dag, market_db, gateway, synthetic_bars_continuous
+):
+    """Catch-up (a request per symbol): Databento refuses NQ's request; ES of the same
+    mapped task is still loaded; the task fails without retries and the summary says which."""
+    from market_backfill.timeutil import to_ns
+    from tests.conftest import store_bars
+    from tests.support.gateway import Scripted
+
+    bars = synthetic_bars_continuous
+    early = bars[bars.ts < to_ns("2025-03-10")]
+    store_bars(early[early.symbol == "NQ.v.0"], symbol="GLBX.MDP3:NQ")
+    store_bars(early[early.symbol == "ES.v.0"], symbol="GLBX.MDP3:ES")
+    gateway.fail_with(Scripted(422, detail="Invalid request."))  # NQ's request, the first
+    run = reingest_dag.test(
+        run_conf={"symbols": ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"], "source": "databento"}
+    )
+    assert run.state == "failed"
+    with market_db.connect() as conn:
+        rows = conn.execute(
+            "SELECT symbol, chunk, status, attempts FROM backfill_runs WHERE run_id = %s "
+            "AND symbol <> '*' ORDER BY symbol",
+            (run.run_id,),
+        ).fetchall()
+        es = conn.execute(
+            "SELECT count(*) FROM market_bars_ohlcv_1m_clean WHERE symbol = 'GLBX.MDP3:ES'"
+        ).fetchone()[0]
+    assert rows == [
+        ("GLBX.MDP3:ES", "2025-03", "success", 1),
+        ("GLBX.MDP3:NQ", "2025-03", "failed", 1),  # refused: not retried
+    ]
+    assert es == int((bars.symbol == "ES.v.0").sum())

@@ -36,3 +36,53 @@ def test_twenty_years_of_four_symbols_is_refused_before_any_work():
     with pytest.raises(ParamError, match="960 chunks.*max_map_length of 500"):
         plan(ranges, max_chunks=500)
     assert len(plan(ranges, max_chunks=1024)) == 960
+
+
+def _chunks(roots: list[str], start=None, end=None):
+    ranges = {
+        parse_symbol(f"GLBX.MDP3:{r}"): (start or dt(2025, 11, 15), end or dt(2026, 1, 1))
+        for r in roots
+    }
+    return plan(ranges, max_chunks=None)
+
+
+def test_a_month_of_several_symbols_is_one_group_with_a_short_label():
+    from market_backfill.planning import group_chunks, members_of
+
+    chunks = _chunks(["ES", "NQ", "YM", "RTY"])
+    groups = group_chunks(chunks, 25)
+    assert [g["label"] for g in groups] == ["ES,NQ,+2 2025-11", "ES,NQ,+2 2025-12"]
+    assert [m["symbol"] for m in groups[0]["members"]] == [
+        "GLBX.MDP3:ES",
+        "GLBX.MDP3:NQ",
+        "GLBX.MDP3:YM",
+        "GLBX.MDP3:RTY",
+    ]
+    assert (groups[0]["start"], groups[0]["end"]) == (
+        "2025-11-15T00:00:00+00:00",
+        "2025-12-01T00:00:00+00:00",
+    )
+    assert sorted(members_of(groups), key=lambda c: (c["month"], c["symbol"])) == sorted(
+        chunks, key=lambda c: (c["month"], c["symbol"])
+    )
+    pairs = group_chunks(chunks, 2)
+    assert [g["label"] for g in pairs] == [
+        "ES,NQ 2025-11",
+        "YM,RTY 2025-11",
+        "ES,NQ 2025-12",
+        "YM,RTY 2025-12",
+    ]
+    assert [g["label"] for g in group_chunks(_chunks(["NQ"]), 25)] == ["NQ 2025-11", "NQ 2025-12"]
+
+
+def test_sixty_symbols_over_fifteen_years_fit_and_too_small_groups_are_refused():
+    from market_backfill.planning import group_chunks
+
+    roots = [f"R{i:02d}" for i in range(60)]
+    chunks = _chunks(roots, dt(2011, 1, 1), dt(2026, 1, 1))
+    assert len(chunks) == 60 * 180  # 10,800 chunks: ten times Airflow's limit
+    groups = group_chunks(chunks, 25, max_groups=1024)
+    assert len(groups) == 3 * 180  # 25 + 25 + 10 symbols per month
+    assert {len(g["members"]) for g in groups} == {25, 10}
+    with pytest.raises(ParamError, match="1800 tasks .*up to 6 symbols.*raise 'symbols_per_task'"):
+        group_chunks(chunks, 6, max_groups=1024)

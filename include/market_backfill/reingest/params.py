@@ -6,13 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_MAX_COST_USD, REINGEST_SOURCES
+from market_backfill.names import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_COST_USD,
+    DEFAULT_SYMBOLS_PER_TASK,
+    REINGEST_SOURCES,
+)
 from market_backfill.params import (
     Params,
     date_range,
     param_batch_size,
     param_choice,
     param_cost_cap,
+    param_int,
     param_series,
     param_symbols,
 )
@@ -32,6 +38,7 @@ class ReingestParams:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_cost_usd: float = DEFAULT_MAX_COST_USD  # the Databento estimate a run may spend
     dry_run: bool = False  # plan and estimate only
+    symbols_per_task: int = DEFAULT_SYMBOLS_PER_TASK  # symbols of a month in one mapped task
 
 
 def parse_params(params: Params) -> ReingestParams:
@@ -53,4 +60,5 @@ def parse_params(params: Params) -> ReingestParams:
         param_batch_size(params),
         param_cost_cap(params),
         bool(params.get("dry_run", False)),
+        param_int(params, "symbols_per_task", DEFAULT_SYMBOLS_PER_TASK, 1),
     )

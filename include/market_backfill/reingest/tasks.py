@@ -7,19 +7,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from market_backfill.airflow.chunks import (
-    plan_monthly,
+    fail_fast,
     plan_or_fail,
     run_audited,
     settle_estimate,
     summarize_run,
 )
 from market_backfill.airflow.connections import databento_credentials
-from market_backfill.airflow.context import RunContext
+from market_backfill.airflow.context import RunContext, max_map_length
 from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.inserter import Cadence
 from market_backfill.names import BATCH_SOURCE
-from market_backfill.planning import Chunk, ChunkData
+from market_backfill.planning import (
+    Chunk,
+    ChunkData,
+    GroupData,
+    PlanRequest,
+    group_chunks,
+    members_of,
+)
 from market_backfill.reingest.batch import (
     JobFiles,
     JobIds,
@@ -35,7 +42,7 @@ from market_backfill.sources.cache import response_cache_dir
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.sources.databento_batch import DatabentoBatch
 from market_backfill.sources.dbn_file import DbnFileSource
-from market_backfill.summary import columns_of
+from market_backfill.summary import columns_of, totals
 from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
 
 log = logging.getLogger(__name__)
@@ -43,17 +50,25 @@ log = logging.getLogger(__name__)
 SUMMARY_COLUMNS = columns_of(ReingestSummary, Cadence)
 
 
-def plan_chunks(run: RunContext) -> list[ChunkData]:
-    """Validate the params and return the chunk list to map over; with the Databento
-    source, after the pre-flight (clamp, estimate, cap). ``dry_run`` maps nothing."""
-    chunks = plan_monthly(plan_run, run)
-    parsed = parse_params(run.params)
+def plan_chunks(run: RunContext) -> list[GroupData]:
+    """Validate the params and return the groups to map over (up to ``symbols_per_task``
+    symbols of one dataset and month each); with the Databento source, after the
+    pre-flight (clamp, estimate, cap). ``dry_run`` maps nothing."""
+    parsed = plan_or_fail(lambda: parse_params(run.params))
+    request = PlanRequest(
+        run.connect, run.params, run.run_end, max_chunks=None, interval=run.interval
+    )
+    chunks = plan_or_fail(lambda: plan_run(request))
     if parsed.source in ("databento", BATCH_SOURCE):
         chunks = plan_or_fail(lambda: _preflight(chunks, parsed, run))
+    groups = plan_or_fail(
+        lambda: group_chunks(chunks, parsed.symbols_per_task, max_groups=max_map_length())
+    )
+    log.info("%d chunks (symbol x month) in %d mapped tasks", len(chunks), len(groups))
     if parsed.dry_run:
         log.info("dry run: %d chunks planned, none run", len(chunks))
         return []
-    return chunks
+    return groups
 
 
 def _preflight(chunks: list[ChunkData], parsed: ReingestParams, run: RunContext) -> list[ChunkData]:
@@ -86,7 +101,7 @@ def _databento() -> DatabentoSource:
     return source
 
 
-def batch_ready(chunks: Sequence[ChunkData] | None, run: RunContext) -> JobIds | None:
+def batch_ready(chunks: Sequence[GroupData] | None, run: RunContext) -> JobIds | None:
     """One poke of the batch sensor: with ``databento_batch``, submit (or find) the run's
     jobs and return their ids once all are done (None: poke again later); with another
     source, nothing to wait for."""
@@ -94,7 +109,7 @@ def batch_ready(chunks: Sequence[ChunkData] | None, run: RunContext) -> JobIds |
     if parsed.source != BATCH_SOURCE or not chunks:
         return {}
     registry = run_transaction(run.connect, lambda c: load_settings(c, parsed.symbols))
-    requests = batch_requests(chunks, parsed, registry)
+    requests = batch_requests(members_of(chunks), parsed, registry)
     return plan_or_fail(lambda: submit_and_check(DatabentoBatch(_databento()), requests))
 
 
@@ -134,11 +149,44 @@ def run_chunk(
     return run_audited(chunk_data, work, run)
 
 
-def summarize(planned: Sequence[ChunkData] | None, run: RunContext) -> dict[str, Any]:
-    """Per-chunk table and totals, with the run's Databento estimate."""
+def run_group(
+    group: Mapping[str, Any], run: RunContext, files: JobFiles | None = None
+) -> dict[str, Any]:
+    """Load every chunk of a group (each audited on its own, one after the other; one
+    failing does not stop the others) and return the group's XCom: the members' summed
+    counts, their symbols and each member's result. A member that failed fails the task
+    afterwards: without retries when every failure is final (a bad file, a refused key),
+    else for Airflow to retry the group (a re-run is idempotent; responses are cached)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    results: list[ReingestResult] = []
+    failures: list[tuple[str, BaseException]] = []
+    for member in members_of([group]):
+        try:
+            results.append(run_chunk(member, run, files))
+        except Exception as exc:  # noqa: BLE001 - collected; the task fails below
+            failures.append((member["label"], exc))
+    if failures:
+        message = "; ".join(f"{label}: {exc}" for label, exc in failures)
+        if all(isinstance(exc, AirflowFailException) for _, exc in failures):
+            raise fail_fast(message)
+        raise RuntimeError(message)
+    return {
+        "chunk": group["label"],
+        "start": group["start"],
+        "end": group["end"],
+        "symbols": [r["symbol"] for r in results],
+        **totals(results),
+        "seconds": round(sum(r["seconds"] for r in results), 3),
+        "members": results,
+    }
+
+
+def summarize(planned: Sequence[Mapping[str, Any]] | None, run: RunContext) -> dict[str, Any]:
+    """Per-chunk (symbol x month) table and totals, with the run's Databento estimate."""
     estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *audit.ESTIMATE_ROW)
     return summarize_run(
-        planned,
+        None if planned is None else members_of(planned),
         SUMMARY_COLUMNS,
         run,
         extra={"estimate": estimate} if estimate else None,
