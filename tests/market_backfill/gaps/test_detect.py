@@ -76,3 +76,30 @@ def test_stored_minutes_and_scan_against_the_database(market_db):
     assert [m["month"] for m in result.months] == ["2025-11"]
     assert result.months[0]["expected"] == len(full)
     assert result.months[0]["stored"] == len(partial)
+
+
+def test_a_grains_root_is_checked_on_its_own_calendar(market_db):
+    """ZC (CMEGlobex_Grains, from the registry): the 07:45-08:30 CT pause and the
+    13:20-19:00 CT close are no gaps; a hole in its trading hours is."""
+    from market_backfill.db.connection import run_transaction
+    from market_backfill.symbols import Series, load_settings, parse_symbol
+    from market_backfill_devtools.sample import synthetic_bars
+
+    zc = parse_symbol("GLBX.MDP3:ZC")
+    start, end = utc("2025-03-10T00:00"), utc("2025-03-13T00:00")
+    with market_db.connect() as conn:
+        calendar = load_settings(conn, [zc])[zc].calendar
+    assert calendar == "CMEGlobex_Grains"
+    bars = synthetic_bars("ZC.v.0", start, end, seed=3, quiet_fraction=0, calendar=calendar)
+    ts = bars.ts.to_numpy()
+    hole = (ts >= to_ns("2025-03-11T15:00")) & (ts < to_ns("2025-03-11T15:20"))  # 10:00 CT
+    store_bars(bars[~hole], symbol=zc.key)
+    series = Series(zc, "v", 0)
+    found = run_transaction(
+        lambda: market_db.connect(), lambda c: scan(c, series, calendar, start, end, 5)
+    )
+    assert [(from_ns(g.start_ns).isoformat()[:16], g.minutes) for g in found.gaps] == [
+        ("2025-03-11T15:00", 20)
+    ]
+    per_day = len(trading_minutes(calendar, utc("2025-03-11T00:00"), utc("2025-03-12T00:00")))
+    assert per_day == 765 + 290  # 19:00-07:45 and 08:30-13:20 CT
