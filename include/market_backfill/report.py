@@ -18,6 +18,7 @@ STAGE_TASKS = {
     "ohlcv_reingest": "market_backfill.reingest.tasks",
     "triangle_backfill": "market_backfill.triangles.tasks",
     "gap_detection": "market_backfill.gaps.tasks",
+    "feature_backfill": "market_backfill.features.tasks",
 }
 """Each DAG's task-body module; its ``SUMMARY_COLUMNS`` are the report's columns."""
 
