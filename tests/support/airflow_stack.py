@@ -207,3 +207,81 @@ class AirflowStack:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")[
             "task_instances"
         ]
+
+
+CELERY_SETTINGS = {  # docker-compose.yaml sets the same (tests/test_deployment.py)
+    # a lost worker costs seconds, not hours (README, "Running with Celery"): a worker
+    # takes one message per free slot and acknowledges it when the task ends, so a killed
+    # worker strands only what it was running; the scheduler notices those by their
+    # missing heartbeats and retries them on another worker
+    "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "1800",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+}
+
+
+class CeleryStack(AirflowStack):
+    """The stack with the CeleryExecutor: PostgreSQL metadata database, Redis broker and
+    ``workers`` Celery workers (``worker1``, ...; two task slots each), every one in its
+    own process group. A task instance's ``hostname`` names its worker."""
+
+    def __init__(
+        self,
+        home: Path,
+        dags: Path,
+        extra_env: dict[str, str],
+        *,
+        metadata_url: str,
+        broker_url: str,
+        workers: int = 2,
+    ) -> None:
+        super().__init__(home, dags, extra_env)
+        self.env.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+                "AIRFLOW__CELERY__BROKER_URL": broker_url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "market_backfill_devtools.worker_name.hostname",
+                **CELERY_SETTINGS,
+            }
+        )
+        self.workers = {f"worker{i}": None for i in range(1, workers + 1)}
+
+    def start(self, timeout: float = 240) -> CeleryStack:
+        super().start(timeout)
+        for name in self.workers:
+            self.workers[name] = self.start_worker(name)
+        return self
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "celery",
+                "worker",
+                "-H",
+                f"{name}@%h",
+                "--skip-serve-logs",
+            ],
+            env={**self.env, "MARKET_BACKFILL_WORKER_NAME": name},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill_worker(self, name: str) -> None:
+        """``kill -9`` the worker's whole process group (it and the tasks it runs)."""
+        proc = self.workers[name]
+        assert proc is not None
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
