@@ -28,15 +28,15 @@ optionally gated by higher-timeframe agreement and engulfing candles; the exact
 definition is the project's `triangle-signals.md`) and writes them to
 `triangle_events_v1`, one mapped task per **symbol x month** (labelled `NQ 2025-12`).
 
-Each chunk reads from the start of the weekly segment (Sunday 18:00 New York) that
-contains its first minute, so monthly chunks give exactly the rows of one run over the
-whole range. Re-running adds nothing; `purge` replaces the chunk's rows for the same
+Each chunk reads from the start of the weekly segment (Sunday at the root's session open,
+18:00 New York on CME Globex) that contains its first minute, so monthly chunks give
+exactly the rows of one run over the whole range. Re-running adds nothing; `purge` replaces the chunk's rows for the same
 settings. Runs after every successful `ohlcv_reingest` (Asset schedule) in catch-up mode.
 
 **Params**
 - `symbols`, `start`, `end` (UTC dates, inclusive; both empty: catch up from the latest
   event of these settings to the last stored bar).
-- `anchor`: `weekly` (default), `session` (daily 18:00 New York) or `fixed` (one segment
+- `anchor`: `weekly` (default), `session` (daily at the session open) or `fixed` (one segment
   from `anchor_at`). `warmup`: bars per segment before a triangle may fire (5).
 - `source_table`: `clean` (bars stamped at their open) or `legacy` (close-stamped,
   extra corruption filters; needs `allow_legacy`).

@@ -26,6 +26,7 @@ BAR_COLUMNS = ("symbol", "ts", *PRICE_COLUMNS, "volume")
 SYMBOL_PATTERN = r"^[A-Z0-9]{2,16}\.[A-Z0-9]{2,16}:[A-Z0-9]{1,12}$"
 ROLL_RULES = {"v": "volume", "c": "calendar", "n": "open interest"}
 DEFAULT_SYMBOLS = ("GLBX.MDP3:NQ",)
+DEFAULT_SESSION_ANCHOR = "18:00 America/New_York"  # CME Globex: sessions open 18:00 New York
 OHLCV_1M = "ohlcv-1m"
 SOURCES = ("databento", "dbn_file")  # where bars come from: the API, DBN files on disk
 BATCH_SOURCE = "databento_batch"  # reingest only: Databento batch jobs, downloaded files

@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.errors import ParamError
+from market_backfill.names import DEFAULT_SESSION_ANCHOR
 from market_backfill.symbols import check_roll, parse_symbol
 
-DEFAULT_ANCHOR = "18:00 America/New_York"
 _ANCHOR = re.compile(r"^([01]\d|2[0-3]):([0-5]\d) (\S+)$")
 _UPSERT = """
 INSERT INTO market_symbols
@@ -111,7 +111,7 @@ def entry(
     price_floor: str | None,
     roll_rule: str = "v",
     rank: int = 0,
-    session_anchor: str = DEFAULT_ANCHOR,
+    session_anchor: str = DEFAULT_SESSION_ANCHOR,
 ) -> RootEntry:
     """Validate a root's settings (raises :class:`ParamError` naming the bad one)."""
     key = parse_symbol(symbol).key
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     floor.add_argument("--no-floor", action="store_true", help="prices may be negative")
     add.add_argument("--roll-rule", default="v", choices=["v", "c", "n"])
     add.add_argument("--rank", type=int, default=0)
-    add.add_argument("--session-anchor", default=DEFAULT_ANCHOR)
+    add.add_argument("--session-anchor", default=DEFAULT_SESSION_ANCHOR)
     listing = sub.add_parser("list", help="print the registry")
     for p in (add, listing):
         p.add_argument("--url", help="the market database (default: connection market_db)")

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.errors import ParamError
-from market_backfill.names import FIXED_SCALE, ROLL_RULES, SYMBOL_PATTERN
+from market_backfill.names import DEFAULT_SESSION_ANCHOR, FIXED_SCALE, ROLL_RULES, SYMBOL_PATTERN
 
 SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 NO_FLOOR = -(2**63)
@@ -119,6 +119,8 @@ class SymbolSettings:
     small_range: Decimal = Decimal(10)
     small_range_gap: Decimal = Decimal(150)
     flat_discontinuity: Decimal = Decimal(50)
+    tick_size: Decimal | None = None
+    session_anchor: str = DEFAULT_SESSION_ANCHOR  # where its sessions open, "HH:MM Area/City"
 
     def series(self, roll_rule: str | None = None, rank: int | None = None) -> Series:
         """The series a run asks for; what it leaves out is the registry's default."""
@@ -139,7 +141,8 @@ class SymbolSettings:
 
 _REGISTRY_SQL = (
     "SELECT symbol, roll_rule, rank, price_floor, calendar, discontinuity, small_range, "
-    "small_range_gap, flat_discontinuity FROM market_symbols WHERE symbol = ANY(%s)"
+    "small_range_gap, flat_discontinuity, tick_size, session_anchor FROM market_symbols "
+    "WHERE symbol = ANY(%s)"
 )
 
 
@@ -161,6 +164,8 @@ def load_settings(conn: Connection, symbols: Sequence[Symbol]) -> dict[Symbol, S
             small_range=Decimal(r[6]),
             small_range_gap=Decimal(r[7]),
             flat_discontinuity=Decimal(r[8]),
+            tick_size=None if r[9] is None else Decimal(r[9]),
+            session_anchor=r[10],
         )
         for r in rows
     }

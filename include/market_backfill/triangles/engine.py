@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from market_backfill.errors import ParamError
-from market_backfill.names import MINUTE_NS, TRIANGLE_FLAGS
+from market_backfill.names import DEFAULT_SESSION_ANCHOR, MINUTE_NS, TRIANGLE_FLAGS
 from market_backfill.timeutil import to_ns
 from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
 
@@ -49,6 +49,10 @@ class TriangleSettings:
     use_1d: bool = False
     require_engulfing: bool = False
     require_sweep_engulfing: bool = False
+    # where the symbol's sessions open ("HH:MM Area/City", the registry's session anchor):
+    # the weekly and session anchors fall there (18:00 New York on CME Globex, 19:00
+    # Chicago for the grains). Not a setting of the run: not stored with the events.
+    session_anchor: str = DEFAULT_SESSION_ANCHOR
 
     def __post_init__(self) -> None:
         """Each field is the DAG param of the same name: a bad one is a ParamError."""
@@ -101,7 +105,11 @@ def anchor_times(settings: TriangleSettings, lo_ns: int, hi_ns: int) -> np.ndarr
     last = pd.Timestamp(hi_ns, unit="ns", tz="UTC").normalize() + pd.Timedelta(days=8)
     freq = "W-SUN" if settings.anchor == "weekly" else "D"
     days = pd.date_range(first.tz_localize(None), last.tz_localize(None), freq=freq)
-    local = (days + pd.Timedelta(hours=18)).tz_localize("America/New_York")
+    clock, zone = settings.session_anchor.split(" ", 1)
+    hours, minutes = (int(part) for part in clock.split(":"))
+    local = (days + pd.Timedelta(hours=hours, minutes=minutes)).tz_localize(
+        zone, ambiguous=False, nonexistent="shift_forward"
+    )
     return local.tz_convert("UTC").as_unit("ns").asi8.astype(np.int64)
 
 

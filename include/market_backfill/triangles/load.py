@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TypedDict
 
@@ -32,7 +33,12 @@ from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Series, Symbol, SymbolSettings, load_settings
 from market_backfill.timeutil import from_ns, to_ns
 from market_backfill.triangles.bars import good_bars, read_bars, reason_counts
-from market_backfill.triangles.engine import run_engine, segment_end, segment_start
+from market_backfill.triangles.engine import (
+    TriangleSettings,
+    run_engine,
+    segment_end,
+    segment_start,
+)
 from market_backfill.triangles.params import TriangleParams, parse_params
 from market_backfill.triangles.store import (
     EVENT_COLUMNS,
@@ -102,7 +108,8 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
                 start = event + MINUTE if event else end - CATCHUP_LOOKBACK
                 ranges[sym] = [(start, end)]
                 if not parsed.legacy:  # bars changed since these settings last caught up
-                    changed = _changed_range(conn, series, parsed, end)
+                    tri = symbol_triangles(parsed, registry[sym])
+                    changed = _changed_range(conn, series, parsed, tri, end)
                     if changed is not None:
                         ranges[sym].append(changed)
         return ranges
@@ -110,8 +117,13 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
     return plan_ranges(request, parsed.symbols, parsed.window, catch_up)
 
 
+def symbol_triangles(parsed: TriangleParams, symbol: SymbolSettings) -> TriangleSettings:
+    """The run's settings with the symbol's session anchor (where its segments start)."""
+    return replace(parsed.settings, session_anchor=symbol.session_anchor)
+
+
 def _changed_range(
-    conn: Connection, series: Series, parsed: TriangleParams, end: datetime
+    conn: Connection, series: Series, parsed: TriangleParams, tri: TriangleSettings, end: datetime
 ) -> Range | None:
     """The segments holding bars of ``series`` changed since these settings last caught
     up, cut at ``end``. In the plan's transaction their events of these settings are
@@ -126,8 +138,8 @@ def _changed_range(
         return None
     first, last, newest = changed
     note_pending(conn, TRIANGLE_PROGRESS_TABLE, series, key, newest)
-    lo = from_ns(segment_start(to_ns(first), parsed.settings))
-    seg_end = segment_end(to_ns(last), parsed.settings)
+    lo = from_ns(segment_start(to_ns(first), tri))
+    seg_end = segment_end(to_ns(last), tri)
     hi = end if seg_end is None else min(end, from_ns(seg_end))
     if lo >= hi:
         return None
@@ -173,7 +185,7 @@ def triangle_chunk(
     another; the events are written in committed batches (insert-ignore), so a re-run
     after any failure writes what is missing and nothing twice."""
     started = time.monotonic()
-    tri = parsed.settings
+    tri = symbol_triangles(parsed, symbol_settings)
     legacy, table = parsed.legacy, parsed.table
     series = symbol_settings.series(parsed.roll_rule, parsed.rank)
     lo, hi = to_ns(chunk.start_dt), to_ns(chunk.end_dt)

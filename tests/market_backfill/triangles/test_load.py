@@ -182,3 +182,32 @@ def test_catch_up_progress_is_absorbed_only_when_the_run_succeeds(market_db, qua
         assert absorbed_change(conn, TRIANGLE_PROGRESS_TABLE, series, key) == change
     triangle_chunk(week, NQ, parsed, hook_connector())  # what the successful run wrote
     assert first_start() == forward
+
+
+def test_a_grains_root_segments_at_its_own_session_open(market_db, quarter_bars):
+    """ZC's sessions open Sunday 19:00 Chicago (the registry's anchor), an hour after
+    18:00 New York: its weekly segment holding Monday 2025-03-10 00:00 UTC starts then
+    (00:00 UTC), NQ's at 22:00 UTC on Sunday."""
+    from market_backfill.symbols import settings_of
+
+    connect = hook_connector()
+    zc = settings_of(connect, "GLBX.MDP3:ZC")
+    assert zc.session_anchor == "19:00 America/Chicago"
+    bars = quarter_bars[quarter_bars.ts >= to_ns("2025-03-09T22:00")]
+    store_bars(bars, symbol="GLBX.MDP3:ZC")
+    store_bars(bars, symbol="GLBX.MDP3:NQ")
+    parsed = parse_params({"symbols": ["GLBX.MDP3:ZC", "GLBX.MDP3:NQ"]})
+    week = ("2025-03-10T00:00:00+00:00", "2025-03-15T00:00:00+00:00")
+    at_zc = triangle_chunk(Chunk("GLBX.MDP3:ZC", "2025-03", *week), zc, parsed, connect)
+    at_nq = triangle_chunk(Chunk("GLBX.MDP3:NQ", "2025-03", *week), NQ, parsed, connect)
+    sunday_evening = int(
+        ((bars.ts >= to_ns("2025-03-09T22:00")) & (bars.ts < to_ns("2025-03-10"))).sum()
+    )
+    assert at_nq["preload_bars"] == sunday_evening > 0
+    assert at_zc["preload_bars"] == 0
+    cfg = TriangleSettings(session_anchor="19:00 America/Chicago")
+    from market_backfill.triangles.engine import segment_start
+
+    assert segment_start(to_ns("2025-03-12T15:00"), cfg) == to_ns("2025-03-10T00:00")
+    winter = segment_start(to_ns("2025-01-15T15:00"), cfg)
+    assert winter == to_ns("2025-01-13T01:00")  # 19:00 CST
