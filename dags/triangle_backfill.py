@@ -30,8 +30,9 @@ definition is the project's `triangle-signals.md`) and writes them to
 
 Each chunk reads from the start of the weekly segment (Sunday at the root's session open,
 18:00 New York on CME Globex) that contains its first minute, so monthly chunks give
-exactly the rows of one run over the whole range. Re-running adds nothing; `purge` replaces the chunk's rows for the same
-settings. Runs after every successful `ohlcv_reingest` (Asset schedule) in catch-up mode.
+exactly the rows of one run over the whole range. Re-running adds nothing; `purge`
+replaces the chunk's rows for the same settings. Runs after every successful
+`ohlcv_reingest` (Asset schedule) in catch-up mode.
 
 **Params**
 - `symbols`, `start`, `end` (UTC dates, inclusive; both empty: catch up from the latest
