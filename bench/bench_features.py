@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
 import psycopg
-from bench_gaps import NQ_V0, load_years
+from bench_gaps import NQ_V0, load_years, scratch_database
 
 from market_backfill.features.compute import bar_features
 from market_backfill.features.load import feature_chunk, rollup_chunk
@@ -94,11 +93,7 @@ def main() -> None:
 
         root = Path(__file__).resolve().parent.parent
         admin = embedded.libpq_url(embedded.start(root / ".local" / "bench-pgdata"))
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    try:
+    with scratch_database(admin) as url:
         start, end, n = load_years(url, args.years)
         res = measure(url, start, end, args.repeat)
         print(
@@ -106,9 +101,6 @@ def main() -> None:
             f"{res['engine_s']:.3f}s ({res['bars'] / res['engine_s']:,.0f} bars/s), end to end "
             f"{res['end_to_end_s']:.2f}s ({res['bars'] / res['end_to_end_s']:,.0f} bars/s)"
         )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

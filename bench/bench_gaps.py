@@ -13,6 +13,8 @@ import argparse
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +32,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 NQ_V0 = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
+
+
+@contextmanager
+def scratch_database(admin: str, prefix: str = "bench") -> Iterator[str]:
+    """A fresh database on the benchmark server (its libpq URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def load_years(url: str, years: float, seed: int = 15) -> tuple[datetime, datetime, int]:
@@ -79,11 +94,7 @@ def main() -> None:
         from market_backfill_devtools import embedded
 
         admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
-    name = f"bench_gaps_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    try:
+    with scratch_database(admin, "bench_gaps") as url:
         t0 = time.perf_counter()
         start, end, n = load_years(url, args.years)
         print(f"loaded {n:,} bars ({args.years} years) in {time.perf_counter() - t0:.1f}s")
@@ -92,9 +103,6 @@ def main() -> None:
             f"scan: {res['expected']:,} expected minutes, {res['gaps']} gaps, "
             f"median {res['median_s']:.2f}s of {[round(t, 2) for t in res['times']]}"
         )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -62,11 +62,16 @@ def plan_or_fail(plan: Callable[[], T]) -> T:
         raise fail_fast(str(exc)) from None
 
 
-def plan_monthly(plan_run: PlanRun, run: RunContext) -> list[ChunkData]:
+def plan_monthly(plan_run: PlanRun, run: RunContext, *, limited: bool = True) -> list[ChunkData]:
     """The plan task of a monthly-chunked DAG: ``plan_run`` with the run's end and
-    Airflow's ``max_map_length``."""
+    Airflow's ``max_map_length`` (``limited=False``: no limit, the caller groups the
+    chunks into mapped tasks and checks those)."""
     request = PlanRequest(
-        run.connect, run.params, run.run_end, max_chunks=max_map_length(), interval=run.interval
+        run.connect,
+        run.params,
+        run.run_end,
+        max_chunks=max_map_length() if limited else None,
+        interval=run.interval,
     )
     return plan_or_fail(lambda: plan_run(request))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from market_backfill.airflow.chunks import (
     fail_fast,
+    plan_monthly,
     plan_or_fail,
     run_audited,
     settle_estimate,
@@ -23,7 +24,6 @@ from market_backfill.planning import (
     Chunk,
     ChunkData,
     GroupData,
-    PlanRequest,
     group_chunks,
     members_of,
 )
@@ -54,11 +54,8 @@ def plan_chunks(run: RunContext) -> list[GroupData]:
     """Validate the params and return the groups to map over (up to ``symbols_per_task``
     symbols of one dataset and month each); with the Databento source, after the
     pre-flight (clamp, estimate, cap). ``dry_run`` maps nothing."""
-    parsed = plan_or_fail(lambda: parse_params(run.params))
-    request = PlanRequest(
-        run.connect, run.params, run.run_end, max_chunks=None, interval=run.interval
-    )
-    chunks = plan_or_fail(lambda: plan_run(request))
+    chunks = plan_monthly(plan_run, run, limited=False)
+    parsed = parse_params(run.params)
     if parsed.source in ("databento", BATCH_SOURCE):
         chunks = plan_or_fail(lambda: _preflight(chunks, parsed, run))
     groups = plan_or_fail(
