@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from market_backfill.names import MINUTE_NS
-from market_backfill.timeutil import to_ns
+from market_backfill.timeutil import from_ns, to_ns
 
 CHICAGO = "America/Chicago"
 
@@ -159,6 +159,27 @@ def trading_minutes(name: str, start: datetime, end: datetime) -> np.ndarray:
     total = int(counts.sum())
     offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     return np.repeat(first, counts) + offsets * MINUTE_NS
+
+
+def minute_counts(name: str, bounds: np.ndarray) -> np.ndarray:
+    """Trading minutes in each ``[bounds[i], bounds[i+1])`` (sorted int64 ns): as many as
+    :func:`trading_minutes` has there, counted from the sessions without listing them."""
+    bounds = np.asarray(bounds, dtype=np.int64)
+    if len(bounds) < 2:
+        return np.zeros(0, dtype=np.int64)
+    sess = sessions(name, from_ns(int(bounds[0])), from_ns(int(bounds[-1])))
+    if len(sess) == 0:
+        return np.zeros(len(bounds) - 1, dtype=np.int64)
+    first = (sess[:, 0] + MINUTE_NS - 1) // MINUTE_NS * MINUTE_NS
+    counts = np.maximum((sess[:, 1] - first + MINUTE_NS - 1) // MINUTE_NS, 0)
+    before = np.concatenate([[0], np.cumsum(counts)])  # minutes of the sessions before i
+    # minutes opening before t: those of every session starting before t, the last one
+    # cut at t
+    last = np.searchsorted(first, bounds, side="left") - 1
+    k = np.maximum(last, 0)
+    cut = np.clip((bounds - first[k] + MINUTE_NS - 1) // MINUTE_NS, 0, counts[k])
+    upto = np.where(last >= 0, before[k] + cut, 0)
+    return np.diff(upto)
 
 
 def _ns(series: pd.Series) -> np.ndarray:

@@ -312,3 +312,81 @@ CREATE TABLE IF NOT EXISTS feature_progress (
     updated_at         timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (symbol, roll_rule, rank, settings_key)
 );
+
+-- Stored bars per series and UTC month, kept by statement-level triggers on the clean
+-- bars inside every writing statement (COPY, INSERT, upsert, DELETE, TRUNCATE), so it
+-- always equals count(*) of the bars in the same snapshot. The console's completeness
+-- reads it instead of counting years of minutes. Net changes only: an upsert that
+-- rewrites existing bars writes nothing here.
+CREATE TABLE IF NOT EXISTS bar_month_counts (
+    symbol     text NOT NULL,
+    roll_rule  text NOT NULL,
+    rank       smallint NOT NULL,
+    month      date NOT NULL,
+    bars       bigint NOT NULL,
+    PRIMARY KEY (symbol, roll_rule, rank, month)
+);
+
+CREATE OR REPLACE FUNCTION bar_month_counts_apply() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- a transition table exists only for its own event: one statement per event; the
+    -- rows go in key order, so concurrent writers lock count rows in one order
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM bar_month_counts;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO bar_month_counts AS c (symbol, roll_rule, rank, month, bars)
+        SELECT symbol, roll_rule, rank, date_trunc('month', ts AT TIME ZONE 'UTC')::date,
+               count(*)
+        FROM new_bars GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (symbol, roll_rule, rank, month) DO UPDATE SET bars = c.bars + excluded.bars;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO bar_month_counts AS c (symbol, roll_rule, rank, month, bars)
+        SELECT symbol, roll_rule, rank, date_trunc('month', ts AT TIME ZONE 'UTC')::date,
+               -count(*)
+        FROM old_bars GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (symbol, roll_rule, rank, month) DO UPDATE SET bars = c.bars + excluded.bars;
+    ELSE  -- UPDATE: only a changed key moves a bar between counts
+        INSERT INTO bar_month_counts AS c (symbol, roll_rule, rank, month, bars)
+        SELECT symbol, roll_rule, rank, month, sum(n)
+        FROM (
+            SELECT symbol, roll_rule, rank,
+                   date_trunc('month', ts AT TIME ZONE 'UTC')::date AS month, 1 AS n
+            FROM new_bars
+            UNION ALL
+            SELECT symbol, roll_rule, rank,
+                   date_trunc('month', ts AT TIME ZONE 'UTC')::date, -1
+            FROM old_bars
+        ) moved
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (symbol, roll_rule, rank, month) DO UPDATE SET bars = c.bars + excluded.bars;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The triggers and the first count go in together, the bars locked against writers
+-- meanwhile (once, when the triggers do not exist yet).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                   WHERE tgrelid = 'market_bars_ohlcv_1m_clean'::regclass
+                     AND tgname = 'bar_month_counts_insert') THEN
+        LOCK TABLE market_bars_ohlcv_1m_clean IN SHARE ROW EXCLUSIVE MODE;
+        CREATE TRIGGER bar_month_counts_insert AFTER INSERT ON market_bars_ohlcv_1m_clean
+            REFERENCING NEW TABLE AS new_bars
+            FOR EACH STATEMENT EXECUTE FUNCTION bar_month_counts_apply();
+        CREATE TRIGGER bar_month_counts_update AFTER UPDATE ON market_bars_ohlcv_1m_clean
+            REFERENCING OLD TABLE AS old_bars NEW TABLE AS new_bars
+            FOR EACH STATEMENT EXECUTE FUNCTION bar_month_counts_apply();
+        CREATE TRIGGER bar_month_counts_delete AFTER DELETE ON market_bars_ohlcv_1m_clean
+            REFERENCING OLD TABLE AS old_bars
+            FOR EACH STATEMENT EXECUTE FUNCTION bar_month_counts_apply();
+        CREATE TRIGGER bar_month_counts_truncate AFTER TRUNCATE ON market_bars_ohlcv_1m_clean
+            FOR EACH STATEMENT EXECUTE FUNCTION bar_month_counts_apply();
+        DELETE FROM bar_month_counts;
+        INSERT INTO bar_month_counts (symbol, roll_rule, rank, month, bars)
+        SELECT symbol, roll_rule, rank, date_trunc('month', ts AT TIME ZONE 'UTC')::date,
+               count(*)
+        FROM market_bars_ohlcv_1m_clean GROUP BY 1, 2, 3, 4;
+    END IF;
+END $$;

@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from market_backfill.timeutil import from_ns, to_ns
-from market_backfill.trading_calendar import trading_minutes
+from market_backfill.trading_calendar import minute_counts, trading_minutes
 
 CAL = "CME Globex Equity"
 
@@ -162,3 +164,25 @@ def test_a_2014_week_stored_as_it_traded_has_no_gap():
     assert len(expected) == 5 * (22 * 60 + 15 + 45) == len(stored)
     assert find_gaps("GLBX.MDP3:NQ", expected, stored, 1) == []
     assert np.array_equal(expected, np.sort(stored))
+
+
+@pytest.mark.parametrize("calendar", [CAL, "CME_Agriculture", "CMEGlobex_Crude"])
+def test_minute_counts_match_the_listed_minutes_between_any_bounds(calendar):
+    start, end = datetime(2011, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    listed = trading_minutes(calendar, start, end)
+    rng = np.random.default_rng(7)
+    # month starts, odd seconds inside sessions and breaks, and bounds outside any session
+    bounds = np.unique(
+        np.concatenate(
+            [
+                pd.date_range(start, end, freq="MS").as_unit("ns").asi8,
+                rng.integers(to_ns(start), to_ns(end), 400),
+                listed[rng.integers(0, len(listed), 100)] + 30_000_000_000,
+            ]
+        )
+    )
+    expected = np.diff(np.searchsorted(listed, bounds, side="left"))
+    assert np.array_equal(minute_counts(calendar, bounds), expected)
+    assert minute_counts(calendar, bounds[:1]).size == 0
+    weekend = np.array([to_ns(datetime(2025, 12, 6, tzinfo=UTC)), to_ns(datetime(2025, 12, 7, tzinfo=UTC))])
+    assert minute_counts(calendar, weekend).tolist() == [0]
