@@ -184,5 +184,7 @@ def test_minute_counts_match_the_listed_minutes_between_any_bounds(calendar):
     expected = np.diff(np.searchsorted(listed, bounds, side="left"))
     assert np.array_equal(minute_counts(calendar, bounds), expected)
     assert minute_counts(calendar, bounds[:1]).size == 0
-    weekend = np.array([to_ns(datetime(2025, 12, 6, tzinfo=UTC)), to_ns(datetime(2025, 12, 7, tzinfo=UTC))])
+    weekend = np.array(
+        [to_ns(datetime(2025, 12, 6, tzinfo=UTC)), to_ns(datetime(2025, 12, 7, tzinfo=UTC))]
+    )
     assert minute_counts(calendar, weekend).tolist() == [0]

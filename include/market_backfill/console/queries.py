@@ -138,7 +138,9 @@ def completeness(
         return []
     stored: dict[tuple[str, str, int, date], tuple[int, int, int]] = {}
     with conn.cursor() as cur:
-        cur.execute(load_sql("console_month_counts"), {"symbol": symbol, "first": first, "last": last})
+        cur.execute(
+            load_sql("console_month_counts"), {"symbol": symbol, "first": first, "last": last}
+        )
         for sym, rule, rank, month, bars, open_gaps, unfillable in cur.fetchall():
             stored[(sym, rule, int(rank), month)] = (int(bars), int(open_gaps), int(unfillable))
     rows: list[dict[str, Any]] = []
@@ -223,7 +225,9 @@ def runs(conn: Connection, dag_id: str | None = None, limit: int = 20) -> list[d
     commits, retries and rows written, the run's Databento estimate and the path of the
     run in the Airflow UI (relative to the UI's root)."""
     with conn.cursor() as cur:
-        cur.execute(load_sql("console_runs"), {"dag_id": dag_id, "limit": max(1, min(limit, MAX_RUNS))})
+        cur.execute(
+            load_sql("console_runs"), {"dag_id": dag_id, "limit": max(1, min(limit, MAX_RUNS))}
+        )
         fetched = cur.fetchall()
     out = []
     for dag, run_id, started, finished, total, estimate, chunks in fetched:

@@ -32,8 +32,10 @@ def test_counts_follow_copies_upserts_deletes_updates_and_truncates(market_db, q
         counted, kept = _counts(conn)
         assert kept == counted
         assert kept[("GLBX.MDP3:NQ", "v", 0, "2025-02")] == int(
-            ((quarter_bars["ts"] >= pd.Timestamp("2025-02-01", tz="UTC").value)
-             & (quarter_bars["ts"] < pd.Timestamp("2025-03-01", tz="UTC").value)).sum()
+            (
+                (quarter_bars["ts"] >= pd.Timestamp("2025-02-01", tz="UTC").value)
+                & (quarter_bars["ts"] < pd.Timestamp("2025-03-01", tz="UTC").value)
+            ).sum()
         )
     # a re-run: every row exists (COPY conflicts, staging upsert); nothing moves
     changed = quarter_bars.assign(close=quarter_bars["close"] + 250_000_000)
@@ -52,14 +54,18 @@ def test_counts_follow_copies_upserts_deletes_updates_and_truncates(market_db, q
         counted, now_kept = _counts(conn)
         assert now_kept == counted
         assert ("GLBX.MDP3:ES", "c", 1, "2024-12") in now_kept
-        assert now_kept[("GLBX.MDP3:NQ", "v", 0, "2025-03")] < kept[("GLBX.MDP3:NQ", "v", 0, "2025-03")]
+        assert (
+            now_kept[("GLBX.MDP3:NQ", "v", 0, "2025-03")]
+            < kept[("GLBX.MDP3:NQ", "v", 0, "2025-03")]
+        )
         conn.execute("TRUNCATE market_bars_ohlcv_1m_clean")
         conn.commit()
         assert _counts(conn) == ({}, {})
     store_bars(quarter_bars.iloc[:1000])
     with market_db.connect() as conn:
         counted, kept = _counts(conn)
-        assert kept == counted and sum(kept.values()) == 1000
+        assert kept == counted
+        assert sum(kept.values()) == 1000
 
 
 def test_a_rolled_back_write_leaves_the_counts_as_they_were(market_db, quarter_bars):
@@ -76,9 +82,7 @@ def test_bars_stored_before_the_counts_existed_are_counted_once(market_db, quart
     store_bars(quarter_bars)
     with market_db.connect() as conn:
         for event in ("insert", "update", "delete", "truncate"):
-            conn.execute(
-                f"DROP TRIGGER bar_month_counts_{event} ON market_bars_ohlcv_1m_clean"
-            )
+            conn.execute(f"DROP TRIGGER bar_month_counts_{event} ON market_bars_ohlcv_1m_clean")
         conn.execute("DROP TABLE bar_month_counts")
         conn.execute(  # bars written while no trigger ran
             "DELETE FROM market_bars_ohlcv_1m_clean WHERE ts >= '2025-02-01' AND ts < '2025-02-05'"
@@ -87,4 +91,5 @@ def test_bars_stored_before_the_counts_existed_are_counted_once(market_db, quart
         apply_schema(conn)
         apply_schema(conn)  # the second run neither recounts nor doubles
         counted, kept = _counts(conn)
-    assert kept == counted and len(kept) == 3
+    assert kept == counted
+    assert len(kept) == 3
