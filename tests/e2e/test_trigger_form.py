@@ -4,46 +4,11 @@ The screenshot is kept in ``artifacts/trigger-form.png``."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed (.ci/run installs "
-            "them: apt-get install chromium chromium-driver)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1800",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_trigger_form_shows_date_pickers_and_descriptions(world, browser):

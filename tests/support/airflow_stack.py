@@ -30,14 +30,22 @@ def free_port() -> int:
 
 
 class AirflowStack:
-    def __init__(self, home: Path, dags: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags: Path,
+        extra_env: dict[str, str],
+        components: tuple[str, ...] = COMPONENTS,
+    ) -> None:
         self.home = home
+        self.components = components
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(dags.parent / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
@@ -71,7 +79,7 @@ class AirflowStack:
                 capture_output=True,
                 timeout=600,
             )
-        for name in COMPONENTS:
+        for name in self.components:
             log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
             self.procs.append(
                 subprocess.Popen(
@@ -86,7 +94,8 @@ class AirflowStack:
         while time.monotonic() < deadline:
             try:
                 health = self.get("/api/v2/monitor/health", auth=False)
-                if health.get("scheduler", {}).get("status") == "healthy":
+                part = "scheduler" if "scheduler" in self.components else "metadatabase"
+                if health.get(part, {}).get("status") == "healthy":
                     return self
             except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
                 pass
@@ -95,7 +104,7 @@ class AirflowStack:
         raise TimeoutError(f"Airflow did not become healthy; logs in {self.home}")
 
     def _check_alive(self) -> None:
-        for name, proc in zip(COMPONENTS, self.procs, strict=False):
+        for name, proc in zip(self.components, self.procs, strict=False):
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"airflow {name} exited with {proc.returncode}; "

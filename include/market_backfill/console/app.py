@@ -40,15 +40,27 @@ StartParam = Annotated[date | None, Query(description="First day `YYYY-MM-DD` (U
 EndParam = Annotated[date | None, Query(description="Last day `YYYY-MM-DD` (UTC), included.")]
 
 
+NO_SCHEMA = (
+    "market_db holds no market-backfill tables yet (or those of an older version): they are "
+    "created and migrated by the first task of any of the project's DAGs; run one"
+)
+
+
 def _read(connect: Connector, work: Callable[[Connection], T]) -> T:
-    """``work`` in one read-only transaction on a new connection, closed afterwards."""
+    """``work`` in one read-only transaction on a new connection, closed afterwards. A
+    database without the project's tables answers 503 with what to do."""
+    from psycopg.errors import UndefinedTable
+
     started = time.monotonic()
     conn = connect()
     try:
         with conn.cursor() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
             cur.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
-        result = work(conn)
+        try:
+            result = work(conn)
+        except UndefinedTable as exc:
+            raise HTTPException(503, NO_SCHEMA) from exc
         conn.rollback()
         return result
     finally:

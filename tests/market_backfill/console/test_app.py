@@ -132,3 +132,11 @@ def test_importing_the_plugin_builds_nothing_heavy():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.split("\n")[-2] == "[] /market-backfill"
+
+
+def test_a_database_without_the_tables_says_what_to_do(pg_db, monkeypatch, auth):
+    monkeypatch.setenv("AIRFLOW_CONN_MARKET_DB", pg_db.airflow_uri)
+    with TestClient(create_app(clock=lambda: NOW)) as tc:
+        resp = tc.get("/api/completeness", headers={"Authorization": f"Bearer {auth}"})
+    assert resp.status_code == 503
+    assert "run one" in resp.json()["detail"]

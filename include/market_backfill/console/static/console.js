@@ -86,6 +86,7 @@ function renderHeatmap(rows) {
     });
     body.push(`<tr data-series="${esc(s.label)}"><th scope="row">${esc(s.label)}</th>${cells.join("")}</tr>`);
   }
+  $("#heatmap").classList.toggle("roomy", months.length <= 48);
   $("#heatmap").innerHTML = `<thead><tr><th></th>${head}</tr></thead><tbody>${body.join("")}</tbody>`;
   const ms = performance.now() - started;
   document.body.dataset.heatmapRenderMs = ms.toFixed(1);
