@@ -299,6 +299,24 @@ def section_memory(year_db: Db, year_file: Path, big: tuple[Db, Path] | None) ->
     return lines
 
 
+def section_console(admin: str) -> list[str]:
+    """bench_console.py in its own process (it sets up its own Airflow home)."""
+    out = WORK / "console.md"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_console.py"),
+            "--url",
+            admin,
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out.read_text(encoding="utf-8").splitlines()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=int, default=1, help="years of bars for ingest")
@@ -409,6 +427,8 @@ def main() -> None:
         ]
         print("memory ...", flush=True)
         report += ["## Peak memory of a chunk task", "", *section_memory(year, year_file, big), ""]
+        print("console ...", flush=True)
+        report += ["## Console (60 series x 180 months)", "", *section_console(admin), ""]
     finally:
         year.drop()
         if big is not None:

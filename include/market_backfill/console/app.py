@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
 
 from market_backfill.console import queries
 from market_backfill.db.connection import Connection, Connector, close_quietly
@@ -44,6 +45,69 @@ NO_SCHEMA = (
     "market_db holds no market-backfill tables yet (or those of an older version): they are "
     "created and migrated by the first task of any of the project's DAGs; run one"
 )
+
+
+class CompletenessRow(BaseModel):
+    symbol: str
+    roll_rule: str
+    rank: int
+    series: str
+    month: str
+    expected: int | None  # None: the symbol has no registry calendar
+    stored: int
+    percent: float | None
+    open_gaps: int
+    unfillable_gaps: int
+
+
+class GapRow(BaseModel):
+    symbol: str
+    roll_rule: str
+    rank: int
+    series: str
+    gap_start: datetime
+    gap_end: datetime
+    minutes: int
+    status: Literal["open", "filled", "unfillable"]
+    attempts: int
+    detected_at: datetime | None
+    filled_at: datetime | None
+    last_error: str | None
+
+
+class RunRow(BaseModel):
+    dag_id: str
+    run_id: str
+    status: Literal["running", "success", "failed"]
+    started_at: datetime | None
+    finished_at: datetime | None
+    chunks: int
+    chunks_failed: int
+    rows_written: int
+    commits: int
+    retries: int
+    estimated_cost_usd: float | None
+    error: str | None
+    airflow_path: str
+    chunk_rows: list[dict[str, Any]]
+
+
+class FreshnessRow(BaseModel):
+    symbol: str
+    roll_rule: str
+    rank: int
+    series: str
+    calendar: str | None
+    newest_bar: datetime | None
+    lag_minutes: int | None
+    max_lag_minutes: int
+    stale: bool
+
+
+def _json(rows: list[dict[str, Any]]) -> JSONResponse:
+    """The rows as they are (the routes' models describe them; validating 10,000 rows
+    again would double a heatmap's answer time)."""
+    return JSONResponse(rows)
 
 
 def _read(connect: Connector, work: Callable[[Connection], T]) -> T:
@@ -116,17 +180,24 @@ def create_app(
             raise HTTPException(404, "no such asset")
         return Response(_asset(name), media_type=ASSETS[name])
 
-    @app.get("/api/completeness", dependencies=user, summary="Stored minutes per month")
+    @app.get(
+        "/api/completeness",
+        dependencies=user,
+        summary="Stored minutes per month",
+        response_model=list[CompletenessRow],
+    )
     def completeness(
         symbol: SymbolParam = None, start: StartParam = None, end: EndParam = None
-    ) -> list[dict[str, Any]]:
+    ) -> JSONResponse:
         """One object per series and month (`month` as `YYYY-MM`): `expected` trading minutes
         of the series' calendar (the running month: up to now), `stored` bars, `percent`,
         `open_gaps` and `unfillable_gaps` (gaps starting in the month). Without dates: each
         series from its first stored month to the current month."""
-        return read(lambda c: queries.completeness(c, now(), symbol, start, end))
+        return _json(read(lambda c: queries.completeness(c, now(), symbol, start, end)))
 
-    @app.get("/api/gaps", dependencies=user, summary="Gaps, oldest first")
+    @app.get(
+        "/api/gaps", dependencies=user, summary="Gaps, oldest first", response_model=list[GapRow]
+    )
     def gaps(
         symbol: SymbolParam = None,
         status: Annotated[
@@ -135,27 +206,37 @@ def create_app(
         start: StartParam = None,
         end: EndParam = None,
         limit: Annotated[int, Query(ge=1, le=queries.MAX_GAPS)] = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> JSONResponse:
         """Gaps overlapping the days `start`..`end`: minutes, status, attempts, last error."""
-        return read(lambda c: queries.gaps(c, symbol, status, start, end, limit))
+        return _json(read(lambda c: queries.gaps(c, symbol, status, start, end, limit)))
 
-    @app.get("/api/runs", dependencies=user, summary="Recent runs with their chunks")
+    @app.get(
+        "/api/runs",
+        dependencies=user,
+        summary="Recent runs with their chunks",
+        response_model=list[RunRow],
+    )
     def runs(
         dag_id: Annotated[str | None, Query(description="One DAG; empty: all.")] = None,
         limit: Annotated[int, Query(ge=1, le=queries.MAX_RUNS)] = 20,
-    ) -> list[dict[str, Any]]:
+    ) -> JSONResponse:
         """The newest runs of every DAG from `backfill_runs`: status, chunk rows, commits,
         retries, rows written, the Databento estimate (`estimated_cost_usd`) and
         `airflow_path`, the run's page relative to the Airflow UI's root."""
-        return read(lambda c: queries.runs(c, dag_id, limit))
+        return _json(read(lambda c: queries.runs(c, dag_id, limit)))
 
-    @app.get("/api/freshness", dependencies=user, summary="Newest bar and lag per series")
+    @app.get(
+        "/api/freshness",
+        dependencies=user,
+        summary="Newest bar and lag per series",
+        response_model=list[FreshnessRow],
+    )
     def freshness(
         symbol: SymbolParam = None,
         max_lag_minutes: Annotated[int, Query(ge=0)] = 60,
-    ) -> list[dict[str, Any]]:
+    ) -> JSONResponse:
         """Per series: `newest_bar`, `lag_minutes` (trading minutes of its calendar since
         that bar, up to now) and `stale` (lag over `max_lag_minutes`)."""
-        return read(lambda c: queries.freshness(c, now(), symbol, max_lag_minutes))
+        return _json(read(lambda c: queries.freshness(c, now(), symbol, max_lag_minutes)))
 
     return app

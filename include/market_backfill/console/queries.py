@@ -69,11 +69,13 @@ def months_between(first: date, last: date) -> list[date]:
 
 
 class ExpectedMinutes:
-    """Trading minutes per calendar month, up to ``now``. Ended months are fixed and kept
-    (thread-safe: the app serves requests from a thread pool)."""
+    """Trading minutes per calendar month, up to ``now``. Ended months are fixed and kept;
+    the running month is kept for the minute it was counted in (series of one calendar
+    share it). Thread-safe: the app serves requests from a thread pool."""
 
     def __init__(self) -> None:
         self._done: dict[tuple[str, date], int] = {}
+        self._running: dict[tuple[str, date], tuple[datetime, int]] = {}
         self._lock = threading.Lock()
 
     def months(self, calendar: str, months: Iterable[date], now: datetime) -> dict[date, int]:
@@ -93,11 +95,20 @@ class ExpectedMinutes:
             if m < this_month:
                 out[m] = self._done[(calendar, m)]
             elif m == this_month:
-                bounds = np.array([to_ns(day_start(m)), to_ns(floor_minute(now))])
-                out[m] = int(minute_counts(calendar, bounds)[0])
+                out[m] = self._running_month(calendar, m, floor_minute(now))
             else:
                 out[m] = 0
         return out
+
+    def _running_month(self, calendar: str, month: date, until: datetime) -> int:
+        with self._lock:
+            kept = self._running.get((calendar, month))
+        if kept is not None and kept[0] == until:
+            return kept[1]
+        count = int(minute_counts(calendar, np.array([to_ns(day_start(month)), to_ns(until)]))[0])
+        with self._lock:
+            self._running[(calendar, month)] = (until, count)
+        return count
 
 
 EXPECTED = ExpectedMinutes()

@@ -11,11 +11,20 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.console import queries
-from market_backfill.console.app import _read, create_app
+from market_backfill.console.app import (
+    CompletenessRow,
+    FreshnessRow,
+    GapRow,
+    RunRow,
+    _read,
+    create_app,
+)
 from market_backfill.console.mount import URL_PREFIX, LazyConsoleApp
+from market_backfill.db import audit
 from tests.conftest import ROOT, store_bars
 
 NOW = datetime(2025, 4, 7, 14, 30, tzinfo=UTC)  # a week after the stored quarter
@@ -33,6 +42,23 @@ def auth(airflow_db):
 @pytest.fixture
 def client(market_db, quarter_bars):
     store_bars(quarter_bars)
+    connect = hook_connector()
+    audit.record_start(connect, "ohlcv_reingest", "manual__1", "GLBX.MDP3:NQ", "2025-01")
+    audit.record_finish(
+        connect,
+        "ohlcv_reingest",
+        "manual__1",
+        "GLBX.MDP3:NQ",
+        "2025-01",
+        "success",
+        {"rows_written": 10, "commits": 1, "retries": 0},
+    )
+    with market_db.connect() as conn:
+        conn.execute(
+            "INSERT INTO ohlcv_gaps (symbol, roll_rule, rank, gap_start, gap_end, minutes) "
+            "VALUES ('GLBX.MDP3:NQ', 'v', 0, '2025-02-03 15:00+00', '2025-02-03 15:20+00', 20)"
+        )
+        conn.commit()
     built = []
 
     def factory():
@@ -79,8 +105,20 @@ def test_the_api_answers_a_logged_in_user_from_the_tables(client, auth):
     assert [r["month"] for r in ranged] == ["2025-02"]
     fresh = client.get(f"{URL_PREFIX}/api/freshness?max_lag_minutes=5", headers=bearer).json()
     assert [(f["series"], f["stale"]) for f in fresh] == [("NQ.v.0", True)]
-    assert client.get(f"{URL_PREFIX}/api/runs", headers=bearer).json() == []
-    assert client.get(f"{URL_PREFIX}/api/gaps?status=open", headers=bearer).json() == []
+    runs = client.get(f"{URL_PREFIX}/api/runs", headers=bearer).json()
+    assert [(r["run_id"], r["rows_written"]) for r in runs] == [("manual__1", 10)]
+    gaps = client.get(f"{URL_PREFIX}/api/gaps?status=open", headers=bearer).json()
+    assert [g["minutes"] for g in gaps] == [20]
+    assert client.get(f"{URL_PREFIX}/api/gaps?status=filled", headers=bearer).json() == []
+    # the schema's models describe what is answered
+    for model, rows in (
+        (CompletenessRow, resp.json()),
+        (FreshnessRow, fresh),
+        (RunRow, runs),
+        (GapRow, gaps),
+    ):
+        assert rows
+        TypeAdapter(list[model]).validate_python(rows, strict=False)
     assert client.get(f"{URL_PREFIX}/api/gaps?status=closed", headers=bearer).status_code == 422
     assert (
         client.get(f"{URL_PREFIX}/api/completeness?start=2025-13", headers=bearer).status_code
@@ -107,6 +145,11 @@ def test_the_openapi_schema_describes_the_four_reads(client):
     assert sorted(paths) == ["/api/completeness", "/api/freshness", "/api/gaps", "/api/runs"]
     params = {p["name"] for p in paths["/api/gaps"]["get"]["parameters"]}
     assert params == {"symbol", "status", "start", "end", "limit"}
+    answer = paths["/api/completeness"]["get"]["responses"]["200"]["content"]["application/json"]
+    row = schema["components"]["schemas"][answer["schema"]["items"]["$ref"].split("/")[-1]]
+    assert {"symbol", "month", "expected", "stored", "percent", "open_gaps"} <= set(
+        row["properties"]
+    )
     assert {p["name"] for p in paths["/api/completeness"]["get"]["parameters"]} == {
         "symbol",
         "start",

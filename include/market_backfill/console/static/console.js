@@ -116,7 +116,7 @@ async function loadCompleteness() {
   $("#summary").textContent = `${shape.series} series, ${shape.months} months: ` +
     `${fmt.format(stored)} of ${fmt.format(expected)} trading minutes stored` +
     (expected ? ` (${(100 * stored / expected).toFixed(2)}%)` : "") + `, ${open} open gaps`;
-  document.body.dataset.heatmapReadyMs = (performance.now() - started).toFixed(1);
+  document.body.dataset.heatmapReadyAt = performance.now().toFixed(1);  // since navigation
   document.body.dataset.ready = "completeness";
 }
 
