@@ -131,3 +131,71 @@ def test_the_celery_profile_runs_with_the_settings_the_e2e_test_proves():
     common = COMPOSE["x-airflow-common"]["environment"]
     for key, value in CELERY_SETTINGS.items():
         assert str({**common, **env}[key]) == value, key
+
+
+@pytest.mark.airflow
+def test_dev_ui_loads_the_sample_serves_the_console_and_stops_cleanly(market_db, tmp_path):
+    """``./dev ui`` on a market DB without bars: the sample is loaded, Airflow starts with
+    the console, the printed login opens it, and SIGTERM ends every process group."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_CONN_MARKET_DB": market_db.airflow_uri,
+        "MARKET_BACKFILL_UI_PORT": str(port),
+    }
+    env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)  # its own metadata DB
+    proc = subprocess.Popen(
+        [str(ROOT / "dev"), "ui"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 1500
+        while not any(line.startswith("==> login:") for line in lines):
+            assert time.monotonic() < deadline, "".join(lines[-40:])
+            line = proc.stdout.readline()
+            assert line, "".join(lines[-40:])  # exited early
+            lines.append(line)
+        text = "".join(lines)
+        assert "loading the sample first" in text
+        url = next(ln.split()[-1] for ln in lines if ln.startswith("==> Airflow:"))
+        user, _, secret = next(ln for ln in lines if ln.startswith("==> login:")).split()[2:]
+        assert (url, user) == (f"http://127.0.0.1:{port}", "admin")
+        groups = [int(g) for g in next(ln for ln in lines if "process groups" in ln).split()[3:]]
+
+        def call(path: str, body: dict | None = None, token: str | None = None):
+            req = urllib.request.Request(
+                url + path,
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"}
+                | ({"Authorization": f"Bearer {token}"} if token else {}),
+            )
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read())
+
+        token = call("/auth/token", {"username": user, "password": secret})["access_token"]
+        rows = call("/market-backfill/api/completeness", token=token)
+        months = {r["month"]: r for r in rows if r["series"] == "NQ.v.0"}
+        assert months["2025-11"]["stored"] > 20_000
+        assert months["2025-12"]["stored"] > 10_000
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(120)
+    for group in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
