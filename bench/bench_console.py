@@ -5,9 +5,10 @@
 
 A scratch database gets the registry's 24 roots as 60 series (roll rules v, c, n), 15
 years of month counts each (``bar_month_counts`` as its triggers leave it after a full
-load: 60 x 15 years of minute bars, 324M rows, would take this machine hours to write)
-and 20,000 gaps. The console app is mounted as the api-server mounts it, behind Airflow's
-real auth manager (a JWT in the ``_token`` cookie), and served by uvicorn. Measured:
+load, shaped like a real history: 60 x 15 years of minute bars, 324M rows, would take
+this machine hours to write) and 20,000 gaps. The console app is mounted as the
+api-server mounts it, behind Airflow's real auth manager (a JWT in the ``_token``
+cookie), and served by uvicorn. Measured:
 
 * ``/api/completeness`` for all 10,800 cells: the first request of a process (calendars
   computed) and the median of the next ones;
@@ -20,6 +21,7 @@ real auth manager (a JWT in the ``_token`` cookie), and served by uvicorn. Measu
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import socket
@@ -49,20 +51,39 @@ NOW = datetime(2025, 12, 31, 23, tzinfo=UTC)  # 2011-01 .. 2025-12, the last one
 
 
 def fill(url: str) -> int:
-    """Registry series x 180 months of counts and GAPS gaps; the number of series."""
+    """Registry series x 180 months of counts shaped like a real history (most months whole,
+    some short by a few minutes, a few with long holes) and GAPS gaps; the series count."""
+    import numpy as np
+
+    from market_backfill.console.queries import ExpectedMinutes, months_between
     from market_backfill.db.schema import apply_schema
 
+    months = months_between(FIRST_MONTH, date(2025, 12, 1))
+    rng = np.random.default_rng(13)
+    calendars = ExpectedMinutes()  # not the app's: its first request computes them
     with psycopg.connect(url) as conn:
         apply_schema(conn)
-        roots = [r[0] for r in conn.execute("SELECT symbol FROM market_symbols ORDER BY symbol")]
-        series = [(s, rule) for rule in ("v", "c", "n") for s in roots][:SERIES]
-        conn.execute(
-            "INSERT INTO bar_month_counts (symbol, roll_rule, rank, month, bars) "
-            "SELECT s.symbol, s.rule, 0, m::date, 20000 + (random() * 2000)::int "
-            "FROM unnest(%s::text[], %s::text[]) AS s(symbol, rule), "
-            "generate_series(%s::date, %s::date + interval '179 months', interval '1 month') m",
-            ([s for s, _ in series], [r for _, r in series], FIRST_MONTH, FIRST_MONTH),
-        )
+        roots = conn.execute(
+            "SELECT symbol, calendar FROM market_symbols ORDER BY symbol"
+        ).fetchall()
+        series = [(s, rule, cal) for rule in ("v", "c", "n") for s, cal in roots][:SERIES]
+        rows = []
+        for symbol, rule, calendar in series:
+            expected = calendars.months(calendar, months, NOW)
+            kind = rng.random(len(months))
+            loss = np.where(
+                kind < 0.6, 0, np.where(kind < 0.95, rng.integers(1, 40, len(months)), -1)
+            )
+            for m, lost in zip(months, loss.tolist(), strict=True):
+                exp = expected[m]
+                lost = int(exp * rng.uniform(0.03, 0.6)) if lost < 0 else lost
+                rows.append((symbol, rule, 0, m, max(exp - lost, 0)))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO bar_month_counts (symbol, roll_rule, rank, month, bars) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                rows,
+            )
         conn.execute(
             "INSERT INTO ohlcv_gaps (symbol, roll_rule, rank, gap_start, gap_end, minutes, status) "
             "SELECT s.symbol, s.rule, 0, t, t + interval '30 minutes', 30, "
@@ -71,8 +92,8 @@ def fill(url: str) -> int:
             "generate_series(1, %s) n, "
             "LATERAL (SELECT %s::timestamptz + (n * 2357 + k) * interval '7 minutes') g(t)",
             (
-                [s for s, _ in series],
-                [r for _, r in series],
+                [s for s, _, _ in series],
+                [r for _, r, _ in series],
                 GAPS // len(series),
                 datetime(2011, 1, 3, tzinfo=UTC),
             ),
@@ -142,7 +163,9 @@ def time_api(served: Served, repeat: int) -> tuple[float, float, int, int]:
     return times[0], statistics.median(times[1:]), cells, size
 
 
-def time_page(served: Served, repeat: int) -> dict[str, float] | None:
+def time_page(
+    served: Served, repeat: int, screenshot: Path | None = None
+) -> dict[str, float] | None:
     """Median ms from navigation to the heatmap drawn, the fetch and the drawing; None
     without Chromium."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
@@ -185,6 +208,8 @@ def time_page(served: Served, repeat: int) -> dict[str, float] | None:
                     "drawing the heatmap": float(body.get_attribute("data-heatmap-render-ms")),
                 }
             )
+        if screenshot is not None:
+            driver.save_screenshot(str(screenshot))
         return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     finally:
         driver.quit()
@@ -207,7 +232,7 @@ def time_writes(url: str, repeat: int) -> tuple[float, float]:
     return tuple(len(frame) / statistics.median(times[k]) for k in (True, False))
 
 
-def report(admin: str, repeat: int) -> list[str]:
+def report(admin: str, repeat: int, screenshot: Path | None = None) -> list[str]:
     """The section of BENCHMARKS.md."""
     if not (AIRFLOW_HOME / "airflow.db").exists():
         AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
@@ -218,10 +243,12 @@ def report(admin: str, repeat: int) -> list[str]:
             env=os.environ.copy(),
         )
     with bench_gaps.scratch_database(admin, "bench_console") as url:
-        n_series = fill(url)
+        # in a process of its own: the served app's first request starts cold
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            n_series = pool.apply(fill, (url,))
         with Served(url) as served:
             first, warm, cells, size = time_api(served, repeat)
-            page = time_page(served, repeat)
+            page = time_page(served, repeat, screenshot)
         with_counts, without = time_writes(url, repeat)
     lines = [
         f"{n_series} series x {MONTHS} months ({cells:,} cells, {size / 1e6:.1f} MB of JSON), "
@@ -255,13 +282,14 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, help="write the section here (run_all.py)")
+    parser.add_argument("--screenshot", type=Path, help="save the page as drawn (PNG)")
     args = parser.parse_args()
     admin = args.url
     if admin is None:
         from market_backfill_devtools import embedded
 
         admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
-    text = "\n".join(report(admin, args.repeat))
+    text = "\n".join(report(admin, args.repeat, args.screenshot))
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
     print(text)

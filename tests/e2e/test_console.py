@@ -132,6 +132,15 @@ def test_a_person_opens_the_console_from_the_navigation(world, browser, october_
     assert "gapmark" in cell.get_attribute("class")
     _shot(browser, "heatmap")
 
+    # the month range filter: October only
+    for name in ("start", "end"):
+        field = browser.find_element(By.CSS_SELECTOR, f"#completeness-filter input[name={name}]")
+        browser.execute_script("arguments[0].value = '2025-10'", field)
+    browser.find_element(By.CSS_SELECTOR, "#completeness-filter button[type=submit]").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#heatmap td[data-month]")) == 1)
+    cell = browser.find_element(By.CSS_SELECTOR, cell_css)
+    assert int(cell.get_attribute("data-stored")) == stored
+
     cell.click()  # that month's gaps
     row_css = "#gaps-table tr.gap[data-gap-start='2025-10-14T14:00:00+00:00']"
     row = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, row_css)))
@@ -143,6 +152,11 @@ def test_a_person_opens_the_console_from_the_navigation(world, browser, october_
     link_css = "#runs-table a[href*='dags/gap_detection/runs/']"
     link = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, link_css)))
     assert link.get_attribute("target") == "_top"
+    run_row = link.find_element(By.XPATH, "./ancestor::tr")
+    run_row.find_elements(By.TAG_NAME, "td")[2].click()  # a run opens its chunk rows
+    chunks = run_row.find_element(By.XPATH, "following-sibling::tr[1]")
+    wait.until(lambda d: chunks.is_displayed())
+    assert "GLBX.MDP3:NQ" in chunks.text
     _shot(browser, "runs")
 
     browser.find_element(By.ID, "tab-freshness").click()
