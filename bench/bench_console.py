@@ -41,8 +41,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{AIRFLOW_HOME}/airflow.db")
 
-sys.path.insert(0, str(ROOT / "bench"))
-import bench_gaps  # noqa: E402
+import bench_gaps  # noqa: E402 - beside this script
 import bench_insert  # noqa: E402
 
 SERIES, MONTHS, GAPS = 60, 180, 20_000

@@ -318,15 +318,6 @@ CREATE TABLE IF NOT EXISTS feature_progress (
 -- always equals count(*) of the bars in the same snapshot. The console's completeness
 -- reads it instead of counting years of minutes. Net changes only: an upsert that
 -- rewrites existing bars writes nothing here.
-CREATE TABLE IF NOT EXISTS bar_month_counts (
-    symbol     text NOT NULL,
-    roll_rule  text NOT NULL,
-    rank       smallint NOT NULL,
-    month      date NOT NULL,
-    bars       bigint NOT NULL,
-    PRIMARY KEY (symbol, roll_rule, rank, month)
-);
-
 CREATE OR REPLACE FUNCTION bar_month_counts_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -364,14 +355,27 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- The triggers and the first count go in together, the bars locked against writers
--- meanwhile (once, when the triggers do not exist yet).
+-- The table, the triggers and the first count go in together, the bars locked against
+-- writers meanwhile: once, and again whenever the table or a trigger has gone missing.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger
-                   WHERE tgrelid = 'market_bars_ohlcv_1m_clean'::regclass
-                     AND tgname = 'bar_month_counts_insert') THEN
+    IF to_regclass('bar_month_counts') IS NULL
+       OR (SELECT count(*) FROM pg_trigger
+           WHERE tgrelid = 'market_bars_ohlcv_1m_clean'::regclass
+             AND tgname LIKE 'bar\_month\_counts\_%') < 4 THEN
         LOCK TABLE market_bars_ohlcv_1m_clean IN SHARE ROW EXCLUSIVE MODE;
+        CREATE TABLE IF NOT EXISTS bar_month_counts (
+            symbol     text NOT NULL,
+            roll_rule  text NOT NULL,
+            rank       smallint NOT NULL,
+            month      date NOT NULL,
+            bars       bigint NOT NULL,
+            PRIMARY KEY (symbol, roll_rule, rank, month)
+        );
+        DROP TRIGGER IF EXISTS bar_month_counts_insert ON market_bars_ohlcv_1m_clean;
+        DROP TRIGGER IF EXISTS bar_month_counts_update ON market_bars_ohlcv_1m_clean;
+        DROP TRIGGER IF EXISTS bar_month_counts_delete ON market_bars_ohlcv_1m_clean;
+        DROP TRIGGER IF EXISTS bar_month_counts_truncate ON market_bars_ohlcv_1m_clean;
         CREATE TRIGGER bar_month_counts_insert AFTER INSERT ON market_bars_ohlcv_1m_clean
             REFERENCING NEW TABLE AS new_bars
             FOR EACH STATEMENT EXECUTE FUNCTION bar_month_counts_apply();

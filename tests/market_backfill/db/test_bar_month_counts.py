@@ -5,6 +5,8 @@ truncate, and on a database whose bars predate the triggers."""
 from __future__ import annotations
 
 import pandas as pd
+import psycopg
+import pytest
 
 from market_backfill.db.schema import apply_schema
 from tests.conftest import store_bars
@@ -78,18 +80,39 @@ def test_a_rolled_back_write_leaves_the_counts_as_they_were(market_db, quarter_b
         assert _counts(conn)[1] == before
 
 
-def test_bars_stored_before_the_counts_existed_are_counted_once(market_db, quarter_bars):
+@pytest.mark.parametrize(
+    "lost",
+    [
+        ("DROP TABLE bar_month_counts",)
+        + tuple(
+            f"DROP TRIGGER bar_month_counts_{e} ON market_bars_ohlcv_1m_clean"
+            for e in ("insert", "update", "delete", "truncate")
+        ),
+        ("DROP TABLE bar_month_counts",),
+        ("DROP TRIGGER bar_month_counts_delete ON market_bars_ohlcv_1m_clean",),
+    ],
+    ids=["an older database", "the table dropped", "a trigger dropped"],
+)
+def test_counts_missing_or_stale_are_rebuilt_once(market_db, quarter_bars, lost):
     store_bars(quarter_bars)
+    write = "DELETE FROM market_bars_ohlcv_1m_clean WHERE ts >= '2025-02-01' AND ts < '2025-02-05'"
     with market_db.connect() as conn:
-        for event in ("insert", "update", "delete", "truncate"):
-            conn.execute(f"DROP TRIGGER bar_month_counts_{event} ON market_bars_ohlcv_1m_clean")
-        conn.execute("DROP TABLE bar_month_counts")
-        conn.execute(  # bars written while no trigger ran
-            "DELETE FROM market_bars_ohlcv_1m_clean WHERE ts >= '2025-02-01' AND ts < '2025-02-05'"
-        )
+        for statement in lost:
+            conn.execute(statement)
         conn.commit()
+        if lost == ("DROP TABLE bar_month_counts",):  # the triggers refuse writes, loudly
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                conn.execute(write)
+            conn.rollback()
+        else:  # bars written while the counts were not kept
+            conn.execute(write)
+            conn.commit()
         apply_schema(conn)
         apply_schema(conn)  # the second run neither recounts nor doubles
         counted, kept = _counts(conn)
-    assert kept == counted
-    assert len(kept) == 3
+        assert kept == counted
+        assert len(kept) == 3
+        conn.execute("DELETE FROM market_bars_ohlcv_1m_clean WHERE ts < '2025-01-02'")
+        conn.commit()
+        counted, kept = _counts(conn)  # and kept from then on
+        assert kept == counted
