@@ -27,7 +27,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{AIRFLOW_HOME}/airflow.db")
 os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
 
-from tests.support.pg import PgTarget, create_database, drop_database, embedded_target  # noqa: E402
+from market_backfill_devtools.pg import PgTarget, create_database, drop_database, embedded_target  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -125,7 +125,7 @@ def test_dev_run_runs_every_stage_on_the_sample_and_prints_their_tables(market_d
 
 
 def test_the_celery_profile_runs_with_the_settings_the_e2e_test_proves():
-    from tests.support.airflow_stack import CELERY_SETTINGS
+    from market_backfill_devtools.airflow_stack import CELERY_SETTINGS
 
     env = SERVICES["airflow-worker"].get("environment") or {}
     common = COMPOSE["x-airflow-common"]["environment"]

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from market_backfill_devtools.airflow_stack import AirflowStack
 from market_backfill_devtools.dbn_writer import write_bars
+from market_backfill_devtools.pg import create_database, drop_database
 from market_backfill_devtools.sample import synthetic_bars
 from tests.conftest import ROOT
-from tests.support.airflow_stack import AirflowStack
 from tests.support.gateway import API_KEY, Gateway, GatewayState
-from tests.support.pg import create_database, drop_database
 
 MONTHS = [("2025-10-01", "2025-11-01"), ("2025-11-01", "2025-12-01"), ("2025-12-01", "2026-01-01")]
 

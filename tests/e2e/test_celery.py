@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from market_backfill_devtools.airflow_stack import CeleryStack
+from market_backfill_devtools.pg import PgTarget, create_database, drop_database
 from market_backfill_devtools.sample import write_sample
 from tests.conftest import ROOT
-from tests.support.airflow_stack import CeleryStack
-from tests.support.pg import PgTarget, create_database, drop_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 

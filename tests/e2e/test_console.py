@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 
 from market_backfill.trading_calendar import trading_minutes
+from market_backfill_devtools.airflow_stack import AirflowStack
 from tests.conftest import ROOT
 from tests.e2e.conftest import utc
-from tests.support.airflow_stack import AirflowStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.support.pg import PgTarget
+from market_backfill_devtools.pg import PgTarget
 
 
 def terminate_backend(admin: PgTarget, conn: Any) -> bool:

@@ -1,0 +1,266 @@
+"""Scale through a running Airflow: every stage for 15 years x 4 symbols (LocalExecutor,
+then Celery with two workers), and 60 symbols x 1 year (planning and run time).
+
+    python bench/bench_scale.py [--url postgresql://...] [--years 15] [--wide-symbols 60]
+                                [--executors local,celery] [--out .local/bench/scale.md]
+
+Data: SYNTHETIC 1-minute bars on the CME Globex calendar, one DBN file per symbol and
+month (as Databento's batch jobs split them), read by the ``dbn_file`` source. Each
+executor gets fresh databases and a stack like the e2e tests' (api-server, scheduler,
+dag-processor, triggerer in their own process groups; Celery: PostgreSQL metadata, Redis
+broker, two workers of two slots). Each stage is one manual run with explicit dates and
+symbols, one after the other (queued Asset events of a stage are dropped before it is
+unpaused, so nothing runs beside the measured run). Reported per stage: wall time of the
+run, its mapped tasks, the median task duration, the median time the library reported
+inside a chunk (``backfill_runs`` ``seconds``) and their difference, the fixed cost of a
+task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from market_backfill_devtools.airflow_stack import AirflowStack, CeleryStack
+from market_backfill_devtools.dbn_writer import write_bars
+from market_backfill_devtools.pg import PgTarget, create_database, drop_database
+from market_backfill_devtools.sample import synthetic_bars
+
+ROOT = Path(__file__).resolve().parent.parent
+DEEP_ROOTS = ("ES", "NQ", "YM", "RTY")
+STAGES = ("ohlcv_reingest", "triangle_backfill", "feature_backfill", "gap_detection")
+BROKER_DB = 12
+
+
+def write_files(folder: Path, roots: list[str], start: datetime, end: datetime) -> int:
+    """One DBN file per root and month; the number of bars."""
+    total = 0
+    for k, root in enumerate(roots):
+        continuous = f"{root}.v.0"
+        bars = synthetic_bars(continuous, start, end, seed=100 + k, start_price=5000.0 + 40 * k)
+        months = bars["ts"].to_numpy().astype("datetime64[ns]").astype("datetime64[M]")
+        for month in sorted(set(months.tolist())):
+            write_bars(
+                folder / f"glbx-{root.lower()}-{month:%Y-%m}.dbn.zst",
+                bars[months == month],
+                dataset="GLBX.MDP3",
+                instruments={continuous: 1},
+            )
+        total += len(bars)
+    return total
+
+
+def sqlalchemy_url(target: PgTarget) -> str:
+    auth = target.user + (f":{target.password}" if target.password else "")
+    return f"postgresql+psycopg2://{auth}@{target.host}:{target.port}/{target.dbname}"
+
+
+def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) -> dict:
+    """One manual run of ``dag_id`` alone; its timings."""
+    stack.request("DELETE", f"/api/v2/dags/{dag_id}/assets/queuedEvents")
+    stack.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    stack.wait_until_idle(timeout=3600)
+    run_id = stack.trigger(dag_id, conf)
+    state = stack.wait_for_run(dag_id, run_id, timeout=4 * 3600)
+    run = stack.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+    stack.patch(f"/api/v2/dags/{dag_id}", {"is_paused": True})
+    tis = [
+        ti
+        for ti in stack.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")[
+            "task_instances"
+        ]
+        if ti["map_index"] >= 0 and ti["duration"] is not None
+    ]
+    with market.connect() as conn:
+        inside = [
+            float(r[0])
+            for r in conn.execute(
+                "SELECT (counts->>'seconds')::float FROM backfill_runs WHERE dag_id = %s "
+                "AND run_id = %s AND symbol <> '*' AND counts ? 'seconds'",
+                (dag_id, run_id),
+            )
+        ]
+    started = datetime.fromisoformat(run["start_date"])
+    ended = datetime.fromisoformat(run["end_date"])
+    task = statistics.median(ti["duration"] for ti in tis) if tis else None
+    library = statistics.median(inside) if inside else None
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "state": state,
+        "wall": (ended - started).total_seconds(),
+        "tasks": len(tis),
+        "task": task,
+        "library": library,
+        "fixed": None if task is None or library is None else task - library,
+    }
+
+
+def stack_for(executor: str, home: Path, env: dict, meta: PgTarget | None) -> AirflowStack:
+    if executor == "local":
+        return AirflowStack(home, ROOT / "dags", env)
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=6379, db=BROKER_DB).flushdb()
+    return CeleryStack(
+        home,
+        ROOT / "dags",
+        env,
+        metadata_url=sqlalchemy_url(meta),
+        broker_url=f"redis://127.0.0.1:6379/{BROKER_DB}",
+    )
+
+
+def _env(market: PgTarget, data: Path) -> dict[str, str]:
+    return {
+        "AIRFLOW_CONN_MARKET_DB": market.airflow_uri,
+        "MARKET_BACKFILL_DATA_DIR": str(data),
+        # no scheduled runs: only the measured ones
+        "MARKET_BACKFILL_FIRST_DAY": (datetime.now(UTC) + timedelta(days=1)).date().isoformat(),
+    }
+
+
+def pipeline(
+    executor: str, admin: PgTarget, files: Path, roots: list[str], dates: dict, work: Path
+) -> tuple[list[dict], int]:
+    """Every stage, one after the other, on fresh databases: their timings, bars stored."""
+    market = create_database(admin, "scale")
+    meta = create_database(admin, "scalemeta") if executor == "celery" else None
+    dates = {**dates, "symbols": [f"GLBX.MDP3:{r}" for r in roots]}
+    confs = {
+        "ohlcv_reingest": {**dates, "source": "dbn_file", "dbn_path": str(files / "*.dbn.zst")},
+        "triangle_backfill": dates,
+        "feature_backfill": dates,
+        "gap_detection": {**dates, "repair": False},
+    }
+    results = []
+    try:
+        env = _env(market, work / f"data-{executor}")
+        with stack_for(executor, work / f"airflow-{executor}", env, meta) as stack:
+            for dag_id in STAGES:
+                stack.wait_for_dag(dag_id)
+            for dag_id in STAGES:
+                print(f"  {executor} {dag_id} ...", flush=True)
+                results.append(run_stage(stack, market, dag_id, confs[dag_id]))
+                print(f"    {results[-1]}", flush=True)
+        with market.connect() as conn:
+            stored = conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
+    finally:
+        drop_database(admin, market)
+        if meta is not None:
+            drop_database(admin, meta)
+    return results, stored
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def table(executor: str, results: list[dict], stored: int) -> list[str]:
+    lines = [
+        f"| {executor}: stage | state | wall s | mapped tasks | median task s | "
+        "median library s in a chunk | fixed cost per task s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| `{r['dag_id']}` | {r['state']} | {_s(r['wall'])} | {r['tasks']} | {_s(r['task'])} "
+        f"| {_s(r['library'])} | {_s(r['fixed'])} |"
+        for r in results
+    ]
+    total = sum(r["wall"] for r in results)
+    lines += [f"| **all stages** ({stored:,} bars stored) | | **{total:,.0f}** | | | | |", ""]
+    return lines
+
+
+def wide(admin: PgTarget, count: int, work: Path) -> list[str]:
+    """``count`` symbols x one year through LocalExecutor: plan and run times."""
+    from market_backfill.db.schema import apply_schema
+
+    roots = [f"Z{i:02d}" for i in range(count)]  # SYNTHETIC roots, registered below
+    files = work / "wide"
+    bars = write_files(
+        files, roots, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    market = create_database(admin, "wide")
+    try:
+        with market.connect() as conn:
+            apply_schema(conn)
+            conn.execute(
+                "INSERT INTO market_symbols (symbol, dataset, root, calendar, tick_size) "
+                "SELECT 'GLBX.MDP3:' || r, 'GLBX.MDP3', r, 'CME Globex Equity', 0.25 "
+                "FROM unnest(%s::text[]) r ON CONFLICT DO NOTHING",
+                (roots,),
+            )
+            conn.commit()
+        env = _env(market, work / "data-wide")
+        with AirflowStack(work / "airflow-wide", ROOT / "dags", env) as stack:
+            stack.wait_for_dag("ohlcv_reingest")
+            conf = {
+                "symbols": [f"GLBX.MDP3:{r}" for r in roots],
+                "start": "2025-01-01",
+                "end": "2025-12-31",
+                "source": "dbn_file",
+                "dbn_path": str(files / "*.dbn.zst"),
+            }
+            result = run_stage(stack, market, "ohlcv_reingest", conf)
+            (plan,) = [
+                ti
+                for ti in stack.task_instances("ohlcv_reingest", result["run_id"])
+                if ti["task_id"] == "plan"
+            ]
+        with market.connect() as conn:
+            stored = conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
+    finally:
+        drop_database(admin, market)
+    return [
+        f"{count} symbols x 1 year ({bars:,} SYNTHETIC bars, {stored:,} stored), LocalExecutor, "
+        f"`symbols_per_task` 25: the run ({result['state']}) took {result['wall']:,.0f} s over "
+        f"{result['tasks']} mapped tasks (median {_s(result['task'])} s each); its `plan` task "
+        f"{plan['duration']:.1f} s (task process included).",
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--years", type=int, default=15)
+    parser.add_argument("--wide-symbols", type=int, default=60)
+    parser.add_argument("--executors", default="local,celery")
+    parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
+    args = parser.parse_args()
+    if args.url is None:
+        from market_backfill_devtools import embedded
+
+        args.url = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    admin = PgTarget.from_url(args.url)
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime(2026 - args.years, 1, 1, tzinfo=UTC)
+    deep = work / "deep"
+    print(f"writing {args.years} years x {len(DEEP_ROOTS)} symbols ...", flush=True)
+    bars = write_files(deep, list(DEEP_ROOTS), start, end)
+    report = [
+        f"{args.years} years x {len(DEEP_ROOTS)} symbols ({', '.join(DEEP_ROOTS)}): {bars:,} "
+        f"SYNTHETIC bars in {len(list(deep.iterdir()))} monthly DBN files; each stage one "
+        "manual run over all of it, alone.",
+        "",
+    ]
+    dates = {"start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()}
+    for executor in args.executors.split(","):
+        results, stored = pipeline(executor, admin, deep, list(DEEP_ROOTS), dates, work)
+        report += table(executor, results, stored)
+    if args.wide_symbols:
+        print("wide ...", flush=True)
+        report += wide(admin, args.wide_symbols, work)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(report) + "\n", encoding="utf-8")
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()
