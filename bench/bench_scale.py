@@ -75,9 +75,7 @@ def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) ->
     stack.patch(f"/api/v2/dags/{dag_id}", {"is_paused": True})
     tis = [
         ti
-        for ti in stack.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")[
-            "task_instances"
-        ]
+        for ti in task_instances(stack, dag_id, run_id)
         if ti["map_index"] >= 0 and ti["duration"] is not None
     ]
     with market.connect() as conn:
@@ -105,6 +103,18 @@ def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) ->
         "library": library,
         "fixed": None if task is None or library is None else task - library,
     }
+
+
+def task_instances(stack: AirflowStack, dag_id: str, run_id: str) -> list[dict]:
+    """Every task instance of the run (the API answers at most 100 a page)."""
+    out: list[dict] = []
+    while True:
+        page = stack.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100&offset={len(out)}"
+        )["task_instances"]
+        out += page
+        if len(page) < 100:
+            return out
 
 
 def stack_for(executor: str, home: Path, env: dict, meta: PgTarget | None) -> AirflowStack:
@@ -216,7 +226,7 @@ def wide(admin: PgTarget, count: int, work: Path) -> list[str]:
             result = run_stage(stack, market, "ohlcv_reingest", conf)
             (plan,) = [
                 ti
-                for ti in stack.task_instances("ohlcv_reingest", result["run_id"])
+                for ti in task_instances(stack, "ohlcv_reingest", result["run_id"])
                 if ti["task_id"] == "plan"
             ]
         with market.connect() as conn:
