@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import urllib.error
 from datetime import UTC, datetime, timedelta
@@ -243,6 +245,8 @@ def wide(admin: PgTarget, count: int, work: Path) -> list[str]:
 
 
 def main() -> None:
+    # a SIGTERM (timeout, kill) unwinds like Ctrl-C: the stacks stop, the databases go
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--years", type=int, default=15)
