@@ -91,8 +91,8 @@ def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) ->
         ]
     started = datetime.fromisoformat(run["start_date"])
     ended = datetime.fromisoformat(run["end_date"])
-    # means, not medians: a task of ohlcv_reingest holds a group of symbols, each with
-    # its own backfill_runs row; the library's time per task is the rows' sum per task
+    # means, not medians: a mapped task holds a group of symbols, each with its own
+    # backfill_runs row; the library's time per task is the rows' sum per task
     task = statistics.fmean(ti["duration"] for ti in tis) if tis else None
     library = sum(inside) / len(tis) if inside and tis else None
     return {

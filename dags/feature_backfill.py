@@ -16,14 +16,16 @@ from market_backfill.airflow.params import (
     flag,
     range_params,
     series_params,
+    symbols_per_task_param,
 )
 from market_backfill.names import TIMEFRAMES
 
 DOC = """
 ### Higher-timeframe bars and bar features
 
-From the clean 1-minute bars, per series and calendar month (mapped tasks labelled
-`NQ 2025-12`):
+From the clean 1-minute bars, per series and calendar month (one mapped task per month and
+group of up to `symbols_per_task` series, labelled like `NQ 2025-12` or `ES,NQ,+8 2025-12`;
+the summary stays per series and month):
 
 1. **rollup** (`NQ 2025-12 agg`): `5m`, `15m`, `1h` (clock buckets, UTC), `4h` (from the
    18:00 New York session open) and `1d` (one bar per session) bars into
@@ -44,6 +46,7 @@ Runs after every update of the bars (Asset schedule) in catch-up mode.
 - `timeframes`: any of `1m, 5m, 15m, 1h, 4h, 1d` (default all).
 - `force_recalc` with `since` (and optionally `end`): recompute from `since` on and
   overwrite every row whose values differ (a corrected bar, a new logic version).
+- `symbols_per_task`: series of one month computed by one mapped task (25).
 """
 
 
@@ -75,6 +78,7 @@ Runs after every update of the bars (Asset schedule) in catch-up mode.
         ),
         "since": date_param("Since (UTC)", "With Force recalc: the first day recomputed."),
         "batch_size": batch_size_param(),
+        "symbols_per_task": symbols_per_task_param(),
     },
 )
 def feature_backfill() -> None:
@@ -87,7 +91,7 @@ def feature_backfill() -> None:
 
     @task
     def plan() -> list[dict]:
-        """Validate the params and cut the work into (series, month) chunks."""
+        """Validate the params and cut the work into months of groups of series."""
         from market_backfill.airflow.context import current_run
         from market_backfill.features.tasks import plan_chunks
 
@@ -95,11 +99,11 @@ def feature_backfill() -> None:
 
     @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
     def rollup_chunk(chunk: dict) -> dict:
-        """Roll the month's 1-minute bars up into the higher timeframes."""
+        """Roll the month's 1-minute bars of each series up into the higher timeframes."""
         from market_backfill.airflow.context import current_run
-        from market_backfill.features.tasks import rollup_label, run_rollup
+        from market_backfill.features.tasks import rollup_label, run_rollup_group
 
-        return run_rollup(chunk, current_run(rollup_label(chunk)))
+        return run_rollup_group(chunk, current_run(rollup_label(chunk)))
 
     @task(
         map_index_template="{{ chunk_label }}",
@@ -107,11 +111,11 @@ def feature_backfill() -> None:
         trigger_rule=TriggerRule.NONE_FAILED,
     )
     def feature_chunk(chunk: dict) -> dict:
-        """Compute the month's features per timeframe and write them."""
+        """Compute the month's features of each series per timeframe and write them."""
         from market_backfill.airflow.context import current_run
-        from market_backfill.features.tasks import run_features
+        from market_backfill.features.tasks import run_feature_group
 
-        return run_features(chunk, current_run(chunk["label"]))
+        return run_feature_group(chunk, current_run(chunk["label"]))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[FEATURES])
     def summarize(ti=None) -> dict:

@@ -14,15 +14,14 @@ from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     batch_size_param,
     flag,
-    int_param,
     range_params,
     source_params,
+    symbols_per_task_param,
 )
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY, batch_poke_seconds
 from market_backfill.names import (
     DATABENTO_POOL,
     DEFAULT_MAX_COST_USD,
-    DEFAULT_SYMBOLS_PER_TASK,
     REINGEST_SOURCES,
 )
 
@@ -83,13 +82,7 @@ batches, commits, retries) and writes it to `backfill_runs`.
         **range_params("catch-up mode, from each symbol's last stored bar"),
         **source_params("the chunks", REINGEST_SOURCES),
         "batch_size": batch_size_param(),
-        "symbols_per_task": int_param(
-            DEFAULT_SYMBOLS_PER_TASK,
-            1,
-            1000,
-            "Symbols per task",
-            "Symbols of one month loaded by one mapped task (labelled like ES,NQ,+8 2025-12).",
-        ),
+        "symbols_per_task": symbols_per_task_param(),
         "max_cost_usd": Param(
             DEFAULT_MAX_COST_USD,
             type="number",

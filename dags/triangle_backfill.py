@@ -17,6 +17,7 @@ from market_backfill.airflow.params import (
     int_param,
     range_params,
     series_params,
+    symbols_per_task_param,
     text_param,
 )
 
@@ -26,7 +27,9 @@ DOC = """
 Computes *triangles* (the fair-value-gap bias of the bars flipping to Bullish or Bearish,
 optionally gated by higher-timeframe agreement and engulfing candles; the exact
 definition is the project's `triangle-signals.md`) and writes them to
-`triangle_events_v1`, one mapped task per **symbol x month** (labelled `NQ 2025-12`).
+`triangle_events_v1`, one mapped task per **calendar month and group of up to
+`symbols_per_task` symbols** (labelled like `NQ 2025-12`, or `ES,NQ,+8 2025-12`); the
+summary stays per symbol and month.
 
 Each chunk reads from the start of the weekly segment (Sunday at the root's session open,
 18:00 New York on CME Globex) that contains its first minute, so monthly chunks give
@@ -44,6 +47,8 @@ replaces the chunk's rows for the same settings. Runs after every successful
 - `htf_aligned_only` with `use_5m` .. `use_1d`: only triangles the enabled higher
   timeframes agree with. `require_engulfing`, `require_sweep_engulfing`: candle filters.
 - `purge`: delete and rewrite the chunk's rows for these settings.
+- `symbols_per_task`: symbols of one month computed by one mapped task (25): fewer tasks,
+  less of Airflow's fixed cost per task.
 """
 
 
@@ -90,6 +95,7 @@ replaces the chunk's rows for the same settings. Runs after every successful
         ),
         "purge": flag("Purge", "Replace the chunk's rows for these settings."),
         "batch_size": batch_size_param(),
+        "symbols_per_task": symbols_per_task_param(),
     },
 )
 def triangle_backfill() -> None:
@@ -102,7 +108,7 @@ def triangle_backfill() -> None:
 
     @task
     def plan() -> list[dict]:
-        """Validate the params and cut the work into (symbol, month) chunks."""
+        """Validate the params and cut the work into months of groups of symbols."""
         from market_backfill.airflow.context import current_run
         from market_backfill.triangles.tasks import plan_chunks
 
@@ -110,11 +116,11 @@ def triangle_backfill() -> None:
 
     @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
     def triangle_chunk(chunk: dict) -> dict:
-        """Read bars from the chunk's segment start, compute, insert its triangles."""
+        """Per symbol of the group: read bars from the segment start, compute, insert."""
         from market_backfill.airflow.context import current_run
-        from market_backfill.triangles.tasks import run_chunk
+        from market_backfill.triangles.tasks import run_group
 
-        return run_chunk(chunk, current_run(chunk["label"]))
+        return run_group(chunk, current_run(chunk["label"]))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[TRIANGLES])
     def summarize(ti=None) -> dict:

@@ -184,6 +184,15 @@ def store_bars(
         return ins.insert(rows)
 
 
+def other_series(frame):
+    """A second series made from a bar frame: starts 1,000 bars later, prices 100 points
+    higher (every result computed from it differs from the first series')."""
+    from market_backfill.names import FIXED_SCALE, PRICE_COLUMNS
+
+    later = frame.iloc[1000:]
+    return later.assign(**{k: later[k] + 100 * FIXED_SCALE for k in PRICE_COLUMNS})
+
+
 @pytest.fixture(scope="session")
 def quarter_bars():
     """SYNTHETIC NQ-like bars, 2025-01-01 .. 2025-04-01 (symbol column = continuous)."""

@@ -11,7 +11,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_MAX_COST_USD
+from market_backfill.names import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_COST_USD,
+    DEFAULT_SYMBOLS_PER_TASK,
+)
 from market_backfill.symbols import Symbol, check_roll, parse_symbols
 from market_backfill.timeutil import day_start
 
@@ -99,3 +103,8 @@ def param_cost_cap(params: Params) -> float:
 def param_batch_size(params: Params) -> int:
     """The ``batch_size`` param (rows per committed batch), at least 1."""
     return param_int(params, "batch_size", DEFAULT_BATCH_SIZE, 1)
+
+
+def param_symbols_per_task(params: Params) -> int:
+    """The ``symbols_per_task`` param (symbols of one month in one mapped task), at least 1."""
+    return param_int(params, "symbols_per_task", DEFAULT_SYMBOLS_PER_TASK, 1)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from market_backfill.names import TIMEFRAMES
+from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import to_ns
-from tests.conftest import store_bars
+from tests.conftest import other_series, store_bars
 from tests.support.feature_checks import assert_same, single_pass, stored
+from tests.support.xcoms import mapped_xcoms
 
 pytestmark = pytest.mark.airflow
 
@@ -64,6 +66,47 @@ def test_two_halves_equal_one_pass_and_a_rerun_writes_nothing(feature_dag, marke
     assert sum(totals["computed"].values()) == 0  # the anti-join found nothing missing
     assert sum(totals["agg_written"].values()) == 0
     assert _updated(market_db) == before
+
+
+def test_series_of_a_month_share_a_task_in_both_stages(feature_dag, market_db, quarter_bars):
+    es_bars = other_series(quarter_bars)
+    store_bars(quarter_bars)
+    store_bars(es_bars, symbol="GLBX.MDP3:ES")
+    conf = {**CONF, "symbols": ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"], "start": "2025-01-01"}
+    run = feature_dag.test(run_conf={**conf, "end": "2025-03-31"})
+    assert run.state == "success"
+    rollups = mapped_xcoms("feature_backfill", run.run_id, "rollup_chunk")
+    features = mapped_xcoms("feature_backfill", run.run_id, "feature_chunk")
+    months = ("2025-01", "2025-02", "2025-03")
+    assert set(rollups) == {f"NQ,ES {m} agg" for m in months}
+    assert set(features) == {f"NQ,ES {m}" for m in months}
+    feb = features["NQ,ES 2025-02"]
+    assert feb["symbols"] == ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"]
+    assert feb["written"]["1m"] == sum(m["written"]["1m"] for m in feb["members"]) > 0
+    es = Series(parse_symbol("GLBX.MDP3:ES"), "v", 0)
+    with market_db.connect() as conn:
+        for tf in TIMEFRAMES:
+            assert_same(single_pass(quarter_bars, tf), stored(conn, tf))
+            assert_same(single_pass(es_bars, tf), stored(conn, tf, es))
+        audit = conn.execute(
+            "SELECT symbol, chunk FROM backfill_runs WHERE run_id = %s AND status = 'success' "
+            "AND symbol <> '*'",
+            (run.run_id,),
+        ).fetchall()
+    assert sorted(audit) == sorted(  # the summary stays per series, month and stage
+        (s, m + suffix)
+        for s in ("GLBX.MDP3:NQ", "GLBX.MDP3:ES")
+        for m in months
+        for suffix in ("", " agg")
+    )
+    assert _totals(market_db, run.run_id)["chunks"] == 12
+
+    alone = feature_dag.test(run_conf={**conf, "end": "2025-01-31", "symbols_per_task": 1})
+    assert alone.state == "success"
+    assert set(mapped_xcoms("feature_backfill", alone.run_id, "feature_chunk")) == {
+        "NQ 2025-01",
+        "ES 2025-01",
+    }
 
 
 def test_force_recalc_since_picks_up_a_corrected_bar(feature_dag, market_db, quarter_bars):

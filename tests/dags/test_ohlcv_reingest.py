@@ -12,6 +12,7 @@ import pytest
 
 from market_backfill_devtools.sample import write_sample
 from tests.conftest import ROOT
+from tests.support.xcoms import mapped_xcoms
 
 pytestmark = pytest.mark.airflow
 
@@ -22,27 +23,6 @@ CONF = {"source": "dbn_file", "start": "2025-11-01", "end": "2025-12-19"}
 def sample_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("dbn") / "nq-synthetic.dbn.zst"
     return write_sample(path, datetime(2025, 11, 2, tzinfo=UTC), datetime(2025, 12, 20, tzinfo=UTC))
-
-
-def _xcoms(dag_id: str, run_id: str, task_id: str) -> dict[str, dict]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        tis = {
-            ti.map_index: ti.rendered_map_index
-            for ti in session.query(TaskInstance).filter_by(
-                dag_id=dag_id, run_id=run_id, task_id=task_id
-            )
-        }
-        values = {
-            x.map_index: x.value
-            for x in session.query(XComModel).filter_by(
-                dag_id=dag_id, run_id=run_id, task_id=task_id, key="return_value"
-            )
-        }
-    return {tis[i]: (json.loads(v) if isinstance(v, str) else v) for i, v in values.items()}
 
 
 def _xcom_value(dag_id: str, run_id: str, task_id: str, key: str):
@@ -88,13 +68,13 @@ def test_dag_test_loads_monthly_chunks_and_a_rerun_changes_nothing(
     run = reingest_dag.test(run_conf=conf)
     assert run.state == "success"
     assert _count(market_db) == bars
-    chunks = _xcoms("ohlcv_reingest", run.run_id, "reingest_chunk")
+    chunks = mapped_xcoms("ohlcv_reingest", run.run_id, "reingest_chunk")
     assert set(chunks) == {"NQ 2025-11", "NQ 2025-12"}
     nov = chunks["NQ 2025-11"]
     assert nov["rows_in"] == nov["rows_valid"] == nov["rows_written"] > 0
     assert nov["commits"] == nov["batches"] == -(-nov["rows_valid"] // 500)
     assert nov["retries"] == 0
-    totals = _xcoms("ohlcv_reingest", run.run_id, "summarize")[None]
+    totals = mapped_xcoms("ohlcv_reingest", run.run_id, "summarize")[None]
     assert totals["rows_valid"] == bars
     with market_db.connect() as conn:
         audit = conn.execute(
@@ -114,7 +94,7 @@ def test_dag_test_loads_monthly_chunks_and_a_rerun_changes_nothing(
     assert _count(market_db) == bars
     assert all(
         c["rows_written"] == 0
-        for c in _xcoms("ohlcv_reingest", again.run_id, "reingest_chunk").values()
+        for c in mapped_xcoms("ohlcv_reingest", again.run_id, "reingest_chunk").values()
     )
 
 
@@ -192,7 +172,7 @@ def test_databento_source_end_to_end_one_request_per_month(
     assert run.state == "success"
     assert len(gateway.state.data_requests()) == 2, "NQ and ES of one month share one request"
     _assert_stored_nq_es(market_db, synthetic_bars_continuous, "2025-02-15", "2025-03-15")
-    tasks = _xcoms("ohlcv_reingest", run.run_id, "reingest_chunk")
+    tasks = mapped_xcoms("ohlcv_reingest", run.run_id, "reingest_chunk")
     assert set(tasks) == {"NQ,ES 2025-02", "NQ,ES 2025-03"}  # one mapped task per month
     feb = tasks["NQ,ES 2025-02"]
     assert feb["symbols"] == ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"]
@@ -213,7 +193,7 @@ def test_databento_source_end_to_end_one_request_per_month(
     ]
     alone = reingest_dag.test(run_conf={**conf, "symbols_per_task": 1})
     assert alone.state == "success"
-    assert set(_xcoms("ohlcv_reingest", alone.run_id, "reingest_chunk")) == {
+    assert set(mapped_xcoms("ohlcv_reingest", alone.run_id, "reingest_chunk")) == {
         "NQ 2025-02",
         "ES 2025-02",
         "NQ 2025-03",

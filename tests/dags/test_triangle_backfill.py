@@ -7,7 +7,8 @@ import pytest
 from market_backfill.timeutil import to_ns
 from market_backfill.triangles.engine import TriangleSettings, run_engine
 from market_backfill.triangles.store import stored_events
-from tests.conftest import store_bars
+from tests.conftest import other_series, store_bars
+from tests.support.xcoms import mapped_xcoms
 
 pytestmark = pytest.mark.airflow
 
@@ -27,9 +28,9 @@ def _one_run(frame) -> list[tuple[int, str, str]]:
     return list(zip(ev.ts.tolist(), ev.direction, ev.bias_15m, strict=True))
 
 
-def _stored(db) -> list[tuple[int, str, str]]:
+def _stored(db, symbol: str = "GLBX.MDP3:NQ") -> list[tuple[int, str, str]]:
     with db.connect() as conn:
-        ev = stored_events(conn, ["GLBX.MDP3:NQ"])
+        ev = stored_events(conn, [symbol])
     return list(zip([to_ns(t) for t in ev.ts], ev.direction, ev.bias_15m, strict=True))
 
 
@@ -61,6 +62,42 @@ def test_monthly_chunks_equal_one_run_and_reruns_add_nothing(triangle_dag, marke
     total = _chunk_counts(purged.run_id, market_db)["total"]
     assert total["inserted"] == total["triangles"]
     assert _stored(market_db) == _one_run(quarter_bars)
+
+
+def test_symbols_of_a_month_share_a_task_and_the_summary_stays_per_symbol(
+    triangle_dag, market_db, quarter_bars
+):
+    es_bars = other_series(quarter_bars)
+    store_bars(quarter_bars)
+    store_bars(es_bars, symbol="GLBX.MDP3:ES")
+    conf = {**CONF, "symbols": ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"]}
+    run = triangle_dag.test(run_conf=conf)  # symbols_per_task: 25 by default
+    assert run.state == "success"
+    tasks = mapped_xcoms("triangle_backfill", run.run_id, "triangle_chunk")
+    assert set(tasks) == {"NQ,ES 2025-01", "NQ,ES 2025-02", "NQ,ES 2025-03"}
+    jan = tasks["NQ,ES 2025-01"]
+    assert jan["symbols"] == ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"]
+    assert jan["inserted"] == sum(m["inserted"] for m in jan["members"]) > 0
+    assert _stored(market_db) == _one_run(quarter_bars)
+    assert _stored(market_db, "GLBX.MDP3:ES") == _one_run(es_bars)
+    with market_db.connect() as conn:  # the summary stays per symbol and month
+        audit = conn.execute(
+            "SELECT symbol, chunk, status, counts->>'bars' FROM backfill_runs "
+            "WHERE run_id = %s AND symbol <> '*' ORDER BY symbol, chunk",
+            (run.run_id,),
+        ).fetchall()
+    assert [(s, c, st) for s, c, st, _ in audit] == [
+        (s, m, "success")
+        for s in ("GLBX.MDP3:ES", "GLBX.MDP3:NQ")
+        for m in ("2025-01", "2025-02", "2025-03")
+    ]
+    assert sum(int(b) for s, _, _, b in audit if s.endswith("ES")) == len(es_bars)
+
+    alone = triangle_dag.test(run_conf={**conf, "symbols_per_task": 1, "purge": True})
+    assert alone.state == "success"
+    labels = set(mapped_xcoms("triangle_backfill", alone.run_id, "triangle_chunk"))
+    assert labels == {f"{r} 2025-0{m}" for r in ("NQ", "ES") for m in (1, 2, 3)}
+    assert _stored(market_db, "GLBX.MDP3:ES") == _one_run(es_bars)
 
 
 def test_legacy_without_allow_legacy_fails_with_a_clear_message(triangle_dag, market_db, capfd):

@@ -17,7 +17,15 @@ from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.schema import apply_schema
 from market_backfill.errors import ParamError
-from market_backfill.planning import Chunk, ChunkData, PlanRequest
+from market_backfill.params import param_symbols_per_task
+from market_backfill.planning import (
+    Chunk,
+    ChunkData,
+    GroupData,
+    PlanRequest,
+    group_chunks,
+    members_of,
+)
 from market_backfill.sources import PermanentSourceError
 from market_backfill.sources.costs import Estimate, over_budget
 from market_backfill.summary import format_table, totals
@@ -74,6 +82,55 @@ def plan_monthly(plan_run: PlanRun, run: RunContext, *, limited: bool = True) ->
         interval=run.interval,
     )
     return plan_or_fail(lambda: plan_run(request))
+
+
+def map_groups(chunks: Sequence[ChunkData], run: RunContext) -> list[GroupData]:
+    """The mapped tasks of a plan: up to ``symbols_per_task`` symbols of one dataset and
+    month each, within Airflow's ``max_map_length`` (else the plan task fails, naming the
+    param to raise)."""
+    per_task = plan_or_fail(lambda: param_symbols_per_task(run.params))
+    groups = plan_or_fail(lambda: group_chunks(chunks, per_task, max_groups=max_map_length()))
+    log.info("%d chunks (symbol x month) in %d mapped tasks", len(chunks), len(groups))
+    return groups
+
+
+def plan_grouped(plan_run: PlanRun, run: RunContext) -> list[GroupData]:
+    """The plan task of a monthly stage whose mapped tasks hold groups of symbols."""
+    return map_groups(plan_monthly(plan_run, run, limited=False), run)
+
+
+def run_members(
+    group: Mapping[str, Any], run_member: Callable[[ChunkData], Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Run every member chunk of a group with ``run_member`` (each audited on its own by
+    :func:`run_audited`, one after the other; one failing does not stop the others) and
+    return the group's XCom: the members' summed counts, their symbols, the library's
+    seconds and each member's result. A member that failed fails the task afterwards:
+    without retries when every failure is final (a bad param or file, a refused key),
+    else for Airflow to retry the group (each member is idempotent)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    results: list[Mapping[str, Any]] = []
+    failures: list[tuple[str, BaseException]] = []
+    for member in members_of([group]):
+        try:
+            results.append(run_member(member))
+        except Exception as exc:  # noqa: BLE001 - collected; the task fails below
+            failures.append((member["label"], exc))
+    if failures:
+        message = "; ".join(f"{label}: {exc}" for label, exc in failures)
+        if all(isinstance(exc, AirflowFailException) for _, exc in failures):
+            raise fail_fast(message)
+        raise RuntimeError(message)
+    return {
+        "chunk": group["label"],
+        "start": group["start"],
+        "end": group["end"],
+        "symbols": [r["symbol"] for r in results],
+        **totals(results),
+        "seconds": round(sum(r.get("seconds", 0.0) for r in results), 3),
+        "members": results,
+    }
 
 
 def settle_estimate(run: RunContext, estimate: Estimate) -> None:

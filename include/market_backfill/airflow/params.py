@@ -15,6 +15,7 @@ from market_backfill.names import (
     BATCH_SOURCE,
     DEFAULT_BATCH_SIZE,
     DEFAULT_SYMBOLS,
+    DEFAULT_SYMBOLS_PER_TASK,
     MARKET_DB_POOL,
     ROLL_RULES,
     SOURCES,
@@ -140,6 +141,18 @@ def batch_size_param() -> Param:
         100000,
         "Rows per committed batch",
         "Rows per committed transaction (the shared inserter's batch).",
+    )
+
+
+def symbols_per_task_param() -> Param:
+    """``symbols_per_task``: symbols of one month run by one mapped task."""
+    return int_param(
+        DEFAULT_SYMBOLS_PER_TASK,
+        1,
+        1000,
+        "Symbols per task",
+        "Symbols of one month run by one mapped task (labelled like ES,NQ,+8 2025-12); "
+        "each symbol and month is still audited and summarised on its own.",
     )
 
 

@@ -18,9 +18,9 @@ from market_backfill.params import (
     param_batch_size,
     param_choice,
     param_cost_cap,
-    param_int,
     param_series,
     param_symbols,
+    param_symbols_per_task,
 )
 from market_backfill.symbols import Symbol
 
@@ -60,5 +60,5 @@ def parse_params(params: Params) -> ReingestParams:
         param_batch_size(params),
         param_cost_cap(params),
         bool(params.get("dry_run", False)),
-        param_int(params, "symbols_per_task", DEFAULT_SYMBOLS_PER_TASK, 1),
+        param_symbols_per_task(params),
     )

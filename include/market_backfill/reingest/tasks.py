@@ -7,15 +7,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from market_backfill.airflow.chunks import (
-    fail_fast,
+    map_groups,
     plan_monthly,
     plan_or_fail,
     run_audited,
+    run_members,
     settle_estimate,
     summarize_run,
 )
 from market_backfill.airflow.connections import databento_credentials
-from market_backfill.airflow.context import RunContext, max_map_length
+from market_backfill.airflow.context import RunContext
 from market_backfill.db import audit
 from market_backfill.db.connection import Connector, run_transaction
 from market_backfill.db.inserter import Cadence
@@ -24,7 +25,6 @@ from market_backfill.planning import (
     Chunk,
     ChunkData,
     GroupData,
-    group_chunks,
     members_of,
 )
 from market_backfill.reingest.batch import (
@@ -42,7 +42,7 @@ from market_backfill.sources.cache import response_cache_dir
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.sources.databento_batch import DatabentoBatch
 from market_backfill.sources.dbn_file import DbnFileSource
-from market_backfill.summary import columns_of, totals
+from market_backfill.summary import columns_of
 from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
 
 log = logging.getLogger(__name__)
@@ -54,16 +54,13 @@ def plan_chunks(run: RunContext) -> list[GroupData]:
     """Validate the params and return the groups to map over (up to ``symbols_per_task``
     symbols of one dataset and month each); with the Databento source, after the
     pre-flight (clamp, estimate, cap). ``dry_run`` maps nothing."""
-    chunks = plan_monthly(plan_run, run, limited=False)
+    planned = plan_monthly(plan_run, run, limited=False)
     parsed = parse_params(run.params)
     if parsed.source in ("databento", BATCH_SOURCE):
-        chunks = plan_or_fail(lambda: _preflight(chunks, parsed, run))
-    groups = plan_or_fail(
-        lambda: group_chunks(chunks, parsed.symbols_per_task, max_groups=max_map_length())
-    )
-    log.info("%d chunks (symbol x month) in %d mapped tasks", len(chunks), len(groups))
+        planned = plan_or_fail(lambda: _preflight(planned, parsed, run))
+    groups = map_groups(planned, run)
     if parsed.dry_run:
-        log.info("dry run: %d chunks planned, none run", len(chunks))
+        log.info("dry run: %d chunks planned, none run", len(planned))
         return []
     return groups
 
@@ -149,34 +146,9 @@ def run_chunk(
 def run_group(
     group: Mapping[str, Any], run: RunContext, files: JobFiles | None = None
 ) -> dict[str, Any]:
-    """Load every chunk of a group (each audited on its own, one after the other; one
-    failing does not stop the others) and return the group's XCom: the members' summed
-    counts, their symbols and each member's result. A member that failed fails the task
-    afterwards: without retries when every failure is final (a bad file, a refused key),
-    else for Airflow to retry the group (a re-run is idempotent; responses are cached)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    results: list[ReingestResult] = []
-    failures: list[tuple[str, BaseException]] = []
-    for member in members_of([group]):
-        try:
-            results.append(run_chunk(member, run, files))
-        except Exception as exc:  # noqa: BLE001 - collected; the task fails below
-            failures.append((member["label"], exc))
-    if failures:
-        message = "; ".join(f"{label}: {exc}" for label, exc in failures)
-        if all(isinstance(exc, AirflowFailException) for _, exc in failures):
-            raise fail_fast(message)
-        raise RuntimeError(message)
-    return {
-        "chunk": group["label"],
-        "start": group["start"],
-        "end": group["end"],
-        "symbols": [r["symbol"] for r in results],
-        **totals(results),
-        "seconds": round(sum(r["seconds"] for r in results), 3),
-        "members": results,
-    }
+    """Load every chunk of a group (:func:`~market_backfill.airflow.chunks.run_members`);
+    a failed group is retried by Airflow (responses are cached, writes idempotent)."""
+    return run_members(group, lambda member: run_chunk(member, run, files))
 
 
 def summarize(planned: Sequence[Mapping[str, Any]] | None, run: RunContext) -> dict[str, Any]:

@@ -9,16 +9,18 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from market_backfill.airflow.chunks import (
     ensure_schema,
+    map_groups,
     plan_monthly,
     plan_or_fail,
     run_audited,
+    run_members,
     summarize_run,
 )
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.airflow.context import RunContext
 from market_backfill.db import audit
 from market_backfill.errors import ParamError
-from market_backfill.planning import Chunk
+from market_backfill.planning import Chunk, group_chunks
 from market_backfill.sources import PermanentSourceError, SourceError
 
 RUN = RunContext("stage", "run-1", {"symbols": ["GLBX.MDP3:NQ"]})
@@ -183,3 +185,76 @@ def test_a_refusal_of_one_chunk_does_not_stop_the_others(market_db):
     with pytest.raises(AirflowFailException):
         run_audited(NOV.to_dict(), refused, RUN)
     assert run_audited(DEC.to_dict(), lambda c, k: {"rows_in": 2}, RUN) == {"rows_in": 2}
+
+
+def _group(*symbols: str) -> dict:
+    chunks = [Chunk(s, DEC.month, DEC.start, DEC.end).to_dict() for s in symbols]
+    (group,) = group_chunks(chunks, len(chunks))
+    return group
+
+
+def test_a_group_runs_every_member_audited_and_sums_their_counts(market_db):
+    group = _group("GLBX.MDP3:NQ", "GLBX.MDP3:ES")
+
+    def member(chunk):
+        n = 2 if chunk["symbol"].endswith("NQ") else 5
+        work = lambda c, connect: {"symbol": c.symbol, "rows_in": n, "seconds": 0.25}  # noqa: E731
+        return run_audited(chunk, work, RUN)
+
+    result = run_members(group, member)
+    assert result["chunk"] == "NQ,ES 2025-12"
+    assert result["symbols"] == ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"]
+    assert (result["rows_in"], result["chunks"], result["seconds"]) == (7, 2, 0.5)
+    assert [m["rows_in"] for m in result["members"]] == [2, 5]
+    rows = audit.run_rows(hook_connector(), RUN.dag_id, RUN.run_id)
+    assert sorted((r["symbol"], r["status"]) for r in rows) == [
+        ("GLBX.MDP3:ES", "success"),
+        ("GLBX.MDP3:NQ", "success"),
+    ]
+
+
+def test_a_failing_member_does_not_stop_the_others_and_fails_the_task_after(market_db):
+    group = _group("GLBX.MDP3:NQ", "GLBX.MDP3:ES", "GLBX.MDP3:YM")
+    ran = []
+
+    def member(chunk):
+        ran.append(chunk["symbol"])
+        if chunk["symbol"].endswith("ES"):
+            raise SourceError("connection reset")
+        return {"symbol": chunk["symbol"], "rows_in": 1}
+
+    with pytest.raises(RuntimeError, match="ES 2025-12: connection reset") as raised:
+        run_members(group, member)
+    assert not isinstance(raised.value, AirflowFailException)  # Airflow retries the group
+    assert ran == ["GLBX.MDP3:NQ", "GLBX.MDP3:ES", "GLBX.MDP3:YM"]
+
+    def final(chunk):
+        raise AirflowFailException(f"{chunk['label']}: bad file")
+
+    with pytest.raises(AirflowFailException, match="NQ 2025-12: .*YM 2025-12: "):
+        run_members(group, final)  # every failure final: no retries
+
+
+def test_map_groups_reads_symbols_per_task_and_fails_fast_over_the_map_limit(monkeypatch):
+    chunks = [
+        Chunk(s, m.month, m.start, m.end).to_dict()
+        for m in (NOV, DEC)
+        for s in ("GLBX.MDP3:NQ", "GLBX.MDP3:ES", "GLBX.MDP3:YM")
+    ]
+    run = RunContext("stage", "run-1", {"symbols_per_task": 2})
+    assert [g["label"] for g in map_groups(chunks, run)] == [
+        "NQ,ES 2025-11",
+        "YM 2025-11",
+        "NQ,ES 2025-12",
+        "YM 2025-12",
+    ]
+    default = RunContext("stage", "run-1", {})
+    assert [g["label"] for g in map_groups(chunks, default)] == [
+        "NQ,ES,+1 2025-11",
+        "NQ,ES,+1 2025-12",
+    ]
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "3")
+    with pytest.raises(AirflowFailException, match="4 tasks .*raise 'symbols_per_task'"):
+        map_groups(chunks, run)
+    with pytest.raises(AirflowFailException, match="symbols_per_task"):
+        map_groups(chunks, RunContext("stage", "run-1", {"symbols_per_task": 0}))
