@@ -2,7 +2,8 @@
 then Celery with two workers), and 60 symbols x 1 year (planning and run time).
 
     python bench/bench_scale.py [--url postgresql://...] [--years 15] [--wide-symbols 60]
-                                [--executors local,celery] [--out .local/bench/scale.md]
+                                [--executors local,celery] [--floor-years 2]
+                                [--out .local/bench/scale.md]
 
 Data: SYNTHETIC 1-minute bars on the CME Globex calendar, one DBN file per symbol and
 month (as Databento's batch jobs split them), read by the ``dbn_file`` source. Each
@@ -13,7 +14,9 @@ symbols, one after the other (queued Asset events of a stage are dropped before 
 unpaused, so nothing runs beside the measured run). Reported per stage: wall time of the
 run, its mapped tasks, the task duration, the time the library reported
 inside the task (``backfill_runs`` ``seconds`` summed over its rows) and their difference,
-the fixed cost of a task (means).
+the fixed cost of a task (means). ``--floor-years``: that many years of one symbol through
+``ohlcv_reingest`` against ``bench/floor_dags/floor_reingest.py`` (no-op tasks of the same
+shape) on one stack, beside the seed method's time for the same rows (issue 15).
 """
 
 from __future__ import annotations
@@ -244,6 +247,85 @@ def wide(admin: PgTarget, count: int, work: Path) -> list[str]:
     ]
 
 
+def floor(admin: PgTarget, years: int, work: Path, repeat: int = 2) -> list[str]:
+    """Issue 15's running-Airflow figure: ``years`` of NQ through ``ohlcv_reingest`` against
+    ``floor_reingest`` (a no-op DAG of its shape, as many mapped tasks) on one LocalExecutor
+    stack, runs alternating; the seed method's time for the same rows beside it."""
+    import shutil
+
+    import bench_insert
+
+    from market_backfill.db.schema import apply_schema
+
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime(2026 - years, 1, 1, tzinfo=UTC)
+    files = work / "floor-files"
+    bars = write_files(files, ["NQ"], start, end)
+    months = len(list(files.iterdir()))
+    dags = work / "floor-dags"  # the project's DAG files beside the no-op one
+    dags.mkdir()
+    for path in [
+        *(ROOT / "dags").glob("*.py"),
+        ROOT / "bench" / "floor_dags" / "floor_reingest.py",
+    ]:
+        shutil.copy(path, dags / path.name)
+    market = create_database(admin, "floor")
+    runs: dict[str, list[dict]] = {"floor_reingest": [], "ohlcv_reingest": []}
+    conf = {
+        "symbols": ["GLBX.MDP3:NQ"],
+        "start": start.date().isoformat(),
+        "end": (end - timedelta(days=1)).date().isoformat(),
+        "source": "dbn_file",
+        "dbn_path": str(files / "*.dbn.zst"),
+    }
+    try:
+        seed_frame = bench_insert.bar_frame(60_000)
+        with market.connect() as conn:
+            apply_schema(conn)
+            conn.commit()
+        started = datetime.now(UTC)
+        bench_insert.seed_execute_values(market.conninfo, seed_frame)
+        seed_rate = len(seed_frame) / (datetime.now(UTC) - started).total_seconds()
+        with market.connect() as conn:
+            conn.execute("TRUNCATE market_bars_ohlcv_1m_clean")
+            conn.commit()
+        with AirflowStack(work / "airflow-floor", dags, _env(market, work / "data-floor")) as stack:
+            for dag_id in runs:
+                stack.wait_for_dag(dag_id)
+            for _ in range(repeat):
+                runs["floor_reingest"].append(
+                    run_stage(stack, market, "floor_reingest", {"months": months})
+                )
+                with market.connect() as conn:  # every reingest run loads all the rows
+                    conn.execute("TRUNCATE market_bars_ohlcv_1m_clean")
+                    conn.commit()
+                runs["ohlcv_reingest"].append(run_stage(stack, market, "ohlcv_reingest", conf))
+                print(f"    {runs['floor_reingest'][-1]}\n    {runs['ohlcv_reingest'][-1]}")
+    finally:
+        drop_database(admin, market)
+    if any(r["state"] != "success" for rs in runs.values() for r in rs):
+        raise RuntimeError(f"a run failed: {runs}")
+    floor_s = statistics.median(r["wall"] for r in runs["floor_reingest"])
+    ours = statistics.median(r["wall"] for r in runs["ohlcv_reingest"])
+    above, seed_s = ours - floor_s, bars / seed_rate
+    return [
+        f"{years} years of NQ ({bars:,} SYNTHETIC bars, {months} monthly DBN files), one "
+        f"LocalExecutor stack, runs alternating, median of {repeat}:",
+        "",
+        "| run | wall s | mapped tasks |",
+        "|---|---:|---:|",
+        f"| **floor**: `floor_reingest`, no-op tasks of `ohlcv_reingest`'s shape | "
+        f"{floor_s:.1f} | {runs['floor_reingest'][0]['tasks']} |",
+        f"| `ohlcv_reingest` | {ours:.1f} | {runs['ohlcv_reingest'][0]['tasks']} |",
+        f"| the seed method for the same rows ({seed_rate:,.0f} rows/s on 60,000 rows, "
+        f"in process) | {seed_s:.1f} | |",
+        "",
+        f"Our time above the floor: {above:.1f} s; the seed method {seed_s / above:.1f}x that "
+        f"(target: at least 6x: {'met' if seed_s >= 6 * above else 'not met'}).",
+        "",
+    ]
+
+
 def main() -> None:
     # a SIGTERM (timeout, kill) unwinds like Ctrl-C: the stacks stop, the databases go
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -252,6 +334,7 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=15)
     parser.add_argument("--wide-symbols", type=int, default=60)
     parser.add_argument("--executors", default="local,celery")
+    parser.add_argument("--floor-years", type=int, default=2, help="0: no floor comparison")
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
     if args.url is None:
@@ -262,22 +345,28 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     end = datetime(2026, 1, 1, tzinfo=UTC)
     start = datetime(2026 - args.years, 1, 1, tzinfo=UTC)
-    deep = work / "deep"
-    print(f"writing {args.years} years x {len(DEEP_ROOTS)} symbols ...", flush=True)
-    bars = write_files(deep, list(DEEP_ROOTS), start, end)
-    report = [
-        f"{args.years} years x {len(DEEP_ROOTS)} symbols ({', '.join(DEEP_ROOTS)}): {bars:,} "
-        f"SYNTHETIC bars in {len(list(deep.iterdir()))} monthly DBN files; each stage one "
-        "manual run over all of it, alone.",
-        "",
-    ]
+    report: list[str] = []
+    executors = [e for e in args.executors.split(",") if e]
+    if executors:
+        deep = work / "deep"
+        print(f"writing {args.years} years x {len(DEEP_ROOTS)} symbols ...", flush=True)
+        bars = write_files(deep, list(DEEP_ROOTS), start, end)
+        report += [
+            f"{args.years} years x {len(DEEP_ROOTS)} symbols ({', '.join(DEEP_ROOTS)}): {bars:,} "
+            f"SYNTHETIC bars in {len(list(deep.iterdir()))} monthly DBN files; each stage one "
+            "manual run over all of it, alone.",
+            "",
+        ]
     dates = {"start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()}
-    for executor in args.executors.split(","):
+    for executor in executors:
         results, stored = pipeline(executor, admin, deep, list(DEEP_ROOTS), dates, work)
         report += table(executor, results, stored)
     if args.wide_symbols:
         print("wide ...", flush=True)
         report += wide(admin, args.wide_symbols, work)
+    if args.floor_years:
+        print("floor ...", flush=True)
+        report += floor(admin, args.floor_years, work)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(report) + "\n", encoding="utf-8")
     print("\n".join(report))
