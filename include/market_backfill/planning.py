@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypedDict
 
 from market_backfill.db.connection import Connection, Connector, run_transaction
@@ -83,15 +83,21 @@ class Chunk:
         return cls(symbol=data["symbol"], month=data["month"], start=data["start"], end=data["end"])
 
 
+def next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
 def month_starts(start: datetime, end: datetime) -> list[datetime]:
-    """Month boundaries strictly inside ``(start, end)``, with ``start`` first."""
+    """Month boundaries (UTC) strictly inside ``(start, end)``, with ``start`` first."""
     out = [start]
-    cursor = datetime(start.year, start.month, 1, tzinfo=UTC)
+    cursor = date(start.year, start.month, 1)
     while True:
-        cursor = datetime(cursor.year + cursor.month // 12, cursor.month % 12 + 1, 1, tzinfo=UTC)
-        if cursor >= end:
+        cursor = next_month(cursor)
+        boundary = datetime(cursor.year, cursor.month, 1, tzinfo=UTC)
+        if boundary >= end:
             return out
-        out.append(cursor)
+        out.append(boundary)
 
 
 def monthly_chunks(symbol: Symbol | str, start: datetime, end: datetime) -> list[Chunk]:

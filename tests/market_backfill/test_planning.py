@@ -86,3 +86,19 @@ def test_sixty_symbols_over_fifteen_years_fit_and_too_small_groups_are_refused()
     assert {len(g["members"]) for g in groups} == {25, 10}
     with pytest.raises(ParamError, match="1800 tasks .*up to 6 symbols.*raise 'symbols_per_task'"):
         group_chunks(chunks, 6, max_groups=1024)
+
+
+def test_month_steps_cross_the_year_and_stay_in_utc():
+    from datetime import date
+
+    from market_backfill.planning import month_starts, next_month
+
+    assert next_month(date(2025, 12, 31)) == date(2026, 1, 1)
+    assert next_month(date(2025, 1, 31)) == date(2025, 2, 1)
+    start = datetime(2025, 11, 15, 12, tzinfo=UTC)
+    assert month_starts(start, datetime(2026, 2, 1, tzinfo=UTC)) == [
+        start,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+    ]
+    assert month_starts(start, datetime(2025, 12, 1, tzinfo=UTC)) == [start]

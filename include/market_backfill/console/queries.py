@@ -22,6 +22,7 @@ import numpy as np
 from market_backfill.db.connection import Connection
 from market_backfill.db.schema import load_sql
 from market_backfill.names import MINUTE_NS
+from market_backfill.planning import next_month
 from market_backfill.symbols import parse_symbol
 from market_backfill.timeutil import day_start, floor_minute, to_ns
 from market_backfill.trading_calendar import minute_counts
@@ -53,10 +54,6 @@ class SeriesInfo:
 
 def month_start(d: date) -> date:
     return date(d.year, d.month, 1)
-
-
-def next_month(d: date) -> date:
-    return date(d.year + d.month // 12, d.month % 12 + 1, 1)
 
 
 def months_between(first: date, last: date) -> list[date]:
