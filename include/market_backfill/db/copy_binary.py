@@ -60,7 +60,7 @@ def _fixed_column(series: pd.Series, kind: BinaryKind) -> tuple[np.ndarray, np.n
         values = series.to_numpy(dtype=np.float64).astype(">f8")
     else:
         values = series.fillna(0).to_numpy(dtype=np.int64).astype(_FIXED[kind])
-    return nulls, values.view(np.uint8).reshape(len(series), -1)
+    return nulls, values.view(np.uint8).reshape(len(series), values.dtype.itemsize)
 
 
 def encode_rows(

@@ -382,12 +382,14 @@ def write_rows(
     conflict: ConflictPolicy,
     rows: pd.DataFrame,
     *,
-    kinds: Mapping[str, ColumnKind],
+    kinds: Mapping[str, ColumnKind] | None = None,
+    binary: Mapping[str, BinaryKind] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> InsertStats:
     """Write ``rows`` through a :class:`BatchInserter` of its own (committed batches, see
-    the module docstring) and close its connection."""
+    the module docstring; text COPY with ``kinds``, binary COPY with ``binary``) and close
+    its connection."""
     with BatchInserter(
-        connect, table, columns, conflict, kinds=kinds, batch_size=batch_size
+        connect, table, columns, conflict, kinds=kinds, batch_size=batch_size, binary=binary
     ) as inserter:
         return inserter.insert(rows)

@@ -41,9 +41,9 @@ from market_backfill.triangles.engine import (
 )
 from market_backfill.triangles.params import TriangleParams, parse_params
 from market_backfill.triangles.store import (
+    EVENT_BINARY,
     EVENT_COLUMNS,
     EVENT_INSERT_IGNORE,
-    EVENT_KINDS,
     event_rows,
     purge_range,
     settings_filter,
@@ -218,7 +218,7 @@ def triangle_chunk(
         EVENT_COLUMNS,
         EVENT_INSERT_IGNORE,
         rows,
-        kinds=EVENT_KINDS,
+        binary=EVENT_BINARY,
         batch_size=parsed.batch_size,
     )
     counts = TriangleResult(

@@ -11,9 +11,10 @@ import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
-from market_backfill.db.copy_format import ColumnKind
+from market_backfill.db.copy_binary import BinaryKind
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import EVENTS_TABLE
+from market_backfill.names import TRIANGLE_FLAGS
 from market_backfill.symbols import Series
 from market_backfill.triangles.engine import LOGIC_VERSION, SETTING_COLUMNS
 from market_backfill.triangles.params import TriangleParams
@@ -35,7 +36,17 @@ EVENT_COLUMNS = (
     "source_table",
     "logic_version",
 )
-EVENT_KINDS: dict[str, ColumnKind] = {"ts": "ts_ns", "warmup": "int", "rank": "int"}
+EVENT_BINARY: dict[str, BinaryKind] = {
+    **dict.fromkeys(EVENT_COLUMNS, "text"),
+    "rank": "int2",
+    "ts": "ts_ns",
+    "htf_bullish": "bool",
+    "htf_bearish": "bool",
+    "warmup": "int4",
+    **dict.fromkeys(TRIANGLE_FLAGS, "bool"),
+}
+"""The events go by binary COPY (the table's exact types: smallint rank, integer warm-up,
+booleans): nothing is printed or parsed."""
 EVENT_INSERT_IGNORE = ConflictPolicy(
     key=(*SERIES_COLUMNS, "ts", "direction", *SETTING_COLUMNS, "source_table", "logic_version")
 )

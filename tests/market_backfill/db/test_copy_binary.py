@@ -55,6 +55,12 @@ def test_the_stream_is_signature_rows_trailer():
     assert row[2:6] == b"\xff\xff\xff\xff"
 
 
+def test_no_rows_encode_to_an_empty_stream():
+    encoded = encode_rows(frame().iloc[:0], list(KINDS), KINDS)
+    assert len(encoded) == 0
+    assert encoded.payload(0, 0) == SIGNATURE + TRAILER
+
+
 @pytest.mark.parametrize("batch_size", [2, 500])
 def test_every_kind_round_trips_through_both_paths(market_db, batch_size):
     with market_db.connect() as conn:
