@@ -19,19 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from bench_insert import NQ_V0, copy_all
 
-from market_backfill.db.copy_format import frame_to_lines
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.gaps.detect import scan
-from market_backfill.reingest.load import BAR_KINDS, CLEAN_COLUMNS, clean_rows
-from market_backfill.symbols import Series, parse_symbol
 from market_backfill_devtools.sample import synthetic_bars
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-NQ_V0 = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
 
 
 @contextmanager
@@ -54,13 +49,7 @@ def load_years(url: str, years: float, seed: int = 15) -> tuple[datetime, dateti
     bars = synthetic_bars("GLBX.MDP3:NQ", start, end, seed=seed, quiet_fraction=0.002)
     with psycopg.connect(url) as conn:
         apply_schema(conn)
-        with (
-            conn.cursor() as cur,
-            cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(CLEAN_COLUMNS)}) FROM STDIN") as copy,
-        ):
-            lines = frame_to_lines(clean_rows(bars, NQ_V0), CLEAN_COLUMNS, BAR_KINDS)
-            for i in range(0, len(lines), 100_000):
-                copy.write("\n".join(lines[i : i + 100_000]) + "\n")
+        copy_all(conn, bars)
         conn.commit()
         conn.autocommit = True
         conn.execute(f"VACUUM ANALYZE {CLEAN_TABLE}")

@@ -20,12 +20,12 @@ import psycopg
 import psycopg2
 import psycopg2.extras
 
-from market_backfill.db.copy_format import frame_to_lines
+from market_backfill.db.copy_binary import SIGNATURE, TRAILER, encode_rows
 from market_backfill.db.inserter import BatchInserter
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import BAR_COLUMNS
-from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
 from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import from_ns
 from market_backfill_devtools.sample import bar_frame
@@ -94,7 +94,7 @@ def execute_values_only(url: str, frame) -> None:
 def inserter(url: str, frame) -> None:
     """This project's BatchInserter (COPY fast path, autocommit, 500-row batches)."""
     with BatchInserter(
-        lambda: psycopg.connect(url), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+        lambda: psycopg.connect(url), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, binary=BAR_BINARY
     ) as ins:
         ins.insert(clean_rows(frame, NQ_V0))
 
@@ -102,18 +102,30 @@ def inserter(url: str, frame) -> None:
 def inserter_upsert(url: str, frame) -> None:
     """The inserter's upsert path (COPY into staging + INSERT ... ON CONFLICT per batch)."""
     with BatchInserter(
-        lambda: psycopg.connect(url), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS
+        lambda: psycopg.connect(url), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, binary=BAR_BINARY
     ) as ins:
         ins.upsert_mode = True
         ins.insert(clean_rows(frame, NQ_V0))
 
 
+def copy_all(conn: psycopg.Connection, frame, slice_rows: int = 200_000) -> None:
+    """One binary COPY of a bar frame into the clean table (in the caller's transaction),
+    encoded a slice at a time."""
+    rows = clean_rows(frame, NQ_V0)
+    stmt = f"COPY {CLEAN_TABLE} ({', '.join(CLEAN_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    with conn.cursor() as cur, cur.copy(stmt) as copy:
+        copy.write(SIGNATURE)
+        for i in range(0, len(rows), slice_rows):
+            encoded = encode_rows(rows.iloc[i : i + slice_rows], CLEAN_COLUMNS, BAR_BINARY)
+            copy.write(encoded.data.tobytes())
+        copy.write(TRAILER)
+
+
 def one_copy(url: str, frame) -> None:
-    """One COPY of every row in one transaction: the practical limit, no 500-row commits."""
-    lines = frame_to_lines(clean_rows(frame, NQ_V0), CLEAN_COLUMNS, BAR_KINDS)
-    with psycopg.connect(url) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY {CLEAN_TABLE} ({', '.join(CLEAN_COLUMNS)}) FROM STDIN") as copy:
-            copy.write("\n".join(lines) + "\n")
+    """One binary COPY of every row in one transaction: the practical limit, no 500-row
+    commits."""
+    with psycopg.connect(url) as conn:
+        copy_all(conn, frame)
 
 
 STRATEGIES: dict[str, Callable] = {

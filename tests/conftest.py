@@ -157,6 +157,16 @@ def reingest_dag(airflow_db):
     return bag.dags["ohlcv_reingest"]
 
 
+CLEAN_TEXT_KINDS = {
+    "rank": "int",
+    "ts": "ts_ns",
+    **dict.fromkeys(("open", "high", "low", "close"), "fixed9"),
+    "volume": "int",
+    "instrument_id": "int",
+}
+"""The clean table's columns for the inserter's text COPY path (rows given as tuples)."""
+
+
 def store_bars(
     frame,
     table: str = "market_bars_ohlcv_1m_clean",
@@ -170,7 +180,7 @@ def store_bars(
     from market_backfill.db.inserter import BatchInserter, ConflictPolicy
     from market_backfill.db.tables import CLEAN_TABLE
     from market_backfill.names import BAR_COLUMNS, PRICE_COLUMNS
-    from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+    from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
     from market_backfill.symbols import Series, parse_symbol
 
     frame = frame.assign(symbol=symbol)
@@ -180,7 +190,7 @@ def store_bars(
     else:  # the legacy table: one series per symbol
         rows, columns = frame, BAR_COLUMNS
         policy = ConflictPolicy(key=("symbol", "ts"), update=(*PRICE_COLUMNS, "volume"))
-    with BatchInserter(hook_connector(), table, columns, policy, kinds=BAR_KINDS) as ins:
+    with BatchInserter(hook_connector(), table, columns, policy, binary=BAR_BINARY) as ins:
         return ins.insert(rows)
 
 

@@ -11,7 +11,9 @@ buffer at computed offsets. A NULL (None, NaN) is a field of length -1.
 
 Each column's binary kind names its exact PostgreSQL type (the format has no coercion):
 ``text``, ``int2``, ``int4``, ``int8``, ``float8``, ``bool``, ``ts_ns`` (int64 nanoseconds
-since the epoch, to ``timestamptz``; sub-microsecond parts are cut).
+since the epoch, to ``timestamptz``; sub-microsecond parts are cut), ``numeric9`` (int64
+fixed-point with 9 decimals, Databento's prices, to ``numeric``: exact, see
+:func:`numeric9_fields`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import numpy as np
 import pandas as pd
 from psycopg import sql
 
-BinaryKind = Literal["text", "int2", "int4", "int8", "float8", "bool", "ts_ns"]
+BinaryKind = Literal["text", "int2", "int4", "int8", "float8", "bool", "ts_ns", "numeric9"]
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
 _FIXED: dict[str, str] = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8": ">f8"}
+NUMERIC_NEG = 0x4000  # the sign word of a negative numeric
+_NBASE = 10_000  # numeric digits are base 10000 words
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,34 @@ class BinaryRows:
         return SIGNATURE + body + TRAILER
 
 
+def numeric9_fields(values: np.ndarray) -> np.ndarray:
+    """int64 fixed-point values (1e-9 units, ``|v| < 2**63``) as binary ``numeric`` fields
+    of one fixed layout, rows x 20 bytes: 6 digit words (base 10000), weight 2 (three
+    words before the point: up to 10**12), the sign, display scale 9, then the words. The
+    server strips zero words and checks the column's precision as for any value, so
+    ``numeric(20, 9)`` stores exactly ``v / 1e9``."""
+    ints = np.asarray(values, dtype=np.int64)
+    whole, frac = np.divmod(np.abs(ints), 1_000_000_000)
+    frac12 = frac * 1000  # 9 decimals as three 4-digit words
+    out = np.empty((len(ints), 10), dtype=">i2")
+    out[:, 0] = 6
+    out[:, 1] = 2
+    out[:, 2] = np.where(ints < 0, NUMERIC_NEG, 0)
+    out[:, 3] = 9
+    out[:, 4] = whole // _NBASE**2
+    out[:, 5] = whole // _NBASE % _NBASE
+    out[:, 6] = whole % _NBASE
+    out[:, 7] = frac12 // _NBASE**2
+    out[:, 8] = frac12 // _NBASE % _NBASE
+    out[:, 9] = frac12 % _NBASE
+    return out.view(np.uint8).reshape(len(ints), 20)
+
+
 def _fixed_column(series: pd.Series, kind: BinaryKind) -> tuple[np.ndarray, np.ndarray]:
     """(null mask, rows x width bytes) of a fixed-width column."""
     nulls = series.isna().to_numpy()
+    if kind == "numeric9":
+        return nulls, numeric9_fields(series.fillna(0).to_numpy(dtype=np.int64))
     if kind == "bool":
         values = series.fillna(False).to_numpy(dtype=bool).astype(np.uint8)
         return nulls, values.reshape(-1, 1)

@@ -49,8 +49,8 @@ from market_backfill.features.kernel import WARMUP_BARS, Features
 from market_backfill.features.params import FeatureParams, parse_params
 from market_backfill.features.rollup import Bars, rollup
 from market_backfill.features.store import (
+    AGG_BINARY,
     AGG_COLUMNS,
-    AGG_KINDS,
     AGG_UPSERT,
     FEATURE_BINARY,
     FEATURE_ROW_COLUMNS,
@@ -236,7 +236,7 @@ def rollup_chunk(
     last_ns = to_ns(span[1]) if span else 0
     total, written = InsertStats(), {}
     with BatchInserter(
-        connect, AGG_TABLE, AGG_COLUMNS, AGG_UPSERT, kinds=AGG_KINDS, batch_size=parsed.batch_size
+        connect, AGG_TABLE, AGG_COLUMNS, AGG_UPSERT, binary=AGG_BINARY, batch_size=parsed.batch_size
     ) as inserter:
         for tf in parsed.agg_timeframes:
             agg = rollup(bars, tf, last_ns)

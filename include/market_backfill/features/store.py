@@ -14,7 +14,6 @@ from psycopg import sql
 
 from market_backfill.db.connection import Connection
 from market_backfill.db.copy_binary import BinaryKind, pg_micros_to_ns, read_int8_rows
-from market_backfill.db.copy_format import ColumnKind
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE
 from market_backfill.features.kernel import FEATURE_COLUMNS, Features
@@ -27,12 +26,15 @@ KEY = (*SERIES_COLUMNS, "timeframe", "ts")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 AGG_VALUES = (*PRICE_COLUMNS, "volume", "bars", "complete")
 AGG_COLUMNS = (*KEY, *AGG_VALUES)
-AGG_KINDS: dict[str, ColumnKind] = {
-    "rank": "int",
+AGG_BINARY: dict[str, BinaryKind] = {
+    "symbol": "text",
+    "roll_rule": "text",
+    "rank": "int2",
+    "timeframe": "text",
     "ts": "ts_ns",
-    **dict.fromkeys(PRICE_COLUMNS, "fixed9"),
-    "volume": "int",
-    "bars": "int",
+    **dict.fromkeys(PRICE_COLUMNS, "numeric9"),
+    "volume": "int8",
+    "bars": "int4",
     "complete": "bool",
 }
 AGG_UPSERT = ConflictPolicy(key=KEY, update=AGG_VALUES, changed_only=True, touch=("updated_at",))

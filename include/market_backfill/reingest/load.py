@@ -19,7 +19,7 @@ from psycopg import sql
 
 from market_backfill.db.changes import confirm_write, log_write
 from market_backfill.db.connection import Connection, Connector, run_transaction
-from market_backfill.db.copy_format import ColumnKind
+from market_backfill.db.copy_binary import BinaryKind
 from market_backfill.db.inserter import Cadence, ConflictPolicy, write_rows
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
@@ -35,18 +35,20 @@ log = logging.getLogger(__name__)
 
 CLEAN_COLUMNS = ("symbol", "roll_rule", "rank", *BAR_COLUMNS[1:], "instrument_id")
 """What a chunk writes to the clean table: a bar frame plus its series."""
-BAR_KINDS: dict[str, ColumnKind] = {
+BAR_BINARY: dict[str, BinaryKind] = {
     "symbol": "text",
     "roll_rule": "text",
-    "rank": "int",
+    "rank": "int2",
     "ts": "ts_ns",
-    "open": "fixed9",
-    "high": "fixed9",
-    "low": "fixed9",
-    "close": "fixed9",
-    "volume": "int",
-    "instrument_id": "int",
+    "open": "numeric9",
+    "high": "numeric9",
+    "low": "numeric9",
+    "close": "numeric9",
+    "volume": "int8",
+    "instrument_id": "int8",
 }
+"""The clean table's columns as binary COPY kinds: prices go as exact numerics built from
+the int64 fixed-point values, nothing is printed or parsed."""
 BAR_UPSERT = ConflictPolicy(
     key=("symbol", "roll_rule", "rank", "ts"),
     update=("open", "high", "low", "close", "volume", "instrument_id"),
@@ -162,7 +164,7 @@ def load_chunk(
         CLEAN_COLUMNS,
         BAR_UPSERT,
         rows,
-        kinds=BAR_KINDS,
+        binary=BAR_BINARY,
         batch_size=parsed.batch_size,
     )
     if change_id is not None:

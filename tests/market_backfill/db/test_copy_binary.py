@@ -4,6 +4,7 @@ through both inserter paths (direct COPY and the staging upsert)."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,11 @@ KINDS = {
     "f": "float8",
     "ok": "bool",
     "ts": "ts_ns",
+    "n": "numeric9",
 }
 DDL = (
     "CREATE TABLE bin_check (t text, s smallint, i integer, b bigint, f double precision, "
-    "ok boolean, ts timestamptz NOT NULL PRIMARY KEY)"
+    "ok boolean, ts timestamptz NOT NULL PRIMARY KEY, n numeric(20, 9))"
 )
 
 
@@ -39,6 +41,7 @@ def frame() -> pd.DataFrame:
             "f": [0.1, -1e-300, np.nan, 1 / 3, 21034.123456789],
             "ok": [True, False, True, False, True],
             "ts": [to_ns(f"2025-03-0{d}T14:3{d}:00") for d in range(1, 6)],
+            "n": pd.array([21034_250000000, -37_123456789, None, 1, 2**63 - 1], dtype="Int64"),
         }
     )
 
@@ -51,7 +54,7 @@ def test_the_stream_is_signature_rows_trailer():
     assert payload.endswith(TRAILER)
     # row 2: the field count, then a NULL text field (length -1)
     row = encoded.data[encoded.offsets[2] : encoded.offsets[3]].tobytes()
-    assert row[:2] == (7).to_bytes(2, "big")
+    assert row[:2] == (8).to_bytes(2, "big")
     assert row[2:6] == b"\xff\xff\xff\xff"
 
 
@@ -65,7 +68,7 @@ def test_no_rows_encode_to_an_empty_stream():
 def test_every_kind_round_trips_through_both_paths(market_db, batch_size):
     with market_db.connect() as conn:
         conn.execute(DDL)
-    policy = ConflictPolicy(key=("ts",), update=("t", "s", "i", "b", "f", "ok"))
+    policy = ConflictPolicy(key=("ts",), update=("t", "s", "i", "b", "f", "ok", "n"))
     data = frame()
     with BatchInserter(
         hook_connector(), "bin_check", list(KINDS), policy, binary=KINDS, batch_size=batch_size
@@ -76,7 +79,7 @@ def test_every_kind_round_trips_through_both_paths(market_db, batch_size):
         assert ins.upsert_mode
         assert again.written == 2  # the two new rows; the three stored are the same
     with market_db.connect() as conn:
-        rows = conn.execute("SELECT t, s, i, b, f, ok, ts FROM bin_check ORDER BY ts").fetchall()
+        rows = conn.execute("SELECT t, s, i, b, f, ok, ts, n FROM bin_check ORDER BY ts").fetchall()
     assert len(rows) == 5
     for got, (_, want) in zip(rows, data.iterrows(), strict=True):
         assert got[0] == (None if pd.isna(want.t) else want.t)
@@ -84,3 +87,33 @@ def test_every_kind_round_trips_through_both_paths(market_db, batch_size):
         assert (got[4] is None and math.isnan(want.f)) or got[4] == want.f
         assert got[5] is bool(want.ok)
         assert got[6] == from_ns(int(want.ts))
+        assert got[7] == (None if pd.isna(want.n) else Decimal(int(want.n)).scaleb(-9))
+
+
+def test_numeric9_is_exact_for_every_magnitude_and_sign(market_db):
+    """Random fixed-point values of every size (as Databento prices), both signs, the
+    extremes: the stored numerics equal ``v / 1e9`` exactly, and the server's own
+    ``(n * 1e9)::int8`` gives ``v`` back."""
+    rng = np.random.default_rng(9)
+    values = np.concatenate(
+        [
+            rng.integers(-(2**63) + 1, 2**63 - 1, 2000, dtype=np.int64),
+            rng.integers(-(10**12), 10**12, 2000, dtype=np.int64),
+            np.array([0, 1, -1, 10**9, -(10**9), 999_999_999, 10**13, 2**63 - 1, -(2**63) + 1]),
+        ]
+    )
+    with market_db.connect() as conn:
+        conn.execute("CREATE TABLE num_check (i serial PRIMARY KEY, n numeric(20, 9) NOT NULL)")
+    frame = pd.DataFrame({"n": values})
+    kinds = {"n": "numeric9"}
+    with BatchInserter(
+        hook_connector(), "num_check", ["n"], ConflictPolicy(key=("i",)), binary=kinds
+    ) as ins:
+        assert ins.insert(frame).written == len(values)
+    with market_db.connect() as conn:
+        got = conn.execute(
+            "SELECT n, (n * 1000000000)::int8, n::text FROM num_check ORDER BY i"
+        ).fetchall()
+    assert [g[0] for g in got] == [Decimal(int(v)).scaleb(-9) for v in values]
+    assert [g[1] for g in got] == values.tolist()
+    assert got[-1][2] == "-9223372036.854775807"

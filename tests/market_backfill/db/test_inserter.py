@@ -6,9 +6,10 @@ import pytest
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.inserter import BatchInserter, BatchInsertError, ConflictPolicy
 from market_backfill.db.tables import CLEAN_TABLE
-from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
 from market_backfill.symbols import Series, parse_symbol
 from market_backfill_devtools.sample import bar_frame
+from tests.conftest import CLEAN_TEXT_KINDS
 
 SERIES = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
 
@@ -19,7 +20,8 @@ def rows_of(n: int, **kwargs):
 
 
 def _inserter(connect, **kwargs) -> BatchInserter:
-    return BatchInserter(connect, CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS, **kwargs)
+    kinds = {"kinds": CLEAN_TEXT_KINDS} if kwargs.pop("text", False) else {"binary": BAR_BINARY}
+    return BatchInserter(connect, CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, **kinds, **kwargs)
 
 
 def _count(db) -> tuple[int, int]:
@@ -99,7 +101,7 @@ def test_iterator_of_tuples(market_db):
         )
         for r in frame.itertuples()
     )
-    with _inserter(hook_connector(), batch_size=4) as ins:
+    with _inserter(hook_connector(), batch_size=4, text=True) as ins:
         stats = ins.insert(rows)
     assert (stats.rows, stats.batches, stats.commits) == (10, 3, 3)
     assert _count(market_db) == (10, 10)
@@ -119,7 +121,7 @@ def test_a_bad_batch_names_itself_and_keeps_earlier_batches(market_db):
         for s, t, o, h, lo, c, v, iid in frame.itertuples(index=False)
     ]
     rows[1100] = (*rows[1100][:8], "not-a-number", 1)
-    with _inserter(hook_connector()) as ins, pytest.raises(BatchInsertError) as err:
+    with _inserter(hook_connector(), text=True) as ins, pytest.raises(BatchInsertError) as err:
         ins.insert(rows)
     assert err.value.batch == 3
     assert "batch 3 (rows 1001-1400)" in str(err.value)
@@ -130,7 +132,7 @@ def test_a_bad_batch_names_itself_and_keeps_earlier_batches(market_db):
 def test_conflict_do_nothing_counts_only_new_rows(market_db):
     policy = ConflictPolicy(key=("symbol", "roll_rule", "rank", "ts"))
     frame = rows_of(600)
-    ins = BatchInserter(hook_connector(), CLEAN_TABLE, CLEAN_COLUMNS, policy, kinds=BAR_KINDS)
+    ins = BatchInserter(hook_connector(), CLEAN_TABLE, CLEAN_COLUMNS, policy, binary=BAR_BINARY)
     with ins:
         first = ins.insert(frame.iloc[:400])
         second = ins.insert(frame)

@@ -12,11 +12,12 @@ from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.inserter import BatchAttempt, BatchInserter, BatchInsertError
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
-from market_backfill.reingest.load import BAR_KINDS, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
 from market_backfill.retry import Backoff
 from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import from_ns
 from market_backfill_devtools.sample import bar_frame
+from tests.conftest import CLEAN_TEXT_KINDS
 from tests.support.faults import PrivateServer, terminate_backend
 
 pytestmark = pytest.mark.fault
@@ -54,8 +55,11 @@ def _count(target) -> tuple[int, int]:
 
 
 def _inserter(**kwargs) -> BatchInserter:
+    """The clean table's inserter: binary COPY, or with ``text=True`` the text path (rows
+    given as tuples)."""
+    kinds = {"kinds": CLEAN_TEXT_KINDS} if kwargs.pop("text", False) else {"binary": BAR_BINARY}
     return BatchInserter(
-        hook_connector(), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, kinds=BAR_KINDS, **kwargs
+        hook_connector(), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, **kinds, **kwargs
     )
 
 
@@ -68,7 +72,8 @@ def test_backend_killed_before_batches_is_retried_exactly_once_each(market_db, s
             killed.append(terminate_backend(market_db, at.conn))
 
     data = rows_of(5000) if rows == "frame" else _tuples(5000)
-    with _inserter(hook=kill, backoff=Backoff(attempts=3, base_s=0.5)) as ins:
+    backoff = Backoff(attempts=3, base_s=0.5)
+    with _inserter(hook=kill, backoff=backoff, text=rows == "tuples") as ins:
         stats = ins.insert(data)
     assert killed == [True, True]
     assert stats.retries == 2
@@ -112,7 +117,7 @@ def test_server_stopped_and_restarted_mid_run_recovers(private_server, sleeps):
             private_server.start()
 
     with _inserter(hook=outage, backoff=Backoff(attempts=4, base_s=1.0)) as ins:
-        stats = ins.insert(_tuples(6000))
+        stats = ins.insert(rows_of(6000))
     assert stats.retries == 2
     assert sleeps == [1.0, 2.0]
     assert (stats.rows, stats.batches, stats.commits) == (6000, 12, 12)
@@ -125,9 +130,9 @@ def test_server_that_stays_down_fails_clearly_after_the_bound(private_server):
             private_server.stop()
 
     with _inserter(hook=stop) as ins, pytest.raises(BatchInsertError) as err:
-        ins.insert(_tuples(3000))
+        ins.insert(rows_of(3000))
     message = str(err.value)
-    assert "batch 3 (rows 1001-1500) failed after 3 attempts" in message
+    assert "batch 3/6 (rows 1001-1500) failed after 3 attempts" in message
     assert "2 earlier batches are committed" in message
     private_server.start()
     assert _count(private_server.target) == (1000, 1000)
