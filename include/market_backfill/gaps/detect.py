@@ -19,7 +19,7 @@ import numpy as np
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
-from market_backfill.db.copy_binary import pg_micros_to_ns, read_int8_rows
+from market_backfill.db.copy_binary import read_timestamps
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import MINUTE_NS
 from market_backfill.planning import month_starts
@@ -29,8 +29,9 @@ from market_backfill.trading_calendar import trading_minutes
 
 
 def stored_minutes(conn: Connection, series: Series, start: datetime, end: datetime) -> np.ndarray:
-    """Open times (int64 ns) of stored bars of ``series`` in ``[start, end)``: one binary
-    COPY of an index range scan per month, decoded by numpy without a Python loop."""
+    """Open times (int64 ns, sorted) of stored bars of ``series`` in ``[start, end)``: one
+    index range scan per month, sent as one binary value and decoded by numpy without a
+    Python loop (:func:`~market_backfill.db.copy_binary.read_timestamps`)."""
     query = sql.SQL(
         "SELECT ts FROM {} WHERE symbol = {} AND roll_rule = {} AND rank = {} "
         "AND ts >= {} AND ts < {} ORDER BY ts"
@@ -41,7 +42,7 @@ def stored_minutes(conn: Connection, series: Series, start: datetime, end: datet
     with conn.cursor() as cur:
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             stmt = query.format(sql.Identifier(CLEAN_TABLE), *key, sql.Literal(lo), sql.Literal(hi))
-            parts.append(pg_micros_to_ns(read_int8_rows(cur, stmt, 1)[:, 0]))
+            parts.append(read_timestamps(cur, stmt))
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 

@@ -117,3 +117,27 @@ def test_numeric9_is_exact_for_every_magnitude_and_sign(market_db):
     assert [g[0] for g in got] == [Decimal(int(v)).scaleb(-9) for v in values]
     assert [g[1] for g in got] == values.tolist()
     assert got[-1][2] == "-9223372036.854775807"
+
+
+def test_read_timestamps_returns_sorted_ns_whatever_the_row_order(market_db):
+    from psycopg import sql
+
+    from market_backfill.db.copy_binary import read_timestamps
+
+    rng = np.random.default_rng(3)
+    minutes = rng.choice(500_000, 5000, replace=False)
+    want = np.sort(to_ns("2011-01-02T23:00:00") + minutes.astype(np.int64) * 60 * 10**9)
+    with market_db.connect() as conn:
+        conn.execute("CREATE TABLE ts_check (ts timestamptz NOT NULL)")
+        with conn.cursor() as cur:  # stored in random order
+            cur.executemany(
+                "INSERT INTO ts_check VALUES (%s)",
+                [(from_ns(int(t)),) for t in rng.permutation(want)],
+            )
+        with conn.cursor() as cur:
+            unordered = read_timestamps(cur, sql.SQL("SELECT ts FROM ts_check"))
+            ordered = read_timestamps(cur, sql.SQL("SELECT ts FROM ts_check ORDER BY ts DESC"))
+            none = read_timestamps(cur, sql.SQL("SELECT ts FROM ts_check WHERE false"))
+    assert unordered.tolist() == ordered.tolist() == want.tolist()
+    assert unordered.dtype == np.int64
+    assert len(none) == 0
