@@ -1,9 +1,8 @@
 """Vectorised encoding and decoding of PostgreSQL's binary COPY format.
 
-Writing: DataFrame columns to tuples (:func:`encode_rows`). Reading: a COPY of non-NULL
-8-byte columns (``bigint``, ``timestamptz``) straight into an int64 matrix
-(:func:`read_int8_rows`); one ``timestamptz`` column, faster, as one binary value
-(:func:`read_timestamps`).
+Writing: DataFrame columns to tuples (:func:`encode_rows`). Reading (not COPY: faster
+for these narrow rows): a query's ``timestamptz`` and ``bigint`` columns sent as one binary
+value and decoded into an int64 matrix (:func:`read_ts_rows`, :func:`read_timestamps`).
 
 For tables whose columns are all fixed-width numbers, booleans, timestamps or text: no
 float or integer is ever turned into a string (the server parses nothing), and no row
@@ -150,47 +149,36 @@ def _scatter(out: np.ndarray, at: np.ndarray, block: np.ndarray) -> None:
     out[at[:, None] + np.arange(width)] = block
 
 
-HEADER_SIZE = len(SIGNATURE)
-
-
-def decode_int8_rows(data: bytes, width: int) -> np.ndarray:
-    """A binary COPY stream of ``width`` non-NULL 8-byte columns -> (rows, width) int64."""
-    fields = [("count", ">i2")]
-    for i in range(width):
-        fields += [(f"size{i}", ">i4"), (f"v{i}", ">i8")]
-    body = data[HEADER_SIZE : len(data) - len(TRAILER)]
-    rows = np.frombuffer(body, dtype=np.dtype(fields))
-    out = np.empty((len(rows), width), dtype=np.int64)
-    for i in range(width):
-        out[:, i] = rows[f"v{i}"]
-    return out
-
-
 def pg_micros_to_ns(values: np.ndarray) -> np.ndarray:
     """``timestamptz`` as binary COPY sends it (microseconds since 2000) -> Unix ns."""
     return (values + PG_EPOCH_US) * 1000
 
 
-def read_int8_rows(cur: Any, query: sql.Composable, width: int) -> np.ndarray:
-    """Run ``COPY (query) TO STDOUT (FORMAT binary)`` (values inlined as literals: COPY
-    takes no parameters) and decode its ``width`` non-NULL 8-byte columns."""
-    stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)
-    buf = bytearray()
-    with cur.copy(stmt) as copy:
-        for block in copy:
-            buf += block
-    return decode_int8_rows(bytes(buf), width)
+def read_ts_rows(cur: Any, query: sql.Composable, width: int) -> np.ndarray:
+    """The rows of ``query`` (values inlined as literals; its first column a non-NULL
+    ``timestamptz``, the other ``width - 1`` non-NULL ``bigint``) as a (rows, width) int64
+    matrix, the first column in Unix nanoseconds, rows sorted by it. The server sends every
+    row in one ``bytea`` (``string_agg`` of the columns' binary send functions) and numpy
+    decodes it: no message or object per row. Rows come in the query's order when it has
+    one (checked; sorted here otherwise). Runs in the caller's transaction."""
+    names = [sql.Identifier(f"c{i}") for i in range(width)]
+    sends = [sql.SQL("timestamptz_send(q.{})").format(names[0])] + [
+        sql.SQL("int8send(q.{})").format(n) for n in names[1:]
+    ]
+    stmt = sql.SQL("SELECT string_agg({}, ''::bytea) FROM ({}) AS q({})").format(
+        sql.SQL(" || ").join(sends), query, sql.SQL(", ").join(names)
+    )
+    cur.execute(stmt, binary=True)
+    data = cur.fetchone()[0]
+    rows = np.frombuffer(data or b"", dtype=">i8").astype(np.int64).reshape(-1, width)
+    rows[:, 0] = pg_micros_to_ns(rows[:, 0])
+    ts = rows[:, 0]
+    if len(ts) > 1 and not bool((ts[1:] > ts[:-1]).all()):
+        rows = rows[np.argsort(ts, kind="stable")]
+    return rows
 
 
 def read_timestamps(cur: Any, query: sql.Composable) -> np.ndarray:
-    """The one ``timestamptz`` column of ``query`` (values inlined as literals) as sorted
-    Unix nanoseconds: the server sends every value in one ``bytea`` (``string_agg`` of
-    ``timestamptz_send``), numpy decodes it, so no message or object per row. Rows come in
-    the query's order when it has one (checked; sorted here otherwise)."""
-    stmt = sql.SQL("SELECT string_agg(timestamptz_send(q.ts), ''::bytea) FROM ({}) AS q(ts)")
-    cur.execute(stmt.format(query), binary=True)
-    data = cur.fetchone()[0]
-    values = pg_micros_to_ns(np.frombuffer(data or b"", dtype=">i8").astype(np.int64))
-    if len(values) > 1 and not bool((values[1:] > values[:-1]).all()):
-        values = np.sort(values)
-    return values
+    """The one ``timestamptz`` column of ``query`` as sorted Unix nanoseconds
+    (:func:`read_ts_rows`)."""
+    return np.ascontiguousarray(read_ts_rows(cur, query, 1)[:, 0])

@@ -13,7 +13,7 @@ import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
-from market_backfill.db.copy_binary import BinaryKind, pg_micros_to_ns, read_int8_rows
+from market_backfill.db.copy_binary import BinaryKind, read_ts_rows
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE
 from market_backfill.features.kernel import FEATURE_COLUMNS, Features
@@ -85,18 +85,17 @@ _READ_AGG = _bars_query(AGG_TABLE, ("bars::int8",), timeframe=True)
 def read_bars(conn: Connection, series: Series, tf: Timeframe, lo: datetime, hi: datetime) -> Bars:
     """The stored ``tf`` bars of ``series`` with ``ts`` in ``[lo, hi)``, ordered: the clean
     1-minute bars for ``1m``, else the rolled-up bars (with their ``bars`` counts). One
-    binary COPY of an index range scan, decoded by numpy (prices exact int64 fixed-point)."""
+    index range scan sent as one binary value, decoded by numpy (prices exact int64
+    fixed-point)."""
     if tf == "1m":
         template, values, names = _READ_CLEAN, (*series.key, lo, hi), _BAR_FIELDS
     else:
         template, values, names = _READ_AGG, (*series.key, tf, lo, hi), (*_BAR_FIELDS, "bars")
     query = template[0].format(*map(sql.Literal, values), table=sql.Identifier(template[1]))
     with conn.cursor() as cur:
-        arr = read_int8_rows(cur, query, len(names))
+        arr = read_ts_rows(cur, query, len(names))
     columns = np.ascontiguousarray(arr.T)
-    out = {name: columns[i] for i, name in enumerate(names)}
-    out["ts"] = pg_micros_to_ns(out["ts"])
-    return out
+    return {name: columns[i] for i, name in enumerate(names)}
 
 
 def bar_span(conn: Connection, series: Series) -> tuple[datetime, datetime] | None:

@@ -6,7 +6,7 @@ import numpy as np
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
-from market_backfill.db.copy_binary import pg_micros_to_ns, read_int8_rows
+from market_backfill.db.copy_binary import read_ts_rows
 from market_backfill.names import FIXED_SCALE
 from market_backfill.symbols import Series, SymbolSettings
 from market_backfill.timeutil import from_ns
@@ -26,8 +26,8 @@ def read_bars(
     conn: Connection, table: str, series: Series, lo_ns: int, hi_ns: int, *, legacy: bool
 ) -> dict[str, np.ndarray]:
     """Bars of ``series`` with stored ``ts`` in ``[lo, hi)`` as int64 arrays (prices
-    fixed-point 1e-9, exactly as stored), ordered by ts. One binary COPY of an indexed
-    range scan, decoded by numpy (no Python object per row). The legacy table holds one
+    fixed-point 1e-9, exactly as stored), ordered by ts. One indexed range scan sent as
+    one binary value, decoded by numpy (no Python object per row). The legacy table holds one
     series per symbol and is read by symbol. Runs in the caller's transaction."""
     key = series.key[:1] if legacy else series.key
     names = ("symbol",) if legacy else ("symbol", "roll_rule", "rank")
@@ -41,10 +41,10 @@ def read_bars(
         "FROM {} WHERE {} AND ts >= {} AND ts < {} ORDER BY ts"
     ).format(sql.Identifier(table), where, sql.Literal(from_ns(lo_ns)), sql.Literal(from_ns(hi_ns)))
     with conn.cursor() as cur:
-        arr = read_int8_rows(cur, query, 5)
+        arr = read_ts_rows(cur, query, 5)
     columns = np.ascontiguousarray(arr.T)
     return {
-        "ts": pg_micros_to_ns(columns[0]),
+        "ts": columns[0],
         "open": columns[1],
         "high": columns[2],
         "low": columns[3],

@@ -141,3 +141,22 @@ def test_read_timestamps_returns_sorted_ns_whatever_the_row_order(market_db):
     assert unordered.tolist() == ordered.tolist() == want.tolist()
     assert unordered.dtype == np.int64
     assert len(none) == 0
+
+
+def test_read_ts_rows_keeps_each_row_together_when_it_sorts(market_db):
+    from psycopg import sql
+
+    from market_backfill.db.copy_binary import read_ts_rows
+
+    ts = to_ns("2025-03-02T23:00:00") + np.arange(2000, dtype=np.int64) * 60 * 10**9
+    prices = 21_000 * 10**9 + np.arange(2000, dtype=np.int64) * 250_000_000
+    order = np.random.default_rng(4).permutation(2000)
+    with market_db.connect() as conn:
+        conn.execute("CREATE TABLE row_check (ts timestamptz NOT NULL, p bigint, v bigint)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO row_check VALUES (%s, %s, %s)",
+                [(from_ns(int(ts[i])), int(prices[i]), -int(i)) for i in order],
+            )
+            rows = read_ts_rows(cur, sql.SQL("SELECT ts, p, v FROM row_check"), 3)
+    assert rows.tolist() == np.column_stack([ts, prices, -np.arange(2000)]).tolist()
