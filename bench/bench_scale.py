@@ -286,9 +286,6 @@ def floor(admin: PgTarget, years: int, work: Path, repeat: int = 2) -> list[str]
         started = datetime.now(UTC)
         bench_insert.seed_execute_values(market.conninfo, seed_frame)
         seed_rate = len(seed_frame) / (datetime.now(UTC) - started).total_seconds()
-        with market.connect() as conn:
-            conn.execute("TRUNCATE market_bars_ohlcv_1m_clean")
-            conn.commit()
         with AirflowStack(work / "airflow-floor", dags, _env(market, work / "data-floor")) as stack:
             for dag_id in runs:
                 stack.wait_for_dag(dag_id)
@@ -296,7 +293,7 @@ def floor(admin: PgTarget, years: int, work: Path, repeat: int = 2) -> list[str]
                 runs["floor_reingest"].append(
                     run_stage(stack, market, "floor_reingest", {"months": months})
                 )
-                with market.connect() as conn:  # every reingest run loads all the rows
+                with market.connect() as conn:  # each reingest run loads every row anew
                     conn.execute("TRUNCATE market_bars_ohlcv_1m_clean")
                     conn.commit()
                 runs["ohlcv_reingest"].append(run_stage(stack, market, "ohlcv_reingest", conf))
