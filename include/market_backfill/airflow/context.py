@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from market_backfill.airflow.connections import MARKET_DB_CONN_ID, hook_connector
-from market_backfill.db.connection import Connector
+from market_backfill.db.connection import Connector, ReusingConnector
 
 INTERVAL_RUN_TYPES = ("scheduled", "backfill")
 """Runs that stand for their data interval. A manual run's interval is inferred by the
@@ -32,10 +33,11 @@ class RunContext:
     conn_id: str = MARKET_DB_CONN_ID
     interval: tuple[datetime, datetime] | None = None  # what a scheduled/backfill run loads
 
-    @property
+    @cached_property
     def connect(self) -> Connector:
-        """Opens connections to the market database (``market_db``)."""
-        return hook_connector(self.conn_id)
+        """The task's connector to the market database (``market_db``): its transactions
+        reuse one connection (:class:`ReusingConnector`), closed when the context goes."""
+        return ReusingConnector(hook_connector(self.conn_id))
 
 
 def run_end(context: Mapping[str, Any]) -> datetime | None:

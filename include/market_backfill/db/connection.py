@@ -10,6 +10,11 @@ psycopg2.
 from __future__ import annotations
 
 import logging
+import os
+import select
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -25,6 +30,11 @@ class Connection(Protocol):
 
     autocommit: bool
 
+    @property
+    def closed(self) -> Any: ...
+
+    def fileno(self) -> int: ...
+
     def cursor(self) -> Any: ...
 
     def commit(self) -> None: ...
@@ -35,7 +45,8 @@ class Connection(Protocol):
 
 
 Connector = Callable[[], Connection]
-"""Opens a new connection on each call (through the hook in tasks, a URL in tests)."""
+"""Hands out a connection on each call (through the hook in tasks, a URL in tests): a new
+one, or with a :class:`ReusingConnector` one given back by :func:`release`."""
 
 
 def _lost_connection_errors() -> tuple[type[BaseException], ...]:
@@ -73,12 +84,14 @@ def run_transaction(
     backoff: Backoff = TRANSACTION_BACKOFF,
     what: str = "database work",
 ) -> T:
-    """Run ``work(conn)`` on a fresh connection and commit: one transaction.
+    """Run ``work(conn)`` on a connection from ``connect`` and commit: one transaction.
 
-    On a lost connection (at connect, inside ``work`` or at commit) the whole unit is
-    retried on a new connection, so ``work`` must be idempotent; at most
-    ``backoff.attempts`` tries, then the last error is raised. Any other error rolls back
-    (the connection is closed uncommitted) and is raised at once. Always closes.
+    On a lost connection (at connect, inside ``work`` or at commit) the connection is
+    closed and the whole unit retried on a new one, so ``work`` must be idempotent; at
+    most ``backoff.attempts`` tries, then the last error is raised. Any other error rolls
+    back (the connection is closed uncommitted) and is raised at once. After a commit the
+    connection is given back with :func:`release` (reused by a :class:`ReusingConnector`,
+    else closed).
     """
     for attempt in range(1, backoff.attempts + 1):
         conn = None
@@ -86,8 +99,8 @@ def run_transaction(
             conn = connect()
             result = work(conn)
             conn.commit()
-            return result
         except LOST_CONNECTION_ERRORS as exc:
+            close_quietly(conn)
             if attempt == backoff.attempts:
                 raise
             log.warning(
@@ -99,9 +112,109 @@ def run_transaction(
                 backoff.delay(attempt),
             )
             backoff.wait(attempt)
-        finally:
+            continue
+        except BaseException:
             close_quietly(conn)
+            raise
+        release(connect, conn)
+        return result
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def release(connect: Connector, conn: Connection) -> None:
+    """Give ``conn``, done with and outside any transaction, back to ``connect``: a
+    :class:`ReusingConnector` keeps it for its next call, any other connector's
+    connections are closed."""
+    if isinstance(connect, ReusingConnector):
+        connect.give_back(conn)
+    else:
+        close_quietly(conn)
+
+
+def _idle_and_open(conn: Connection) -> bool:
+    """True when ``conn`` is open and nothing arrived on its socket while idle: a server
+    that ended the session (terminated, restarted, timed out) leaves a message or an
+    end of file to read. No round trip."""
+    try:
+        if conn.closed:
+            return False
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except Exception:  # noqa: BLE001 - a broken connection may fail in any way
+        return False
+    return not readable
+
+
+class ReusingConnector:
+    """A :data:`Connector` that reuses the connections given back to it: a task's
+    transactions, one after another, go over one connection instead of one each.
+
+    A connection comes back through :func:`release` (after a commit, outside any
+    transaction); it is kept only when open, out of autocommit and rolled back to idle,
+    and handed out again only when its socket shows the server did not end the session,
+    it has been idle for less than ``idle_s`` and the process is the one that opened it
+    (never across a fork). Lost connections are closed by their users and never come
+    back. Thread-safe: a connection is lent to one caller at a time. :meth:`close` ends
+    the idle connections (also at garbage collection and at interpreter exit)."""
+
+    def __init__(self, connect: Connector, *, max_idle: int = 2, idle_s: float = 30.0) -> None:
+        self._connect = connect
+        self._max_idle = max_idle
+        self._idle_s = idle_s
+        self._idle: list[tuple[Connection, float, int]] = []  # (conn, idle since, its pid)
+        self._lock = threading.Lock()
+        self.opened = 0  # connections opened, for tests and logs
+        weakref.finalize(self, _close_idle, self._idle)
+
+    def __call__(self) -> Connection:
+        now = time.monotonic()
+        stale: list[Connection] = []
+        found: Connection | None = None
+        with self._lock:
+            while self._idle:
+                conn, since, pid = self._idle.pop()
+                if pid != os.getpid():  # a forked child: the socket is the parent's
+                    continue
+                if now - since < self._idle_s and _idle_and_open(conn):
+                    found = conn
+                    break
+                stale.append(conn)
+        for conn in stale:
+            close_quietly(conn)
+        if found is not None:
+            return found
+        conn = self._connect()
+        self.opened += 1
+        return conn
+
+    def give_back(self, conn: Connection) -> None:
+        """Keep ``conn`` for the next call, or close it (broken, or enough kept)."""
+        try:
+            if conn.closed:
+                return
+            conn.rollback()  # no round trip when idle
+            conn.autocommit = False
+        except Exception:  # noqa: BLE001 - not reusable, whatever went wrong
+            close_quietly(conn)
+            return
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append((conn, time.monotonic(), os.getpid()))
+                return
+        close_quietly(conn)
+
+    def close(self) -> None:
+        """Close the idle connections (lent ones are their holders' to give back)."""
+        with self._lock:
+            _close_idle(self._idle)
+
+
+def _close_idle(idle: list[tuple[Connection, float, int]]) -> None:
+    """Close and forget ``idle`` connections (those of another process, before a fork,
+    are only forgotten: their sockets are the parent's)."""
+    kept, idle[:] = list(idle), []
+    for conn, _, pid in kept:
+        if pid == os.getpid():
+            close_quietly(conn)
 
 
 def close_quietly(conn: Connection | None) -> None:

@@ -36,7 +36,13 @@ import pandas as pd
 from psycopg import sql
 from psycopg.errors import UniqueViolation
 
-from market_backfill.db.connection import Connection, Connector, close_quietly, is_lost_connection
+from market_backfill.db.connection import (
+    Connection,
+    Connector,
+    close_quietly,
+    is_lost_connection,
+    release,
+)
 from market_backfill.db.copy_binary import BinaryKind, encode_rows
 from market_backfill.db.copy_format import ColumnKind, frame_to_lines, tuples_to_lines
 from market_backfill.names import DEFAULT_BATCH_SIZE
@@ -219,14 +225,21 @@ class BatchInserter:
         self._stage_ready = False
 
     def close(self) -> None:
-        """Close the inserter's connection (it is reopened on the next write)."""
-        self._drop_connection()
+        """Give the inserter's connection back to its connector (:func:`release`: kept
+        for reuse or closed); the next write takes a connection again."""
+        if self._conn is not None:
+            release(self._connect, self._conn)
+        self._conn = None
+        self._stage_ready = False
 
     def __enter__(self) -> BatchInserter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the connection's state is not known: never reused
+            self._drop_connection()
 
     # -- writing -----------------------------------------------------------------------------
     def _write_batch(self, payload: str | bytes, where: tuple[int, int, int, int]) -> int:

@@ -6,7 +6,7 @@ runs in the caller's transaction; writes go through the shared batch inserter.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -15,10 +15,11 @@ from psycopg import sql
 from market_backfill.db.connection import Connection
 from market_backfill.db.copy_binary import BinaryKind, read_ts_rows
 from market_backfill.db.inserter import ConflictPolicy
-from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE
+from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE, MONTH_COUNTS_TABLE
 from market_backfill.features.kernel import FEATURE_COLUMNS, Features
 from market_backfill.features.rollup import Bars
 from market_backfill.names import FEATURE_LOGIC_VERSION, Timeframe
+from market_backfill.planning import next_month
 from market_backfill.symbols import Series
 
 SERIES_COLUMNS = ("symbol", "roll_rule", "rank")
@@ -132,14 +133,48 @@ def nth_bar_before(
     return None if row is None else row[0]
 
 
+def _month_ceil(ts: datetime) -> datetime:
+    """The first month start (UTC) at or after ``ts``."""
+    ts = ts.astimezone(UTC)
+    start = datetime(ts.year, ts.month, 1, tzinfo=UTC)
+    if start == ts:
+        return start
+    following = next_month(start.date())
+    return datetime(following.year, following.month, 1, tzinfo=UTC)
+
+
+def _month_floor(ts: datetime) -> datetime:
+    """The month start (UTC) at or before ``ts``."""
+    ts = ts.astimezone(UTC)
+    return datetime(ts.year, ts.month, 1, tzinfo=UTC)
+
+
+_COUNT_MINUTES = sql.SQL(
+    "SELECT (SELECT count(*) FROM {bars} WHERE " + _SERIES_WHERE + " AND ts >= %s AND ts < %s)"
+    " + (SELECT coalesce(sum(bars), 0) FROM {counts} WHERE " + _SERIES_WHERE + " "
+    "AND month >= %s AND month < %s)"
+    " + (SELECT count(*) FROM {bars} WHERE " + _SERIES_WHERE + " AND ts >= %s AND ts < %s)"
+).format(bars=sql.Identifier(CLEAN_TABLE), counts=sql.Identifier(MONTH_COUNTS_TABLE))
+
+
 def count_minutes(conn: Connection, series: Series, lo: datetime | None, hi: datetime) -> int:
     """How many 1-minute bars of ``series`` are stored in ``[lo, hi)`` (``lo`` None: from
-    the first)."""
-    query = sql.SQL(
-        "SELECT count(*) FROM {} WHERE " + _SERIES_WHERE + " AND ts >= %s AND ts < %s"
-    ).format(sql.Identifier(CLEAN_TABLE))
+    the first). The whole months inside come from ``bar_month_counts`` (kept by triggers
+    in the writing transactions, so equal to a count in the same snapshot), only the
+    partial months at either end are counted bar by bar: the cost does not grow with the
+    span (a 1d warm-up spans more than a year of minutes)."""
+    start = lo or datetime(1, 1, 1, tzinfo=UTC)
+    first, last = _month_ceil(start), _month_floor(hi)
+    if first >= last:  # no whole month inside: count it all
+        first = last = hi
+    head_end = min(first, hi)
+    params = (
+        *(*series.key, start, head_end),
+        *(*series.key, first.date(), last.date()),
+        *(*series.key, last, hi),
+    )
     with conn.cursor() as cur:
-        cur.execute(query, (*series.key, lo or datetime.min.replace(tzinfo=hi.tzinfo), hi))
+        cur.execute(_COUNT_MINUTES, params)
         return int(cur.fetchone()[0])
 
 

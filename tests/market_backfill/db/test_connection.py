@@ -1,12 +1,25 @@
-"""run_transaction against a real server: commit, rollback, retry on a lost connection."""
+"""run_transaction against a real server: commit, rollback, retry on a lost connection;
+the reusing connector of a task."""
 
 from __future__ import annotations
 
+import os
+import time
+
+import pandas as pd
 import psycopg
 import pytest
 
 from market_backfill.airflow.connections import hook_connector
-from market_backfill.db.connection import close_quietly, is_lost_connection, run_transaction
+from market_backfill.airflow.context import RunContext
+from market_backfill.db.connection import (
+    ReusingConnector,
+    close_quietly,
+    is_lost_connection,
+    release,
+    run_transaction,
+)
+from market_backfill.db.inserter import BatchInserter, ConflictPolicy
 from market_backfill.retry import Backoff
 from tests.support.faults import terminate_backend
 
@@ -92,3 +105,119 @@ def test_close_quietly_tolerates_broken_and_missing_connections(table):
     close_quietly(conn)
     close_quietly(None)
     assert not is_lost_connection(ValueError("bad data"))
+
+
+# -- ReusingConnector: one connection for a task's transactions ----------------------------
+
+
+def _insert(n: int):
+    def work(conn):
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (%s)", (n,))
+        return conn.info.backend_pid
+
+    return work
+
+
+def test_a_reusing_connector_runs_transactions_one_after_another_on_one_connection(table):
+    connect = ReusingConnector(hook_connector())
+    pids = [run_transaction(connect, _insert(n)) for n in range(1, 5)]
+    assert len(set(pids)) == 1
+    assert connect.opened == 1
+    assert _rows(table) == [1, 2, 3, 4]  # each committed
+    with BatchInserter(connect, "t", ("n",), ConflictPolicy(key=("n",))) as inserter:
+        inserter.insert(pd.DataFrame({"n": [5, 6]}))
+        assert inserter._conn.info.backend_pid == pids[0]
+    conn = connect()
+    assert not conn.autocommit  # the inserter's autocommit did not stick
+    assert connect.opened == 1
+    release(connect, conn)
+    connect.close()
+    assert conn.closed
+
+
+def test_a_reusing_connector_opens_a_second_connection_only_while_the_first_is_lent(table):
+    connect = ReusingConnector(hook_connector())
+    held = connect()
+    other = run_transaction(connect, _insert(1))
+    assert other != held.info.backend_pid
+    assert connect.opened == 2
+    release(connect, held)
+    assert run_transaction(connect, _insert(2)) in {other, held.info.backend_pid}
+    assert connect.opened == 2
+    connect.close()
+
+
+def test_a_reused_connection_the_server_ended_while_idle_is_replaced_without_a_retry(table, sleeps):
+    connect = ReusingConnector(hook_connector())
+    first = connect()
+    first_pid = first.info.backend_pid
+    release(connect, first)
+    terminate_backend(table, first)
+    time.sleep(0.2)  # the server's notice reaches the idle socket
+    pid = run_transaction(connect, _insert(1))
+    assert pid != first_pid
+    assert connect.opened == 2
+    assert first.closed
+    assert sleeps == []  # no failed attempt, no backoff
+    assert _rows(table) == [1]
+    connect.close()
+
+
+def test_a_connection_is_not_reused_after_an_error_or_a_lost_connection(table, sleeps):
+    connect = ReusingConnector(hook_connector())
+    lent = []
+
+    def failing(conn):
+        lent.append(conn)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (1), (1)")
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        run_transaction(connect, failing)
+    assert lent[0].closed  # its transaction state unknown: closed, not kept
+
+    def lost_once(conn):
+        lent.append(conn)
+        if len(lent) == 2:
+            terminate_backend(table, conn)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (2)")
+
+    run_transaction(connect, lost_once, backoff=Backoff(attempts=3, base_s=0.5))
+    assert lent[1].closed
+    assert not lent[2].closed
+    assert sleeps == [0.5]
+    assert connect.opened == 3
+    assert _rows(table) == [2]
+    connect.close()
+
+
+def test_idle_connections_expire_and_are_never_reused_across_a_fork(table):
+    connect = ReusingConnector(hook_connector(), idle_s=0.05)
+    first = connect()
+    release(connect, first)
+    time.sleep(0.1)
+    second = connect()
+    assert first.closed
+    assert second is not first
+    release(connect, second)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            got = connect()
+            os.write(write, b"new" if got is not second else b"reused")
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 16) == b"new"
+    assert not second.closed  # the child did not close the parent's connection
+    assert connect() is second
+    connect.close()
+
+
+def test_a_task_context_hands_out_one_reusing_connector(market_db):
+    run = RunContext(dag_id="d", run_id="r")
+    assert run.connect is run.connect
+    assert isinstance(run.connect, ReusingConnector)
