@@ -73,6 +73,59 @@ def day_number(value: Any) -> int:
     return (pd.Timestamp(value).date() - date(1970, 1, 1)).days
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_DBN_PREFIX = 8  # b"DBN", the version byte, the metadata's length (uint32 little-endian)
+
+
+def peek_metadata(path: Path) -> Any | None:
+    """The DBN metadata of a ``.dbn`` / ``.dbn.zst`` file, read from its header alone
+    (a few hundred bytes decompressed, no record touched), or None when the header is
+    not readable: :func:`open_store` then says why. For choosing the files a range
+    needs without opening every file of a long glob."""
+    import databento_dbn
+
+    try:
+        with path.open("rb") as raw:
+            stream: Any = raw
+            if raw.read(4) == _ZSTD_MAGIC:
+                import zstandard
+
+                raw.seek(0)
+                stream = zstandard.ZstdDecompressor().stream_reader(raw)
+            else:
+                raw.seek(0)
+            head = _read_exactly(stream, _DBN_PREFIX)
+            if head[:3] != b"DBN":
+                return None
+            body = _read_exactly(stream, int.from_bytes(head[4:8], "little"))
+        decoder = databento_dbn.DBNDecoder()
+        decoder.write(head + body)
+        decoded = decoder.decode()
+    except Exception:  # noqa: BLE001 - any unreadable header: let open_store report it
+        return None
+    return decoded[0] if decoded and isinstance(decoded[0], databento_dbn.Metadata) else None
+
+
+def _read_exactly(stream: Any, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        part = stream.read(n - len(data))
+        if not part:
+            raise EOFError("DBN header cut short")
+        data += part
+    return data
+
+
+def may_hold(metadata: Any, dataset: str, start_ns: int, end_ns: int) -> bool:
+    """False when DBN ``metadata`` rules the file out for ``dataset`` and
+    ``[start_ns, end_ns)`` (another dataset, or a span outside the range)."""
+    if metadata.dataset != dataset:
+        return False
+    if metadata.start is not None and metadata.start >= end_ns:
+        return False
+    return not (metadata.end and metadata.end <= start_ns)
+
+
 def open_store(source: Path | bytes, name: str) -> DBNStore:
     """Open DBN bytes or a ``.dbn`` / ``.dbn.zst`` file as a ``DBNStore``; check the schema."""
     from databento import DBNStore

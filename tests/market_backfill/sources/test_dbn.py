@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from market_backfill.sources.dbn import DbnDataError, open_store, read_bars
+from market_backfill.sources.dbn import DbnDataError, may_hold, open_store, peek_metadata, read_bars
 from market_backfill.timeutil import to_ns
 from market_backfill_devtools.dbn_writer import encode_bars, quarterly_rolls, write_bars
 from market_backfill_devtools.sample import bar_frame
@@ -85,3 +85,29 @@ def test_another_schema_is_refused(tmp_path: Path):
     path.write_bytes(bytes(meta))
     with pytest.raises(DbnDataError, match="schema is 'trades', but ohlcv-1m"):
         open_store(path, "trades.dbn")
+
+
+@pytest.mark.parametrize("suffix", [".dbn", ".dbn.zst"])
+def test_a_header_peek_reads_the_metadata_a_store_reads(tmp_path: Path, suffix):
+    path = write_bars(
+        tmp_path / f"x{suffix}", _continuous(90), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5}
+    )
+    peeked, stored = peek_metadata(path), open_store(path, path.name).metadata
+    assert (peeked.dataset, peeked.start, peeked.end, list(peeked.symbols)) == (
+        stored.dataset,
+        stored.start,
+        stored.end,
+        list(stored.symbols),
+    )
+    assert may_hold(peeked, "GLBX.MDP3", stored.start, stored.start + 1)
+    assert not may_hold(peeked, "XNAS.ITCH", stored.start, stored.start + 1)
+    assert not may_hold(peeked, "GLBX.MDP3", stored.end, stored.end + 10**12)
+    assert not may_hold(peeked, "GLBX.MDP3", stored.start - 10**12, stored.start)
+
+
+def test_a_header_peek_of_an_unreadable_file_is_none(tmp_path: Path):
+    data = encode_bars(_continuous(10), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    cases = {"junk.dbn": b"this is not DBN at all" * 10, "cut.dbn": data[:20], "empty.dbn": b""}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert peek_metadata(tmp_path / name) is None, name

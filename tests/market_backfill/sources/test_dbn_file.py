@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from market_backfill.sources import PermanentSourceError
+from market_backfill.sources import PermanentSourceError, dbn, dbn_file
 from market_backfill.sources.dbn_file import DbnFileSource
 from market_backfill_devtools.dbn_writer import write_bars
 from market_backfill_devtools.sample import bar_frame
@@ -47,3 +47,21 @@ def test_unreadable_file_is_permanent_and_named(tmp_path):
 def test_path_is_required():
     with pytest.raises(PermanentSourceError, match="dbn_path"):
         DbnFileSource("")
+
+
+def test_only_the_files_whose_header_covers_the_range_are_opened(tmp_path, monkeypatch):
+    for month in range(1, 13):
+        _write(tmp_path / f"glbx-2025-{month:02d}.dbn.zst", f"2025-{month:02d}-02T10:00Z")
+    _write(tmp_path / "other-2025-06.dbn", "2025-06-02T10:00Z", dataset="XNAS.ITCH")
+    opened = []
+
+    def spy(path, name):
+        opened.append(path.name)
+        return dbn.open_store(path, name)
+
+    monkeypatch.setattr(dbn_file, "open_store", spy)
+    bars = DbnFileSource(str(tmp_path / "*.dbn*")).fetch(
+        "GLBX.MDP3", WANTED, datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)
+    )
+    assert opened == ["glbx-2025-06.dbn.zst"]
+    assert len(bars) == 60
