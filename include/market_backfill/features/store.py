@@ -100,9 +100,12 @@ def read_bars(conn: Connection, series: Series, tf: Timeframe, lo: datetime, hi:
 
 
 def bar_span(conn: Connection, series: Series) -> tuple[datetime, datetime] | None:
-    """(first, last) stored 1-minute bar of ``series``, or None. Two index probes."""
+    """(first, last) stored 1-minute bar of ``series``, or None. Two probes of the primary
+    key's ends (``ORDER BY ... LIMIT 1``: a ``min``/``max`` plan may read every entry of
+    the series while the statistics lag behind a bulk load)."""
     query = sql.SQL(
-        "SELECT (SELECT min(ts) FROM {t} WHERE {w}), (SELECT max(ts) FROM {t} WHERE {w})"
+        "SELECT (SELECT ts FROM {t} WHERE {w} ORDER BY ts LIMIT 1), "
+        "(SELECT ts FROM {t} WHERE {w} ORDER BY ts DESC LIMIT 1)"
     ).format(t=sql.Identifier(CLEAN_TABLE), w=sql.SQL(_SERIES_WHERE))
     with conn.cursor() as cur:
         cur.execute(query, (*series.key, *series.key))
@@ -197,13 +200,15 @@ def missing_features(
 
 
 def newest_feature(conn: Connection, series: Series, tf: Timeframe) -> datetime | None:
-    """The ``ts`` of the newest feature row of ``series`` and ``tf``, or None."""
-    query = sql.SQL("SELECT max(ts) FROM {} WHERE " + _SERIES_WHERE + " AND timeframe = %s").format(
-        sql.Identifier(FEATURES_TABLE)
-    )
+    """The ``ts`` of the newest feature row of ``series`` and ``tf``, or None (the primary
+    key's last entry)."""
+    query = sql.SQL(
+        "SELECT ts FROM {} WHERE " + _SERIES_WHERE + " AND timeframe = %s ORDER BY ts DESC LIMIT 1"
+    ).format(sql.Identifier(FEATURES_TABLE))
     with conn.cursor() as cur:
         cur.execute(query, (*series.key, tf))
-        return cur.fetchone()[0]
+        row = cur.fetchone()
+        return None if row is None else row[0]
 
 
 def agg_rows(series: Series, tf: Timeframe, bars: Bars) -> pd.DataFrame:

@@ -184,8 +184,9 @@ def missing_gaps(
 
 
 _NEWEST_BAR = """
-SELECT max(ts) FROM market_bars_ohlcv_1m_clean
+SELECT ts FROM market_bars_ohlcv_1m_clean
 WHERE symbol = %s AND roll_rule = %s AND rank = %s AND ts < %s
+ORDER BY ts DESC LIMIT 1
 """
 
 
@@ -193,4 +194,5 @@ def newest_bar(conn: Connection, series: Series, before: datetime) -> datetime |
     """The open time of the newest stored bar of ``series`` before ``before``, or None."""
     with conn.cursor() as cur:
         cur.execute(_NEWEST_BAR, (*series.key, before))
-        return cur.fetchone()[0]
+        row = cur.fetchone()
+    return None if row is None else row[0]

@@ -89,15 +89,19 @@ class ReingestResult(ChunkHeader, ReingestSummary, Cadence):
 
 
 def last_bar_times(conn: Connection, series: Sequence[Series]) -> dict[Series, datetime | None]:
-    """The newest stored bar per series (one index-only probe each)."""
+    """The newest stored bar per series: one probe of the primary key's last entry each
+    (``ORDER BY ts DESC LIMIT 1``, not ``max(ts)``, whose plan may read every entry of the
+    series while the table's statistics lag behind a bulk load)."""
     out: dict[Series, datetime | None] = {}
     query = sql.SQL(
-        "SELECT max(ts) FROM {} WHERE symbol = %s AND roll_rule = %s AND rank = %s"
+        "SELECT ts FROM {} WHERE symbol = %s AND roll_rule = %s AND rank = %s "
+        "ORDER BY ts DESC LIMIT 1"
     ).format(sql.Identifier(CLEAN_TABLE))
     with conn.cursor() as cur:
         for one in series:
             cur.execute(query, one.key)
-            out[one] = cur.fetchone()[0]
+            row = cur.fetchone()
+            out[one] = None if row is None else row[0]
     return out
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from psycopg import sql
 
@@ -69,6 +69,11 @@ class TriangleResult(ChunkHeader, TriangleSummary, Cadence):
     preload_bars: int
 
 
+def _first_value(row: tuple[Any, ...] | None) -> Any:
+    """The first column of a fetched row, None when the query found no row."""
+    return None if row is None else row[0]
+
+
 def plan_run(request: PlanRequest) -> list[ChunkData]:
     """Validate params and cut the work into chunks.
 
@@ -84,7 +89,9 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
         conn: Connection, registry: Mapping[Symbol, SymbolSettings]
     ) -> dict[Symbol, list[Range]]:
         where = "symbol = %s" if parsed.legacy else "symbol = %s AND roll_rule = %s AND rank = %s"
-        last_bar = sql.SQL("SELECT max(ts) FROM {} WHERE {}").format(
+        # ORDER BY ts DESC LIMIT 1, not max(ts): one probe of the key's last entry
+        # whatever the statistics say after a bulk load
+        last_bar = sql.SQL("SELECT ts FROM {} WHERE {} ORDER BY ts DESC LIMIT 1").format(
             sql.Identifier(table), sql.SQL(where)
         )
         ranges: dict[Symbol, list[Range]] = {}
@@ -92,19 +99,19 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
             for sym in parsed.symbols:
                 series = registry[sym].series(parsed.roll_rule, parsed.rank)
                 cur.execute(last_bar, series.key[:1] if parsed.legacy else series.key)
-                bar = cur.fetchone()[0]
+                bar = _first_value(cur.fetchone())
                 if bar is None:
                     log.info("%s: no bars in %s; nothing to catch up", series, table)
                     continue
                 end = min(bar + MINUTE, cap)
                 cond, values = settings_filter(parsed, series)
                 cur.execute(
-                    sql.SQL("SELECT max(ts) FROM {} WHERE {}").format(
+                    sql.SQL("SELECT ts FROM {} WHERE {} ORDER BY ts DESC LIMIT 1").format(
                         sql.Identifier(EVENTS_TABLE), cond
                     ),
                     values,
                 )
-                event = cur.fetchone()[0]
+                event = _first_value(cur.fetchone())
                 start = event + MINUTE if event else end - CATCHUP_LOOKBACK
                 ranges[sym] = [(start, end)]
                 if not parsed.legacy:  # bars changed since these settings last caught up
