@@ -194,20 +194,29 @@ def test_a_connection_is_not_reused_after_an_error_or_a_lost_connection(table, s
 
 
 def test_idle_connections_expire_and_are_never_reused_across_a_fork(table):
-    connect = ReusingConnector(hook_connector(), idle_s=0.05)
-    first = connect()
-    release(connect, first)
+    parent, opens = os.getpid(), hook_connector()
+
+    def opener():
+        # the forked child opens nothing real: it only reports what it was handed
+        return opens() if os.getpid() == parent else "a new connection"
+
+    expiring = ReusingConnector(opener, idle_s=0.05)
+    first = expiring()
+    release(expiring, first)
     time.sleep(0.1)
+    renewed = expiring()
+    assert renewed is not first
+    assert first.closed  # expired: closed when the next call found it
+    renewed.close()
+    connect = ReusingConnector(opener)
     second = connect()
-    assert first.closed
-    assert second is not first
     release(connect, second)
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through the pipe
         try:
             got = connect()
-            os.write(write, b"new" if got is not second else b"reused")
+            os.write(write, b"new" if got == "a new connection" else b"reused")
         finally:
             os._exit(0)
     os.waitpid(child, 0)
