@@ -138,10 +138,12 @@ def _idle_and_open(conn: Connection) -> bool:
     try:
         if conn.closed:
             return False
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        poller = select.poll()  # not select.select: no limit on the descriptor's number
+        poller.register(conn.fileno(), select.POLLIN)
+        ready = poller.poll(0)
     except Exception:  # noqa: BLE001 - a broken connection may fail in any way
         return False
-    return not readable
+    return not ready
 
 
 class ReusingConnector:

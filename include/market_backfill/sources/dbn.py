@@ -117,13 +117,17 @@ def _read_exactly(stream: Any, n: int) -> bytes:
 
 
 def may_hold(metadata: Any, dataset: str, start_ns: int, end_ns: int) -> bool:
-    """False when DBN ``metadata`` rules the file out for ``dataset`` and
-    ``[start_ns, end_ns)`` (another dataset, or a span outside the range)."""
+    """False when DBN ``metadata`` rules an ``ohlcv-1m`` file out for ``dataset`` and
+    ``[start_ns, end_ns)``: another dataset, or a span (start and end both known)
+    outside the range. A file of another schema may hold anything: True, so that
+    :func:`open_store` refuses it."""
+    if str(metadata.schema) != OHLCV_1M:
+        return True
     if metadata.dataset != dataset:
         return False
-    if metadata.start is not None and metadata.start >= end_ns:
-        return False
-    return not (metadata.end and metadata.end <= start_ns)
+    if metadata.start is None or metadata.end is None:
+        return True
+    return not (metadata.start >= end_ns or (metadata.end and metadata.end <= start_ns))
 
 
 def open_store(source: Path | bytes, name: str) -> DBNStore:

@@ -153,8 +153,9 @@ def test_a_reused_connection_the_server_ended_while_idle_is_replaced_without_a_r
     first = connect()
     first_pid = first.info.backend_pid
     release(connect, first)
-    terminate_backend(table, first)
-    time.sleep(0.2)  # the server's notice reaches the idle socket
+    with table.connect(autocommit=True) as admin:  # waits until the backend has exited
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (first_pid,))
+    time.sleep(0.05)
     pid = run_transaction(connect, _insert(1))
     assert pid != first_pid
     assert connect.opened == 2
@@ -219,10 +220,16 @@ def test_idle_connections_expire_and_are_never_reused_across_a_fork(table):
             os.write(write, b"new" if got == "a new connection" else b"reused")
         finally:
             os._exit(0)
-    os.waitpid(child, 0)
-    assert os.read(read, 16) == b"new"
-    assert not second.closed  # the child did not close the parent's connection
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as answer:
+        assert answer.read() == b"new"
+    assert os.waitstatus_to_exitcode(status) == 0
     assert connect() is second
+    with second.cursor() as cur:  # the child left the parent's session usable
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    release(connect, second)
     connect.close()
 
 

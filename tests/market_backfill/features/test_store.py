@@ -10,13 +10,14 @@ from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.connection import run_transaction
 from market_backfill.features.store import count_minutes
 from market_backfill.symbols import settings_of
+from market_backfill_devtools.sample import bar_frame
 from tests.conftest import store_bars
 
 T = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _at(month: int, day: int = 1, hour: int = 0) -> datetime:
-    return datetime(2025, month, day, hour, tzinfo=UTC)
+def _at(month: int, day: int = 1, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(2025, month, day, hour, minute, tzinfo=UTC)
 
 
 SPANS = [
@@ -28,12 +29,19 @@ SPANS = [
     (_at(2, 28, 20), _at(3, 1, 2)),  # across a boundary, no whole month
     (_at(1, 20), _at(2)),  # up to a month start, no whole month
     (_at(3, 31, 23), _at(3, 31, 23)),  # empty
+    # bars on both sides of a month start (2025-04-30 22:00 .. 05-01 01:59)
+    (_at(4, 30, 23), _at(5, 1, 1)),  # across the boundary, no whole month
+    (_at(4, 30, 22), _at(5)),  # up to the month start: its last minute counted
+    (_at(5), _at(5, 1, 0, 1)),  # the bar at exactly 00:00 UTC
+    (None, _at(5, 1, 0, 30)),  # whole months, then part of May
+    (_at(4, 30, 23, 59), _at(6)),  # one minute of April, then the whole of May
 ]
 
 
 @pytest.mark.parametrize(("lo", "hi"), SPANS)
 def test_count_minutes_equals_a_count_of_the_stored_bars(market_db, quarter_bars, lo, hi):
     store_bars(quarter_bars)
+    store_bars(bar_frame(240, start="2025-04-30T22:00Z"))
     connect = hook_connector()
     nq = settings_of(connect, "GLBX.MDP3:NQ")
     series = nq.series("v", 0)
