@@ -10,6 +10,7 @@ from market_backfill.sources.dbn import DbnDataError, may_hold, open_store, peek
 from market_backfill.timeutil import to_ns
 from market_backfill_devtools.dbn_writer import encode_bars, quarterly_rolls, write_bars
 from market_backfill_devtools.sample import bar_frame
+from tests.support.dbn_files import trades_header
 
 WANTED = {"NQ.v.0": "GLBX.MDP3:NQ"}
 
@@ -70,19 +71,8 @@ def test_garbage_is_not_a_dbn_file(tmp_path: Path):
 
 
 def test_another_schema_is_refused(tmp_path: Path):
-    from databento_dbn import Metadata, Schema, SType
-
-    meta = Metadata(
-        dataset="GLBX.MDP3",
-        start=0,
-        end=1,
-        stype_in=SType.CONTINUOUS,
-        stype_out=SType.INSTRUMENT_ID,
-        schema=Schema.TRADES,
-        symbols=["NQ.v.0"],
-    )
     path = tmp_path / "trades.dbn"
-    path.write_bytes(bytes(meta))
+    path.write_bytes(trades_header())
     with pytest.raises(DbnDataError, match="schema is 'trades', but ohlcv-1m"):
         open_store(path, "trades.dbn")
 

@@ -8,6 +8,7 @@ from market_backfill.sources import PermanentSourceError, dbn, dbn_file
 from market_backfill.sources.dbn_file import DbnFileSource
 from market_backfill_devtools.dbn_writer import write_bars
 from market_backfill_devtools.sample import bar_frame
+from tests.support.dbn_files import trades_header
 
 WANTED = {"NQ.v.0": "GLBX.MDP3:NQ"}
 
@@ -68,19 +69,9 @@ def test_only_the_files_whose_header_covers_the_range_are_opened(tmp_path, monke
 
 
 def test_a_file_of_another_schema_in_the_glob_is_refused_even_outside_the_range(tmp_path):
-    from databento_dbn import Metadata, Schema, SType
-
     _write(tmp_path / "glbx-2025-06.dbn", "2025-06-02T10:00Z")
-    trades = Metadata(
-        dataset="XNAS.ITCH",  # another dataset and span too: the header alone cannot tell
-        start=0,
-        end=1,
-        stype_in=SType.CONTINUOUS,
-        stype_out=SType.INSTRUMENT_ID,
-        schema=Schema.TRADES,
-        symbols=["NQ.v.0"],
-    )
-    (tmp_path / "trades.dbn").write_bytes(bytes(trades))
+    # another dataset and span too: the header alone cannot rule the file out
+    (tmp_path / "trades.dbn").write_bytes(trades_header("XNAS.ITCH"))
     with pytest.raises(PermanentSourceError, match="trades.dbn: DBN schema is 'trades'"):
         DbnFileSource(str(tmp_path / "*.dbn")).fetch(
             "GLBX.MDP3", WANTED, datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)
