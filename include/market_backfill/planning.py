@@ -88,6 +88,21 @@ def next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
+def month_floor(ts: datetime) -> datetime:
+    """The start (UTC) of the calendar month holding ``ts``."""
+    ts = ts.astimezone(UTC)
+    return datetime(ts.year, ts.month, 1, tzinfo=UTC)
+
+
+def month_ceil(ts: datetime) -> datetime:
+    """The first month start (UTC) at or after ``ts``."""
+    floor = month_floor(ts)
+    if floor == ts:
+        return floor
+    following = next_month(floor.date())
+    return datetime(following.year, following.month, 1, tzinfo=UTC)
+
+
 def month_starts(start: datetime, end: datetime) -> list[datetime]:
     """Month boundaries (UTC) strictly inside ``(start, end)``, with ``start`` first."""
     out = [start]

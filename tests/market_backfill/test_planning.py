@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from market_backfill.errors import ParamError
-from market_backfill.planning import Chunk, monthly_chunks, plan
+from market_backfill.planning import Chunk, month_ceil, month_floor, monthly_chunks, plan
 from market_backfill.symbols import parse_symbol
 
 NQ = parse_symbol("GLBX.MDP3:NQ")
@@ -102,3 +102,18 @@ def test_month_steps_cross_the_year_and_stay_in_utc():
         datetime(2026, 1, 1, tzinfo=UTC),
     ]
     assert month_starts(start, datetime(2025, 12, 1, tzinfo=UTC)) == [start]
+
+
+@pytest.mark.parametrize(
+    ("ts", "floor", "ceil"),
+    [
+        ("2025-03-01T00:00:00+00:00", "2025-03-01", "2025-03-01"),  # a month start is both
+        ("2025-03-01T00:00:01+00:00", "2025-03-01", "2025-04-01"),
+        ("2025-12-31T23:59:00+00:00", "2025-12-01", "2026-01-01"),  # into the next year
+        ("2025-04-01T01:00:00+02:00", "2025-03-01", "2025-04-01"),  # taken in UTC: March
+    ],
+)
+def test_month_floor_and_ceil_are_utc_month_starts(ts, floor, ceil):
+    at = datetime.fromisoformat(ts)
+    assert month_floor(at) == datetime.fromisoformat(floor).replace(tzinfo=UTC)
+    assert month_ceil(at) == datetime.fromisoformat(ceil).replace(tzinfo=UTC)

@@ -15,7 +15,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from market_backfill.retry import Backoff
@@ -217,6 +217,11 @@ def _close_idle(idle: list[tuple[Connection, float, int]]) -> None:
     for conn, _, pid in kept:
         if pid == os.getpid():
             close_quietly(conn)
+
+
+def first_value(row: Sequence[Any] | None) -> Any:
+    """The first column of a fetched row, None when the query found no row."""
+    return None if row is None else row[0]
 
 
 def close_quietly(conn: Connection | None) -> None:

@@ -10,7 +10,7 @@ those equal the single pass to about 1e-13.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
@@ -18,13 +18,13 @@ from market_backfill.features.kernel import WARMUP_BARS, Features, compute_featu
 from market_backfill.features.rollup import Bars
 from market_backfill.features.timeframes import session_ids, session_opens
 from market_backfill.names import FIXED_SCALE
+from market_backfill.planning import month_floor
 from market_backfill.timeutil import to_ns
 
 
 def month_start_ns(ts: datetime) -> int:
     """The first instant (UTC ns) of the calendar month holding ``ts``."""
-    ts = ts.astimezone(UTC)
-    return to_ns(datetime(ts.year, ts.month, 1, tzinfo=UTC))
+    return to_ns(month_floor(ts))
 
 
 def session_open_ns(ts_ns: int) -> int:

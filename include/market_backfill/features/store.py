@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 from psycopg import sql
 
-from market_backfill.db.connection import Connection
+from market_backfill.db.connection import Connection, first_value
 from market_backfill.db.copy_binary import BinaryKind, read_ts_rows
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE, MONTH_COUNTS_TABLE
 from market_backfill.features.kernel import FEATURE_COLUMNS, Features
 from market_backfill.features.rollup import Bars
 from market_backfill.names import FEATURE_LOGIC_VERSION, Timeframe
-from market_backfill.planning import next_month
+from market_backfill.planning import month_ceil, month_floor
 from market_backfill.symbols import Series
 
 SERIES_COLUMNS = ("symbol", "roll_rule", "rank")
@@ -132,24 +132,7 @@ def nth_bar_before(
     ).format(sql.Identifier(table))
     with conn.cursor() as cur:
         cur.execute(query, (*series.key, *values, before, n - 1))
-        row = cur.fetchone()
-    return None if row is None else row[0]
-
-
-def _month_ceil(ts: datetime) -> datetime:
-    """The first month start (UTC) at or after ``ts``."""
-    ts = ts.astimezone(UTC)
-    start = datetime(ts.year, ts.month, 1, tzinfo=UTC)
-    if start == ts:
-        return start
-    following = next_month(start.date())
-    return datetime(following.year, following.month, 1, tzinfo=UTC)
-
-
-def _month_floor(ts: datetime) -> datetime:
-    """The month start (UTC) at or before ``ts``."""
-    ts = ts.astimezone(UTC)
-    return datetime(ts.year, ts.month, 1, tzinfo=UTC)
+        return first_value(cur.fetchone())
 
 
 _COUNT_MINUTES = sql.SQL(
@@ -167,12 +150,11 @@ def count_minutes(conn: Connection, series: Series, lo: datetime | None, hi: dat
     partial months at either end are counted bar by bar: the cost does not grow with the
     span (a 1d warm-up spans more than a year of minutes)."""
     start = lo or datetime(1, 1, 1, tzinfo=UTC)
-    first, last = _month_ceil(start), _month_floor(hi)
+    first, last = month_ceil(start), month_floor(hi)
     if first >= last:  # no whole month inside: count it all
         first = last = hi
-    head_end = min(first, hi)
     params = (
-        *(*series.key, start, head_end),
+        *(*series.key, start, first),
         *(*series.key, first.date(), last.date()),
         *(*series.key, last, hi),
     )
@@ -207,8 +189,7 @@ def newest_feature(conn: Connection, series: Series, tf: Timeframe) -> datetime 
     ).format(sql.Identifier(FEATURES_TABLE))
     with conn.cursor() as cur:
         cur.execute(query, (*series.key, tf))
-        row = cur.fetchone()
-        return None if row is None else row[0]
+        return first_value(cur.fetchone())
 
 
 def agg_rows(series: Series, tf: Timeframe, bars: Bars) -> pd.DataFrame:

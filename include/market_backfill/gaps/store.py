@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypedDict
 
-from market_backfill.db.connection import Connection
+from market_backfill.db.connection import Connection, first_value
 from market_backfill.gaps.detect import Gap
 from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import from_ns, to_ns
@@ -194,5 +194,4 @@ def newest_bar(conn: Connection, series: Series, before: datetime) -> datetime |
     """The open time of the newest stored bar of ``series`` before ``before``, or None."""
     with conn.cursor() as cur:
         cur.execute(_NEWEST_BAR, (*series.key, before))
-        row = cur.fetchone()
-    return None if row is None else row[0]
+        return first_value(cur.fetchone())

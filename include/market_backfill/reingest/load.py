@@ -18,7 +18,7 @@ import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.changes import confirm_write, log_write
-from market_backfill.db.connection import Connection, Connector, run_transaction
+from market_backfill.db.connection import Connection, Connector, first_value, run_transaction
 from market_backfill.db.copy_binary import BinaryKind
 from market_backfill.db.inserter import Cadence, ConflictPolicy, write_rows
 from market_backfill.db.tables import CLEAN_TABLE
@@ -100,8 +100,7 @@ def last_bar_times(conn: Connection, series: Sequence[Series]) -> dict[Series, d
     with conn.cursor() as cur:
         for one in series:
             cur.execute(query, one.key)
-            row = cur.fetchone()
-            out[one] = None if row is None else row[0]
+            out[one] = first_value(cur.fetchone())
     return out
 
 

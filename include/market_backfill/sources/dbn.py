@@ -123,11 +123,15 @@ def may_hold(metadata: Any, dataset: str, start_ns: int, end_ns: int) -> bool:
     :func:`open_store` refuses it."""
     if str(metadata.schema) != OHLCV_1M:
         return True
-    if metadata.dataset != dataset:
-        return False
+    return metadata.dataset == dataset and not outside_range(metadata, start_ns, end_ns)
+
+
+def outside_range(metadata: Any, start_ns: int, end_ns: int) -> bool:
+    """True when DBN ``metadata`` states a span (start and end both known) that misses
+    ``[start_ns, end_ns)``: the file holds no record of the range."""
     if metadata.start is None or metadata.end is None:
-        return True
-    return not (metadata.start >= end_ns or (metadata.end and metadata.end <= start_ns))
+        return False
+    return metadata.start >= end_ns or bool(metadata.end and metadata.end <= start_ns)
 
 
 def open_store(source: Path | bytes, name: str) -> DBNStore:
@@ -181,11 +185,7 @@ def read_bars(
     stops at the first block past the range while the records are in time order.
     """
     meta = store.metadata
-    if (
-        meta.end is not None
-        and meta.start is not None
-        and (meta.start >= end_ns or (meta.end and meta.end <= start_ns))
-    ):
+    if outside_range(meta, start_ns, end_ns):
         return empty_bars()
     intervals = [iv for iv in _intervals(meta) if iv.raw_symbol in wanted]
     single = _single_symbol(meta, wanted)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from psycopg import sql
 
@@ -24,7 +24,7 @@ from market_backfill.db.changes import (
     confirm_pending,
     note_pending,
 )
-from market_backfill.db.connection import Connection, Connector, run_transaction
+from market_backfill.db.connection import Connection, Connector, first_value, run_transaction
 from market_backfill.db.inserter import Cadence, write_rows
 from market_backfill.db.tables import EVENTS_TABLE, TRIANGLE_PROGRESS_TABLE
 from market_backfill.names import CATCHUP_LOOKBACK, MINUTE, MINUTE_NS
@@ -69,11 +69,6 @@ class TriangleResult(ChunkHeader, TriangleSummary, Cadence):
     preload_bars: int
 
 
-def _first_value(row: tuple[Any, ...] | None) -> Any:
-    """The first column of a fetched row, None when the query found no row."""
-    return None if row is None else row[0]
-
-
 def plan_run(request: PlanRequest) -> list[ChunkData]:
     """Validate params and cut the work into chunks.
 
@@ -99,7 +94,7 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
             for sym in parsed.symbols:
                 series = registry[sym].series(parsed.roll_rule, parsed.rank)
                 cur.execute(last_bar, series.key[:1] if parsed.legacy else series.key)
-                bar = _first_value(cur.fetchone())
+                bar = first_value(cur.fetchone())
                 if bar is None:
                     log.info("%s: no bars in %s; nothing to catch up", series, table)
                     continue
@@ -111,7 +106,7 @@ def plan_run(request: PlanRequest) -> list[ChunkData]:
                     ),
                     values,
                 )
-                event = _first_value(cur.fetchone())
+                event = first_value(cur.fetchone())
                 start = event + MINUTE if event else end - CATCHUP_LOOKBACK
                 ranges[sym] = [(start, end)]
                 if not parsed.legacy:  # bars changed since these settings last caught up
