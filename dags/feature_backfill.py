@@ -97,7 +97,9 @@ def feature_backfill() -> None:
 
         return plan_chunks(current_run())
 
-    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
+    @task(
+        multiple_outputs=False, map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4
+    )
     def rollup_chunk(chunk: dict) -> dict:
         """Roll the month's 1-minute bars of each series up into the higher timeframes."""
         from market_backfill.airflow.context import current_run
@@ -106,6 +108,7 @@ def feature_backfill() -> None:
         return run_rollup_group(chunk, current_run(rollup_label(chunk)))
 
     @task(
+        multiple_outputs=False,
         map_index_template="{{ chunk_label }}",
         max_active_tis_per_dagrun=4,
         trigger_rule=TriggerRule.NONE_FAILED,
@@ -117,7 +120,7 @@ def feature_backfill() -> None:
 
         return run_feature_group(chunk, current_run(chunk["label"]))
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[FEATURES])
+    @task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[FEATURES])
     def summarize(ti=None) -> dict:
         """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
         from market_backfill.airflow.context import current_run

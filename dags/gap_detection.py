@@ -124,7 +124,7 @@ def gap_detection() -> None:
 
         return plan_detection(current_run())
 
-    @task(map_index_template="{{ chunk_label }}")
+    @task(multiple_outputs=False, map_index_template="{{ chunk_label }}")
     def detect(target: dict) -> dict:
         """Scan one symbol against its calendar and record its gaps."""
         from market_backfill.airflow.context import current_run
@@ -140,7 +140,12 @@ def gap_detection() -> None:
 
         return run(current_run())
 
-    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=2, pool=DATABENTO_POOL)
+    @task(
+        multiple_outputs=False,
+        map_index_template="{{ chunk_label }}",
+        max_active_tis_per_dagrun=2,
+        pool=DATABENTO_POOL,
+    )
     def repair(gap: dict) -> dict:
         """Re-ingest one gap, check it again, mark it filled or leave it open."""
         from market_backfill.airflow.context import current_run
@@ -156,7 +161,7 @@ def gap_detection() -> None:
 
         return announce_repairs(current_run())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    @task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def report(ti=None) -> dict:
         """Completeness (symbol x month) into the log, XCom and backfill_runs."""
         from market_backfill.airflow.context import current_run

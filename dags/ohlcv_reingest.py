@@ -126,14 +126,19 @@ def ohlcv_reingest() -> None:
         jobs = poke(chunks, current_run())
         return PokeReturnValue(is_done=jobs is not None, xcom_value=jobs)
 
-    @task(pool=DATABENTO_POOL)
+    @task(multiple_outputs=False, pool=DATABENTO_POOL)
     def download_batch(jobs: dict) -> dict:
         """databento_batch: the jobs' files, downloaded once into the data directory."""
         from market_backfill.reingest.tasks import download_batch as run
 
         return run(jobs)
 
-    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4, pool=DATABENTO_POOL)
+    @task(
+        multiple_outputs=False,
+        map_index_template="{{ chunk_label }}",
+        max_active_tis_per_dagrun=4,
+        pool=DATABENTO_POOL,
+    )
     def reingest_chunk(chunk: dict, files: dict) -> dict:
         """Fetch, validate and upsert one month of a group of symbols; counts are the XCom."""
         from market_backfill.airflow.context import current_run
@@ -141,7 +146,9 @@ def ohlcv_reingest() -> None:
 
         return run_group(chunk, current_run(chunk["label"]), files)
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS])
+    @task(
+        multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[CLEAN_BARS]
+    )
     def summarize(ti=None) -> dict:
         """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
         from market_backfill.airflow.context import current_run

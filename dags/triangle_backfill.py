@@ -114,7 +114,9 @@ def triangle_backfill() -> None:
 
         return plan_chunks(current_run())
 
-    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
+    @task(
+        multiple_outputs=False, map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4
+    )
     def triangle_chunk(chunk: dict) -> dict:
         """Per symbol of the group: read bars from the segment start, compute, insert."""
         from market_backfill.airflow.context import current_run
@@ -122,7 +124,7 @@ def triangle_backfill() -> None:
 
         return run_group(chunk, current_run(chunk["label"]))
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[TRIANGLES])
+    @task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[TRIANGLES])
     def summarize(ti=None) -> dict:
         """Per-chunk table and totals into the log and backfill_runs; fails if a chunk did."""
         from market_backfill.airflow.context import current_run

@@ -109,6 +109,12 @@ def test_every_param_is_described_and_the_defaults_validate(dag):
     params.validate()
 
 
+def test_a_dict_result_is_one_xcom(dag):
+    """TaskFlow would push each key of a ``-> dict`` result as an XCom of its own (one
+    more request to Airflow's API per key and task); the result is one XCom."""
+    assert [t.task_id for t in dag.tasks if t.multiple_outputs] == []
+
+
 def test_schema_first_and_work_retried_summary_not(dag):
     ensure = dag.get_task("ensure_schema")
     assert ensure.upstream_task_ids == set()

@@ -8,7 +8,7 @@ from market_backfill.timeutil import to_ns
 from market_backfill.triangles.engine import TriangleSettings, run_engine
 from market_backfill.triangles.store import stored_events
 from tests.conftest import other_series, store_bars
-from tests.support.xcoms import mapped_xcoms
+from tests.support.xcoms import mapped_xcoms, xcom_keys
 
 pytestmark = pytest.mark.airflow
 
@@ -78,6 +78,8 @@ def test_symbols_of_a_month_share_a_task_and_the_summary_stays_per_symbol(
     jan = tasks["NQ,ES 2025-01"]
     assert jan["symbols"] == ["GLBX.MDP3:NQ", "GLBX.MDP3:ES"]
     assert jan["inserted"] == sum(m["inserted"] for m in jan["members"]) > 0
+    # a dict result is one XCom, not one more round trip to Airflow's API per key
+    assert xcom_keys("triangle_backfill", run.run_id) == {"return_value"}
     assert _stored(market_db) == _one_run(quarter_bars)
     assert _stored(market_db, "GLBX.MDP3:ES") == _one_run(es_bars)
     with market_db.connect() as conn:  # the summary stays per symbol and month

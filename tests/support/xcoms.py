@@ -26,3 +26,13 @@ def mapped_xcoms(dag_id: str, run_id: str, task_id: str) -> dict[str | None, dic
             )
         }
     return {tis[i]: (json.loads(v) if isinstance(v, str) else v) for i, v in values.items()}
+
+
+def xcom_keys(dag_id: str, run_id: str) -> set[str]:
+    """The keys of every XCom a run's tasks pushed."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel.key).filter_by(dag_id=dag_id, run_id=run_id)
+        return {key for (key,) in rows}
