@@ -21,15 +21,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from market_backfill.names import OHLCV_1M
 from market_backfill.retry import Backoff
 from market_backfill.sources import PermanentSourceError, SourceError
-from market_backfill.sources.dbn import DbnDataError, read_bars
 from market_backfill.timeutil import from_ns, to_ns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ class DatabentoSource:
     def fetch(
         self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime
     ) -> pd.DataFrame:
+        from market_backfill.sources.dbn import DbnDataError, read_bars  # pandas: data tasks only
+
         symbols = sorted(set(wanted) | set(self.companions.get(dataset, ())))
         if self.cache_dir is None:
             store = self._get_range(dataset, symbols, start, end)
@@ -138,8 +140,8 @@ class DatabentoSource:
                 symbols=symbols,
                 schema=OHLCV_1M,
                 stype_in="continuous",
-                start=pd.Timestamp(start).isoformat(),
-                end=pd.Timestamp(end).isoformat(),
+                start=start.isoformat(),
+                end=end.isoformat(),
                 path=path,
             )
 
@@ -165,8 +167,8 @@ class DatabentoSource:
             "symbols": symbols,
             "schema": OHLCV_1M,
             "stype_in": "continuous",
-            "start": pd.Timestamp(start).isoformat(),
-            "end": pd.Timestamp(end).isoformat(),
+            "start": start.isoformat(),
+            "end": end.isoformat(),
         }
         what = f"{dataset} {','.join(symbols)} {start:%Y-%m-%d}..{end:%Y-%m-%d} quote"
         cost = self.call(what, lambda: client.metadata.get_cost(**kw))

@@ -64,6 +64,15 @@ class TriangleSettings:
             raise ParamError(
                 "anchor_at", "param 'anchor' 'fixed' needs anchor_at, e.g. '2010-06-06T00:00:00Z'"
             )
+        if self.anchor == "fixed":
+            try:
+                self._anchor_ns()
+            except ValueError:
+                raise ParamError(
+                    "anchor_at",
+                    f"param 'anchor_at' must be an ISO 8601 time, e.g. '2010-06-06T00:00:00Z', "
+                    f"got {self.anchor_at!r}",
+                ) from None
         if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or self.warmup < 0:
             raise ParamError(
                 "warmup", f"param 'warmup' must be an integer >= 0, got {self.warmup!r}"

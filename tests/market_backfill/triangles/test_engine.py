@@ -185,6 +185,7 @@ def test_session_and_fixed_anchors_and_segment_start():
     [
         ({"anchor": "monthly"}, "anchor", "param 'anchor' must be one of"),
         ({"anchor": "fixed"}, "anchor_at", "needs anchor_at"),
+        ({"anchor": "fixed", "anchor_at": "June 6, 2010"}, "anchor_at", "must be an ISO 8601"),
         ({"warmup": -1}, "warmup", "param 'warmup' must be an integer >= 0"),
         ({"warmup": True}, "warmup", "param 'warmup' must be an integer >= 0"),
     ],
