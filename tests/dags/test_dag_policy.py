@@ -7,9 +7,6 @@ at parse time would fail here.
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +16,7 @@ from market_backfill.airflow.assets import CLEAN_BARS, FEATURES, TRIANGLES
 from market_backfill.airflow.context import LABEL_KEY
 from market_backfill.names import TRIANGLE_FLAGS
 from tests.conftest import ROOT
+from tests.support.imports import loaded_after
 
 DAG_FILES = sorted(p.stem for p in (ROOT / "dags").glob("*.py"))
 
@@ -45,18 +43,14 @@ def test_every_file_holds_one_dag_named_after_it(bag):
 
 def test_parsing_imports_nothing_heavy_and_touches_no_service():
     """The DAG files import only Airflow and the package's parse-time helpers."""
-    code = (
-        "import json, runpy, sys, pathlib\n"
+    setup = (
+        "import pathlib, runpy\n"
         f"for p in sorted(pathlib.Path({str(ROOT / 'dags')!r}).glob('*.py')):\n"
-        "    runpy.run_path(str(p))\n"
-        "heavy = ['pandas', 'numpy', 'numba', 'psycopg', 'databento', "
-        "'pandas_market_calendars', 'market_backfill.db.inserter', 'market_backfill.sources']\n"
-        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+        "    runpy.run_path(str(p))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    heavy = ["pandas", "numpy", "numba", "psycopg", "databento", "pandas_market_calendars"]
+    heavy += ["market_backfill.db.inserter", "market_backfill.sources"]
+    assert loaded_after(setup, heavy) == []
 
 
 def test_documented_and_tagged(dag):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 
 from market_backfill.timeutil import day_start, floor_minute, from_ns, to_ns
+from tests.support.imports import loaded_after
 
 NEW_YORK_WINTER = timezone(timedelta(hours=-5))
 
@@ -61,14 +59,9 @@ def test_day_start_and_floor_minute():
 def test_the_run_wide_tasks_modules_do_not_import_pandas():
     """The schema, plan and summary steps of every stage, and the params, import neither
     pandas nor the DBN reader (half a second of a task process's start)."""
-    code = (
-        "import json, sys\n"
+    setup = (
         "import market_backfill.airflow.chunks, market_backfill.params\n"
-        "import market_backfill.timeutil, market_backfill.sources.costs\n"
-        "print(json.dumps([m for m in ('pandas', 'databento', 'market_backfill.sources.dbn') "
-        "if m in sys.modules]))\n"
+        "import market_backfill.timeutil, market_backfill.sources.costs"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    heavy = ["pandas", "databento", "market_backfill.sources.dbn"]
+    assert loaded_after(setup, heavy) == []
