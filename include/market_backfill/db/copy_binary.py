@@ -1,6 +1,7 @@
 """Vectorised encoding and decoding of PostgreSQL's binary COPY format.
 
-Writing: DataFrame columns to tuples (:func:`encode_rows`). Reading (not COPY: faster
+Writing: columns (a DataFrame's, or a mapping of numpy arrays: no pandas needed) to
+tuples (:func:`encode_rows`). Reading (not COPY: faster
 for these narrow rows): a query's ``timestamptz`` and ``bigint`` columns sent as one binary
 value and decoded into an int64 matrix (:func:`read_ts_rows`, :func:`read_timestamps`).
 
@@ -20,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from psycopg import sql
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 BinaryKind = Literal["text", "int2", "int4", "int8", "float8", "bool", "ts_ns", "numeric9"]
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -74,43 +78,84 @@ def numeric9_fields(values: np.ndarray) -> np.ndarray:
     return out.view(np.uint8).reshape(len(ints), 20)
 
 
-def _fixed_column(series: pd.Series, kind: BinaryKind) -> tuple[np.ndarray, np.ndarray]:
+def row_count(columns: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
+    """Rows of a DataFrame or of a mapping of equally long column arrays."""
+    if isinstance(columns, Mapping):
+        return len(next(iter(columns.values()))) if columns else 0
+    return len(columns)
+
+
+def _nulls(values: np.ndarray) -> np.ndarray:
+    """NULL mask of a numpy column: NaN in floats, None or NaN in objects."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.equal(values, None) | np.not_equal(values, values)
+    return np.zeros(len(values), dtype=bool)
+
+
+def _filled(column: Any, kind: BinaryKind) -> tuple[np.ndarray, np.ndarray]:
+    """(null mask, values of the kind's numpy type with NULLs filled) of a pandas Series
+    (its own missing-value rules) or a numpy array."""
+    target = {"bool": bool, "float8": np.float64}.get(kind, np.int64)
+    if not isinstance(column, np.ndarray):  # a pandas Series
+        nulls = column.isna().to_numpy()
+        if kind == "float8":
+            return nulls, column.to_numpy(dtype=np.float64)
+        return nulls, column.fillna(False if kind == "bool" else 0).to_numpy(dtype=target)
+    nulls = _nulls(column)
+    if kind == "float8" or not nulls.any():
+        return nulls, column.astype(target, copy=False)
+    return nulls, np.where(nulls, 0, column).astype(target)
+
+
+def _fixed_column(column: Any, kind: BinaryKind) -> tuple[np.ndarray, np.ndarray]:
     """(null mask, rows x width bytes) of a fixed-width column."""
-    nulls = series.isna().to_numpy()
+    nulls, values = _filled(column, kind)
     if kind == "numeric9":
-        return nulls, numeric9_fields(series.fillna(0).to_numpy(dtype=np.int64))
+        return nulls, numeric9_fields(values)
     if kind == "bool":
-        values = series.fillna(False).to_numpy(dtype=bool).astype(np.uint8)
-        return nulls, values.reshape(-1, 1)
+        return nulls, values.astype(np.uint8).reshape(-1, 1)
     if kind == "ts_ns":
-        ns = series.fillna(0).to_numpy(dtype=np.int64)
-        values = (ns // 1000 - PG_EPOCH_US).astype(">i8")
-    elif kind == "float8":
-        values = series.to_numpy(dtype=np.float64).astype(">f8")
+        values = (values // 1000 - PG_EPOCH_US).astype(">i8")
     else:
-        values = series.fillna(0).to_numpy(dtype=np.int64).astype(_FIXED[kind])
-    return nulls, values.view(np.uint8).reshape(len(series), values.dtype.itemsize)
+        values = values.astype(_FIXED[kind])
+    return nulls, values.view(np.uint8).reshape(len(values), values.dtype.itemsize)
+
+
+def _factorized(column: Any) -> tuple[np.ndarray, list[Any]]:
+    """(codes, distinct values) of a text column; code -1 is NULL."""
+    if not isinstance(column, np.ndarray):  # a pandas Series
+        codes, uniques = column.factorize(use_na_sentinel=True)
+        return codes, list(uniques)
+    nulls = _nulls(column)
+    codes = np.full(len(column), -1, dtype=np.int64)
+    uniques, codes[~nulls] = np.unique(column[~nulls].astype(str), return_inverse=True)
+    return codes, list(uniques)
 
 
 def encode_rows(
-    frame: pd.DataFrame, columns: Sequence[str], kinds: Mapping[str, BinaryKind]
+    frame: pd.DataFrame | Mapping[str, np.ndarray],
+    columns: Sequence[str],
+    kinds: Mapping[str, BinaryKind],
 ) -> BinaryRows:
-    """Encode ``frame[columns]`` as binary COPY tuples (every column needs a kind)."""
-    n = len(frame)
+    """Encode ``frame[columns]`` (a DataFrame's columns or numpy arrays) as binary COPY
+    tuples (every column needs a kind)."""
+    n = row_count(frame)
     # per column: null mask and, for each row, the field's data length (-1: NULL)
     parts: list[tuple[np.ndarray, np.ndarray, object]] = []
     for name in columns:
         kind = kinds[name]
-        series = frame[name]
+        column = frame[name]
         if kind == "text":
-            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+            codes, uniques = _factorized(column)
             encoded = [str(u).encode("utf-8") for u in uniques]
             widths = np.array([len(b) for b in encoded], dtype=np.int64)
             nulls = codes < 0
             lengths = np.where(nulls, -1, widths[np.maximum(codes, 0)] if len(encoded) else 0)
             parts.append((nulls, lengths, (codes, encoded)))
         else:
-            nulls, matrix = _fixed_column(series, kind)
+            nulls, matrix = _fixed_column(column, kind)
             lengths = np.where(nulls, -1, matrix.shape[1])
             parts.append((nulls, lengths, matrix))
     sizes = np.full(n, 2, dtype=np.int64)  # the field count

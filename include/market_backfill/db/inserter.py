@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
-import pandas as pd
+import numpy as np
 from psycopg import sql
 from psycopg.errors import UniqueViolation
 
@@ -44,9 +44,14 @@ from market_backfill.db.connection import (
     release,
 )
 from market_backfill.db.copy_binary import BinaryKind, encode_rows
-from market_backfill.db.copy_format import ColumnKind, frame_to_lines, tuples_to_lines
 from market_backfill.names import DEFAULT_BATCH_SIZE
 from market_backfill.retry import Backoff
+
+if TYPE_CHECKING:  # the text COPY formatter needs pandas: imported where used
+    import pandas as pd
+
+    from market_backfill.db.copy_format import ColumnKind
+
 
 log = logging.getLogger(__name__)
 
@@ -324,23 +329,26 @@ class BatchInserter:
                 )
                 self.backoff.wait(attempt)
 
-    def insert(self, rows: pd.DataFrame | Iterable[Sequence[Any]]) -> InsertStats:
-        """Write ``rows`` (a DataFrame with the inserter's columns, or row tuples in column order).
+    def insert(
+        self, rows: pd.DataFrame | Mapping[str, np.ndarray] | Iterable[Sequence[Any]]
+    ) -> InsertStats:
+        """Write ``rows``: columns (a DataFrame, or numpy arrays by column name: binary COPY
+        only) holding the inserter's columns, or row tuples in column order.
 
         Returns the counts; raises :class:`BatchInsertError` when a batch cannot be written.
         """
         started = time.monotonic()
         stats = InsertStats()
         batches: Iterator[tuple[int, str | bytes]]
-        if isinstance(rows, pd.DataFrame):
-            missing = [c for c in self.columns if c not in rows.columns]
+        if isinstance(rows, Mapping) or hasattr(rows, "columns"):  # a DataFrame
+            missing = [c for c in self.columns if c not in rows]
             if missing:
                 raise ValueError(f"{self.table}: missing columns {missing}")
             batches, total = self._frame_batches(rows)
             total_batches: int | None = -(-total // self.batch_size)
         else:
             if self.binary is not None:
-                raise ValueError(f"{self.table}: binary COPY takes a DataFrame")
+                raise ValueError(f"{self.table}: binary COPY takes columns, not tuples")
             batches = ((len(b), "\n".join(b) + "\n") for b in self._tuple_batches(rows))
             total_batches = None
         for count, payload in batches:
@@ -362,8 +370,10 @@ class BatchInserter:
         stats.seconds = round(time.monotonic() - started, 3)
         return stats
 
-    def _frame_batches(self, rows: pd.DataFrame) -> tuple[Iterator[tuple[int, str | bytes]], int]:
-        """(row count, COPY payload) per batch of a DataFrame, and the rows in all."""
+    def _frame_batches(
+        self, rows: pd.DataFrame | Mapping[str, np.ndarray]
+    ) -> tuple[Iterator[tuple[int, str | bytes]], int]:
+        """(row count, COPY payload) per batch of columns, and the rows in all."""
         size = self.batch_size
         if self.binary is not None:
             encoded = encode_rows(rows, self.columns, self.binary)
@@ -372,6 +382,10 @@ class BatchInserter:
                 (min(size, total - i), encoded.payload(i, min(i + size, total)))
                 for i in range(0, total, size)
             ), total
+        from market_backfill.db.copy_format import frame_to_lines
+
+        if isinstance(rows, Mapping):
+            raise ValueError(f"{self.table}: text COPY takes a DataFrame")
         lines = frame_to_lines(rows, self.columns, self.kinds)
         total = len(lines)
         return (
@@ -380,6 +394,8 @@ class BatchInserter:
         ), total
 
     def _tuple_batches(self, rows: Iterable[Sequence[Any]]) -> Iterator[list[str]]:
+        from market_backfill.db.copy_format import tuples_to_lines
+
         iterator = iter(rows)
         while chunk := list(islice(iterator, self.batch_size)):
             width = {len(r) for r in chunk}
@@ -393,7 +409,7 @@ def write_rows(
     table: str,
     columns: Sequence[str],
     conflict: ConflictPolicy,
-    rows: pd.DataFrame,
+    rows: pd.DataFrame | Mapping[str, np.ndarray],
     *,
     kinds: Mapping[str, ColumnKind] | None = None,
     binary: Mapping[str, BinaryKind] | None = None,

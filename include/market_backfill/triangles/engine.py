@@ -11,15 +11,19 @@ by ``ts``, hygiene already applied.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 
 from market_backfill.errors import ParamError
 from market_backfill.names import DEFAULT_SESSION_ANCHOR, MINUTE_NS, TRIANGLE_FLAGS
-from market_backfill.timeutil import to_ns
+from market_backfill.timeutil import EPOCH, to_ns
 from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOGIC_VERSION = "triangles-1.0"
 TIMEFRAMES: tuple[tuple[str, int], ...] = (
@@ -83,7 +87,7 @@ class TriangleSettings:
         """``weekly``, ``session`` or ``fixed:<UTC timestamp>`` (the stored anchor)."""
         if self.anchor != "fixed":
             return self.anchor
-        return "fixed:" + pd.Timestamp(self._anchor_ns(), unit="ns", tz="UTC").isoformat()
+        return "fixed:" + iso_utc(self._anchor_ns())
 
     def _anchor_ns(self) -> int:
         assert self.anchor_at is not None
@@ -106,20 +110,58 @@ SETTING_COLUMNS = ("anchor", "warmup", *TRIANGLE_FLAGS)
 # -- segments --------------------------------------------------------------------------------
 
 
+def iso_utc(ns: int) -> str:
+    """ISO 8601 of a UTC instant as pandas writes it: seconds, then 6 or (when there are
+    nanoseconds) 9 fraction digits if any, then ``+00:00``."""
+    seconds, frac = divmod(int(ns), 1_000_000_000)
+    text = (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += f".{frac:09d}" if frac % 1000 else f".{frac // 1000:06d}"
+    return text + "+00:00"
+
+
+def local_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a naive wall-clock time in ``zone``. A time a clock change skips
+    gives the change itself (the first time after the gap), a time it repeats the second
+    (standard-time) occurrence, as pandas' ``tz_localize(ambiguous=False,
+    nonexistent="shift_forward")``."""
+    utc = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if utc.astimezone(zone).replace(tzinfo=None) == wall:
+        return utc
+    # in a gap: fold=1 reads the wall time with the offset after the change (too early),
+    # fold=0 with the one before (too late); the change lies between, on a whole second
+    lo = int(utc.timestamp())
+    hi = int(wall.replace(tzinfo=zone, fold=0).astimezone(UTC).timestamp())
+    after = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, UTC)
+
+
 def anchor_times(settings: TriangleSettings, lo_ns: int, hi_ns: int) -> np.ndarray:
-    """Every anchor instant (ns UTC) from before ``lo_ns`` up to after ``hi_ns``."""
+    """Every anchor instant (ns UTC) from before ``lo_ns`` up to after ``hi_ns``: the
+    session anchor's wall time on every day (``session``) or Sunday (``weekly``) from 8
+    days before ``lo_ns``'s UTC day to 8 days after ``hi_ns``'s."""
     if settings.anchor == "fixed":
         return np.array([settings._anchor_ns()], dtype=np.int64)
-    first = pd.Timestamp(lo_ns, unit="ns", tz="UTC").normalize() - pd.Timedelta(days=8)
-    last = pd.Timestamp(hi_ns, unit="ns", tz="UTC").normalize() + pd.Timedelta(days=8)
-    freq = "W-SUN" if settings.anchor == "weekly" else "D"
-    days = pd.date_range(first.tz_localize(None), last.tz_localize(None), freq=freq)
-    clock, zone = settings.session_anchor.split(" ", 1)
+    day_ns = 86_400 * 1_000_000_000
+    first = date.fromordinal(EPOCH.date().toordinal() + lo_ns // day_ns - 8)
+    last = date.fromordinal(EPOCH.date().toordinal() + hi_ns // day_ns + 8)
+    clock, zone_name = settings.session_anchor.split(" ", 1)
     hours, minutes = (int(part) for part in clock.split(":"))
-    local = (days + pd.Timedelta(hours=hours, minutes=minutes)).tz_localize(
-        zone, ambiguous=False, nonexistent="shift_forward"
+    zone = ZoneInfo(zone_name)
+    days = (first + timedelta(days=k) for k in range((last - first).days + 1))
+    walls = (
+        datetime(d.year, d.month, d.day, hours, minutes)
+        for d in days
+        if settings.anchor == "session" or d.weekday() == 6  # weekly: Sundays
     )
-    return local.tz_convert("UTC").as_unit("ns").asi8.astype(np.int64)
+    utc = [local_to_utc(wall, zone) for wall in walls]  # one per day, not per bar
+    return np.array([to_ns(u) for u in utc], dtype=np.int64)
 
 
 def segment_of(ts: np.ndarray, settings: TriangleSettings) -> np.ndarray:
@@ -158,24 +200,24 @@ class EngineResult:
     htf_bullish: np.ndarray
     htf_bearish: np.ndarray
 
-    def events(self, ts: np.ndarray) -> pd.DataFrame:
-        """One row per triangle: ts, direction, bias_* names, htf flags (sorted by ts)."""
+    def event_columns(self, ts: np.ndarray) -> dict[str, np.ndarray]:
+        """One entry per triangle, by column: ts, direction, bias_* names, htf flags
+        (in ``ts`` order)."""
         idx = np.flatnonzero(self.bull | self.bear)
-        frame = pd.DataFrame(
-            {
-                "ts": ts[idx],
-                "direction": np.where(self.bull[idx], "BULL", "BEAR").astype(object),
-                **{
-                    f"bias_{tf}": pd.Categorical.from_codes(
-                        self.bias[tf][idx], categories=list(BIAS_NAMES.values())
-                    ).astype(object)
-                    for tf in self.bias
-                },
-                "htf_bullish": self.htf_bullish[idx],
-                "htf_bearish": self.htf_bearish[idx],
-            }
-        )
-        return frame
+        names = np.array([BIAS_NAMES[k] for k in sorted(BIAS_NAMES)], dtype=object)
+        return {
+            "ts": ts[idx],
+            "direction": np.where(self.bull[idx], "BULL", "BEAR").astype(object),
+            **{f"bias_{tf}": names[self.bias[tf][idx]] for tf in self.bias},
+            "htf_bullish": self.htf_bullish[idx],
+            "htf_bearish": self.htf_bearish[idx],
+        }
+
+    def events(self, ts: np.ndarray) -> pd.DataFrame:
+        """:meth:`event_columns` as a DataFrame (reports and tests)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.event_columns(ts))
 
 
 def _htf_seen(

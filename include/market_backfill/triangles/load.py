@@ -203,8 +203,9 @@ def triangle_chunk(
     in_chunk = bars["ts"] >= lo
     g = {k: v[good] for k, v in bars.items()}
     result = run_engine(g["ts"], g["open"], g["high"], g["low"], g["close"], tri)
-    events = result.events(g["ts"])
-    events = events[events["ts"] >= lo].reset_index(drop=True)
+    events = result.event_columns(g["ts"])
+    keep = events["ts"] >= lo
+    events = {name: values[keep] for name, values in events.items()}
     computed_s = time.monotonic() - started
     rows = event_rows(events, series, parsed)
     if parsed.purge:
@@ -232,7 +233,7 @@ def triangle_chunk(
         bars=int(in_chunk.sum()),
         bad_bars=reason_counts(codes[in_chunk]),
         preload_bars=int((~in_chunk).sum()),
-        triangles=len(events),
+        triangles=int(keep.sum()),
         inserted=stats.written,
         **stats.cadence(),
         seconds=round(time.monotonic() - started, 3),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
@@ -18,6 +17,9 @@ from market_backfill.names import TRIANGLE_FLAGS
 from market_backfill.symbols import Series
 from market_backfill.triangles.engine import LOGIC_VERSION, SETTING_COLUMNS
 from market_backfill.triangles.params import TriangleParams
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SERIES_COLUMNS = ("symbol", "roll_rule", "rank")
 EVENT_COLUMNS = (
@@ -62,17 +64,21 @@ def settings_filter(p: TriangleParams, series: Series) -> tuple[sql.Composable, 
     return cond, values
 
 
-def event_rows(events: pd.DataFrame, series: Series, parsed: TriangleParams) -> pd.DataFrame:
-    """The engine's events as rows of the table: series, settings, source and version."""
-    rows = events.copy()
-    for key, value in zip(SERIES_COLUMNS, series.key, strict=True):
-        rows[key] = value
-    for key, value in parsed.settings.as_row().items():
-        rows[key] = value
-    rows["source_table"] = parsed.source_table
-    rows["logic_version"] = LOGIC_VERSION
-    rows["warmup"] = rows["warmup"].astype(np.int64)
-    return rows[list(EVENT_COLUMNS)]
+def event_rows(
+    events: Mapping[str, np.ndarray], series: Series, parsed: TriangleParams
+) -> dict[str, np.ndarray]:
+    """The engine's events (:meth:`EngineResult.event_columns`) as the table's columns:
+    with the series, settings, source and version repeated on every row."""
+    n = len(events["ts"])
+    constants: dict[str, Any] = {
+        **dict(zip(SERIES_COLUMNS, series.key, strict=True)),
+        **parsed.settings.as_row(),
+        "source_table": parsed.source_table,
+        "logic_version": LOGIC_VERSION,
+    }
+    rows = {name: np.full(n, value, dtype=object) for name, value in constants.items()}
+    rows.update((name, np.asarray(values)) for name, values in events.items())
+    return {name: rows[name] for name in EVENT_COLUMNS}
 
 
 def purge_range(
@@ -94,6 +100,8 @@ def stored_events(conn: Connection, symbols: Sequence[str]) -> pd.DataFrame:
     query = sql.SQL(
         "SELECT {} FROM {} WHERE symbol = ANY(%s) ORDER BY symbol, ts, direction"
     ).format(sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS)), sql.Identifier(EVENTS_TABLE))
+    import pandas as pd
+
     with conn.cursor() as cur:
         cur.execute(query, (list(symbols),))
         return pd.DataFrame(cur.fetchall(), columns=list(EVENT_COLUMNS))

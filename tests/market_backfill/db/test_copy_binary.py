@@ -64,6 +64,33 @@ def test_no_rows_encode_to_an_empty_stream():
     assert encoded.payload(0, 0) == SIGNATURE + TRAILER
 
 
+def numpy_columns() -> dict[str, np.ndarray]:
+    """``frame()`` as numpy arrays: None in text, NaN in floats; numbers without NULLs
+    (a numpy integer has none)."""
+    data = frame()
+    cols = {name: data[name].to_numpy() for name in KINDS if name != "n"}
+    cols["t"] = np.array(data["t"].tolist(), dtype=object)
+    cols["n"] = data["n"].fillna(0).to_numpy(dtype=np.int64)
+    return cols
+
+
+def test_numpy_columns_encode_as_the_dataframe_does():
+    """The triangle stage hands the inserter numpy arrays (no pandas in its tasks): the
+    bytes are those of the same values in a DataFrame, NULLs included."""
+    cols = numpy_columns()
+    same = frame().assign(n=cols["n"])
+    want = encode_rows(same, list(KINDS), KINDS)
+    got = encode_rows(cols, list(KINDS), KINDS)
+    assert got.data.tobytes() == want.data.tobytes()
+    assert got.offsets.tolist() == want.offsets.tolist()
+    nullable = {**cols, "b": np.array([1, None, 3, 4, 5], dtype=object)}
+    row = encode_rows(nullable, list(KINDS), KINDS)
+    field = row.data[row.offsets[1] : row.offsets[2]].tobytes()
+    lengths_before_b = 2 + (4 + len("Zürich \t\\ 東京".encode())) + (4 + 2) + (4 + 4)
+    assert field[lengths_before_b : lengths_before_b + 4] == b"\xff\xff\xff\xff"  # NULL bigint
+    assert len(encode_rows({k: v[:0] for k, v in cols.items()}, list(KINDS), KINDS)) == 0
+
+
 @pytest.mark.parametrize("batch_size", [2, 500])
 def test_every_kind_round_trips_through_both_paths(market_db, batch_size):
     with market_db.connect() as conn:

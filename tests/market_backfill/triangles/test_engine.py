@@ -17,6 +17,8 @@ from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bia
 from market_backfill.triangles.engine import (
     SETTING_COLUMNS,
     TriangleSettings,
+    anchor_times,
+    iso_utc,
     run_engine,
     segment_of,
     segment_start,
@@ -169,6 +171,56 @@ def test_dst_week_anchor_moves_from_23_to_22_utc():
     ]
     for t, s in zip(ts.tolist(), seg.tolist(), strict=True):
         assert anchor_for(t, "weekly", None) == s
+
+
+def _pandas_anchor_times(anchor: str, session_anchor: str, lo_ns: int, hi_ns: int) -> np.ndarray:
+    """The anchors as pandas computes them (the engine's former implementation)."""
+    first = pd.Timestamp(lo_ns, unit="ns", tz="UTC").normalize() - pd.Timedelta(days=8)
+    last = pd.Timestamp(hi_ns, unit="ns", tz="UTC").normalize() + pd.Timedelta(days=8)
+    freq = "W-SUN" if anchor == "weekly" else "D"
+    days = pd.date_range(first.tz_localize(None), last.tz_localize(None), freq=freq)
+    clock, zone = session_anchor.split(" ", 1)
+    hours, minutes = (int(part) for part in clock.split(":"))
+    local = (days + pd.Timedelta(hours=hours, minutes=minutes)).tz_localize(
+        zone, ambiguous=False, nonexistent="shift_forward"
+    )
+    return local.tz_convert("UTC").as_unit("ns").asi8
+
+
+@pytest.mark.parametrize(
+    "session_anchor",
+    [
+        "18:00 America/New_York",
+        "19:00 America/Chicago",
+        "02:30 America/New_York",  # skipped on the spring change: shifted to 03:00
+        "01:30 America/New_York",  # repeated on the autumn change: the second one
+        "01:30 Europe/London",
+        "02:15 Europe/Berlin",
+        "00:00 Asia/Tokyo",
+        "23:45 Australia/Sydney",
+    ],
+)
+@pytest.mark.parametrize("anchor", ["weekly", "session"])
+def test_anchor_times_equal_pandas_local_time_rules(anchor, session_anchor):
+    """Anchors come from the standard library (no pandas in a triangle task), exactly as
+    pandas placed them, clock changes included, over 16 years."""
+    cfg = TriangleSettings(anchor=anchor, session_anchor=session_anchor)
+    for lo, hi in [("2010-01-01", "2026-01-01"), ("2025-03-01", "2025-03-31")]:
+        lo_ns, hi_ns = to_ns(lo), to_ns(hi)
+        want = _pandas_anchor_times(anchor, session_anchor, lo_ns, hi_ns)
+        assert anchor_times(cfg, lo_ns, hi_ns).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2010-06-06T00:00:00Z", "2025-03-09T07:00:00.5Z", "1999-12-31T23:59:59.000001Z"]
+    + ["2025-03-09T07:00:00.000000001Z", "2025-03-09T07:00:00.123456789+00:00"],
+)
+def test_the_fixed_anchor_label_is_written_as_pandas_wrote_it(text):
+    """The label is part of every stored event's identity: it must not change."""
+    assert iso_utc(to_ns(text)) == pd.Timestamp(text).tz_convert("UTC").isoformat()
+    fixed = TriangleSettings(anchor="fixed", anchor_at=text)
+    assert fixed.anchor_label == "fixed:" + pd.Timestamp(text).tz_convert("UTC").isoformat()
 
 
 def test_session_and_fixed_anchors_and_segment_start():

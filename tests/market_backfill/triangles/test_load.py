@@ -19,6 +19,7 @@ from market_backfill.triangles.load import triangle_chunk
 from market_backfill.triangles.params import parse_params
 from market_backfill.triangles.store import stored_events
 from tests.conftest import store_bars
+from tests.support.imports import loaded_after
 
 
 def plan_run(connect, params, **request):
@@ -211,3 +212,24 @@ def test_a_grains_root_segments_at_its_own_session_open(market_db, quarter_bars)
     assert segment_start(to_ns("2025-03-12T15:00"), cfg) == to_ns("2025-03-10T00:00")
     winter = segment_start(to_ns("2025-01-15T15:00"), cfg)
     assert winter == to_ns("2025-01-13T01:00")  # 19:00 CST
+
+
+def test_a_triangle_task_body_runs_without_pandas(market_db, quarter_bars):
+    """A chunk task process pays for what it imports: reading bars, the engine and the
+    binary COPY of the events work on numpy arrays, so pandas (half a second to import)
+    is never loaded. Run in a fresh interpreter, through the task body, on real bars."""
+    store_bars(quarter_bars)
+    setup = (
+        "from market_backfill.airflow.context import RunContext\n"
+        "from market_backfill.planning import group_chunks\n"
+        "from market_backfill.triangles.tasks import run_group\n"
+        f"group = group_chunks([{FEB.to_dict()!r}], 25)[0]\n"
+        "run = RunContext('triangle_backfill', 'no-pandas', {'symbols': ['GLBX.MDP3:NQ']})\n"
+        "out = run_group(group, run)\n"
+        "assert out['triangles'] > 0 and out['inserted'] == out['triangles'], out"
+    )
+    assert loaded_after(setup, ["pandas", "pandas_market_calendars", "databento"]) == []
+    with market_db.connect() as conn:
+        stored = conn.execute("SELECT count(*) FROM triangle_events_v1").fetchone()[0]
+    want = _engine_events(quarter_bars, FEB.start, FEB.end, TriangleSettings())
+    assert stored == len(want) > 0
