@@ -85,6 +85,17 @@ def row_count(columns: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
     return len(columns)
 
 
+def table_columns(
+    values: Mapping[str, np.ndarray], constants: Mapping[str, Any], order: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """A table's columns in ``order`` for :func:`encode_rows`: the equally long arrays of
+    ``values`` and each of ``constants`` repeated on every row."""
+    n = row_count(values)
+    out = {name: np.full(n, value, dtype=object) for name, value in constants.items()}
+    out.update((name, np.asarray(column)) for name, column in values.items())
+    return {name: out[name] for name in order}
+
+
 def _nulls(values: np.ndarray) -> np.ndarray:
     """NULL mask of a numpy column: NaN in floats, None or NaN in objects."""
     if values.dtype.kind == "f":

@@ -7,13 +7,13 @@ runs in the caller's transaction; writes go through the shared batch inserter.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.connection import Connection, first_value
-from market_backfill.db.copy_binary import BinaryKind, read_ts_rows
+from market_backfill.db.copy_binary import BinaryKind, read_ts_rows, table_columns
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE, MONTH_COUNTS_TABLE
 from market_backfill.features.kernel import FEATURE_COLUMNS, Features
@@ -21,6 +21,9 @@ from market_backfill.features.rollup import Bars
 from market_backfill.names import FEATURE_LOGIC_VERSION, Timeframe
 from market_backfill.planning import month_ceil, month_floor
 from market_backfill.symbols import Series
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SERIES_COLUMNS = ("symbol", "roll_rule", "rank")
 KEY = (*SERIES_COLUMNS, "timeframe", "ts")
@@ -192,23 +195,19 @@ def newest_feature(conn: Connection, series: Series, tf: Timeframe) -> datetime 
         return first_value(cur.fetchone())
 
 
-def agg_rows(series: Series, tf: Timeframe, bars: Bars) -> pd.DataFrame:
-    """Rolled-up bars as rows of ``market_bars_ohlcv_agg``."""
-    frame = pd.DataFrame({k: bars[k] for k in ("ts", *AGG_VALUES)})
-    for key, value in zip((*SERIES_COLUMNS, "timeframe"), (*series.key, tf), strict=True):
-        frame[key] = value
-    return frame[list(AGG_COLUMNS)]
+def agg_rows(series: Series, tf: Timeframe, bars: Bars) -> dict[str, np.ndarray]:
+    """Rolled-up bars as columns of ``market_bars_ohlcv_agg``."""
+    keys = dict(zip((*SERIES_COLUMNS, "timeframe"), (*series.key, tf), strict=True))
+    return table_columns({k: bars[k] for k in ("ts", *AGG_VALUES)}, keys, AGG_COLUMNS)
 
 
 def feature_rows(
     series: Series, tf: Timeframe, ts_ns: np.ndarray, features: Features
-) -> pd.DataFrame:
-    """Feature arrays (NaN: NULL) as rows of ``market_features_v1``."""
-    frame = pd.DataFrame({"ts": ts_ns, **features._asdict()})
-    for key, value in zip((*SERIES_COLUMNS, "timeframe"), (*series.key, tf), strict=True):
-        frame[key] = value
-    frame["logic_version"] = FEATURE_LOGIC_VERSION
-    return frame[list(FEATURE_ROW_COLUMNS)]
+) -> dict[str, np.ndarray]:
+    """Feature arrays (NaN: NULL) as columns of ``market_features_v1``."""
+    keys = dict(zip((*SERIES_COLUMNS, "timeframe"), (*series.key, tf), strict=True))
+    constants = {**keys, "logic_version": FEATURE_LOGIC_VERSION}
+    return table_columns({"ts": ts_ns, **features._asdict()}, constants, FEATURE_ROW_COLUMNS)
 
 
 def stored_features(conn: Connection, series: Series, tf: Timeframe) -> pd.DataFrame:
@@ -217,6 +216,8 @@ def stored_features(conn: Connection, series: Series, tf: Timeframe) -> pd.DataF
     query = sql.SQL(
         "SELECT {} FROM {} WHERE " + _SERIES_WHERE + " AND timeframe = %s ORDER BY ts"
     ).format(cols, sql.Identifier(FEATURES_TABLE))
+    import pandas as pd
+
     with conn.cursor() as cur:
         cur.execute(query, (*series.key, tf))
         return pd.DataFrame(cur.fetchall(), columns=["ts", *FEATURE_VALUES, "updated_at"])

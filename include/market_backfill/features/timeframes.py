@@ -10,10 +10,14 @@ weekday sessions never hold one, DST changes fall in the weekend close).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import numpy as np
-import pandas as pd
 
 from market_backfill.names import DAY_NS, MINUTE_NS, TIMEFRAMES, Timeframe
+from market_backfill.timeutil import to_ns
+from market_backfill.zones import local_to_utc, utc_offsets_ns
 
 AGG_TIMEFRAMES: tuple[Timeframe, ...] = TIMEFRAMES[1:]
 """The timeframes rolled up into ``market_bars_ohlcv_agg`` (``1m`` is the clean bars)."""
@@ -34,8 +38,8 @@ NOMINAL_NS: dict[str, int] = {**CLOCK_NS, "4h": FOUR_HOURS_NS, "1d": DAY_NS}
 
 def _wall_ns(ts_ns: np.ndarray) -> np.ndarray:
     """New York wall-clock time of each instant, as nanoseconds of a naive clock."""
-    idx = pd.DatetimeIndex(np.asarray(ts_ns, dtype=np.int64).view("datetime64[ns]"), tz="UTC")
-    return idx.tz_convert(NEW_YORK).tz_localize(None).as_unit("ns").asi8
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    return ts + utc_offsets_ns(ts, NEW_YORK)
 
 
 def trade_days(ts_ns: np.ndarray) -> np.ndarray:
@@ -48,9 +52,11 @@ def session_open_of_day(days: np.ndarray) -> np.ndarray:
     the day before (18:00 is never skipped nor repeated by a clock change)."""
     days = np.asarray(days, dtype=np.int64)
     unique, inverse = np.unique(days, return_inverse=True)
-    wall = (unique - 1) * DAY_NS + 18 * HOUR_NS
-    idx = pd.DatetimeIndex(wall.view("datetime64[ns]")).tz_localize(NEW_YORK)
-    return idx.tz_convert("UTC").as_unit("ns").asi8[inverse.reshape(days.shape)]
+    zone, epoch = ZoneInfo(NEW_YORK), datetime(1970, 1, 1)
+    opens = [  # one per session, not per bar
+        to_ns(local_to_utc(epoch + timedelta(days=int(day) - 1, hours=18), zone)) for day in unique
+    ]
+    return np.array(opens, dtype=np.int64)[inverse.reshape(days.shape)]
 
 
 def session_opens(ts_ns: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ by ``ts``, hygiene already applied.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from market_backfill.errors import ParamError
 from market_backfill.names import DEFAULT_SESSION_ANCHOR, MINUTE_NS, TRIANGLE_FLAGS
 from market_backfill.timeutil import EPOCH, to_ns
 from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
+from market_backfill.zones import local_to_utc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,28 +119,6 @@ def iso_utc(ns: int) -> str:
     if frac:
         text += f".{frac:09d}" if frac % 1000 else f".{frac // 1000:06d}"
     return text + "+00:00"
-
-
-def local_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The UTC instant of a naive wall-clock time in ``zone``. A time a clock change skips
-    gives the change itself (the first time after the gap), a time it repeats the second
-    (standard-time) occurrence, as pandas' ``tz_localize(ambiguous=False,
-    nonexistent="shift_forward")``."""
-    utc = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    if utc.astimezone(zone).replace(tzinfo=None) == wall:
-        return utc
-    # in a gap: fold=1 reads the wall time with the offset after the change (too early),
-    # fold=0 with the one before (too late); the change lies between, on a whole second
-    lo = int(utc.timestamp())
-    hi = int(wall.replace(tzinfo=zone, fold=0).astimezone(UTC).timestamp())
-    after = wall.replace(tzinfo=zone, fold=1).utcoffset()
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if datetime.fromtimestamp(mid, zone).utcoffset() == after:
-            hi = mid
-        else:
-            lo = mid
-    return datetime.fromtimestamp(hi, UTC)
 
 
 def anchor_times(settings: TriangleSettings, lo_ns: int, hi_ns: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 from psycopg import sql
 
 from market_backfill.db.connection import Connection
-from market_backfill.db.copy_binary import BinaryKind
+from market_backfill.db.copy_binary import BinaryKind, table_columns
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import EVENTS_TABLE
 from market_backfill.names import TRIANGLE_FLAGS
@@ -69,16 +69,13 @@ def event_rows(
 ) -> dict[str, np.ndarray]:
     """The engine's events (:meth:`EngineResult.event_columns`) as the table's columns:
     with the series, settings, source and version repeated on every row."""
-    n = len(events["ts"])
     constants: dict[str, Any] = {
         **dict(zip(SERIES_COLUMNS, series.key, strict=True)),
         **parsed.settings.as_row(),
         "source_table": parsed.source_table,
         "logic_version": LOGIC_VERSION,
     }
-    rows = {name: np.full(n, value, dtype=object) for name, value in constants.items()}
-    rows.update((name, np.asarray(values)) for name, values in events.items())
-    return {name: rows[name] for name in EVENT_COLUMNS}
+    return table_columns(events, constants, EVENT_COLUMNS)
 
 
 def purge_range(

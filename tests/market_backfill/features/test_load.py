@@ -22,6 +22,7 @@ from market_backfill.symbols import settings_of
 from market_backfill.timeutil import to_ns
 from tests.conftest import store_bars
 from tests.support.feature_checks import NQ, assert_same, single_pass, stored
+from tests.support.imports import group_task_code, loaded_after
 
 PARAMS = {"symbols": ["GLBX.MDP3:NQ"]}
 END = datetime(2025, 4, 1, tzinfo=UTC)
@@ -207,3 +208,26 @@ def test_killed_connections_during_the_binary_writes_lose_and_double_nothing(
     inside = (expected.ts >= to_ns("2025-02-01")) & (expected.ts < to_ns("2025-03-01"))
     # the chunk's values are within 1e-9 of the single pass (its warm-up: 400 bars)
     assert_same(expected[inside].reset_index(drop=True), got)
+
+
+def test_feature_task_bodies_run_without_pandas(market_db, quarter_bars):
+    """Both feature stages' task bodies, in a fresh interpreter on real bars: the rollup,
+    the features and their binary COPY work on numpy arrays, session times come from
+    zoneinfo, so pandas is never loaded; what they store is the single-pass reference."""
+    store_bars(quarter_bars)
+    feb = months()["2025-02"]
+    setup = group_task_code(
+        "feature_backfill",
+        PARAMS,
+        feb.to_dict(),
+        "from market_backfill.features.tasks import run_feature_group, run_rollup_group\n"
+        "rolled = run_rollup_group(group, run)\n"
+        "features = run_feature_group(group, run)\n"
+        "assert rolled['members'] and features['members'], (rolled, features)",
+    )
+    assert loaded_after(setup, ["pandas", "pandas_market_calendars", "databento"]) == []
+    with market_db.connect() as conn:
+        for tf in TIMEFRAMES:
+            expected = single_pass(quarter_bars, tf)
+            in_feb = (expected.ts >= to_ns(feb.start_dt)) & (expected.ts < to_ns(feb.end_dt))
+            assert_same(expected[in_feb], stored(conn, tf))

@@ -19,7 +19,7 @@ from market_backfill.triangles.load import triangle_chunk
 from market_backfill.triangles.params import parse_params
 from market_backfill.triangles.store import stored_events
 from tests.conftest import store_bars
-from tests.support.imports import loaded_after
+from tests.support.imports import group_task_code, loaded_after
 
 
 def plan_run(connect, params, **request):
@@ -219,14 +219,13 @@ def test_a_triangle_task_body_runs_without_pandas(market_db, quarter_bars):
     binary COPY of the events work on numpy arrays, so pandas (half a second to import)
     is never loaded. Run in a fresh interpreter, through the task body, on real bars."""
     store_bars(quarter_bars)
-    setup = (
-        "from market_backfill.airflow.context import RunContext\n"
-        "from market_backfill.planning import group_chunks\n"
+    setup = group_task_code(
+        "triangle_backfill",
+        {"symbols": ["GLBX.MDP3:NQ"]},
+        FEB.to_dict(),
         "from market_backfill.triangles.tasks import run_group\n"
-        f"group = group_chunks([{FEB.to_dict()!r}], 25)[0]\n"
-        "run = RunContext('triangle_backfill', 'no-pandas', {'symbols': ['GLBX.MDP3:NQ']})\n"
         "out = run_group(group, run)\n"
-        "assert out['triangles'] > 0 and out['inserted'] == out['triangles'], out"
+        "assert out['triangles'] > 0 and out['inserted'] == out['triangles'], out",
     )
     assert loaded_after(setup, ["pandas", "pandas_market_calendars", "databento"]) == []
     with market_db.connect() as conn:
