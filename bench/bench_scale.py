@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from market_backfill_devtools.airflow_stack import AirflowStack, CeleryStack
+from market_backfill_devtools.bytecode import compile_package
 from market_backfill_devtools.dbn_writer import write_bars
 from market_backfill_devtools.pg import PgTarget, create_database, drop_database
 from market_backfill_devtools.sample import synthetic_bars
@@ -334,6 +335,7 @@ def main() -> None:
     parser.add_argument("--floor-years", type=int, default=2, help="0: no floor comparison")
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
+    compile_package(ROOT)  # task processes load the package as a pip install leaves it
     if args.url is None:
         from market_backfill_devtools import embedded
 

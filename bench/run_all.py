@@ -44,6 +44,7 @@ from market_backfill.timeutil import to_ns
 from market_backfill.triangles.engine import TriangleSettings, run_engine
 from market_backfill.triangles.load import triangle_chunk
 from market_backfill.triangles.params import parse_params as triangle_params
+from market_backfill_devtools.bytecode import compile_package
 from market_backfill_devtools.sample import write_sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -361,6 +362,7 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
+    compile_package(ROOT)  # Airflow's processes load the package as a pip install leaves it
     admin = args.url
     if admin is None:
         from market_backfill_devtools import embedded
