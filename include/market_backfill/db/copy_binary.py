@@ -37,6 +37,7 @@ PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
 _FIXED: dict[str, str] = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8": ">f8"}
 NUMERIC_NEG = 0x4000  # the sign word of a negative numeric
 _NBASE = 10_000  # numeric digits are base 10000 words
+_FEW_TEXTS = 16  # distinct values of a text column found by comparison before sorting
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ def table_columns(
     """A table's columns in ``order`` for :func:`encode_rows`: the equally long arrays of
     ``values`` and each of ``constants`` repeated on every row."""
     n = row_count(values)
-    out = {name: np.full(n, value, dtype=object) for name, value in constants.items()}
+    # typed (a text constant as fixed-width unicode): encoded without a Python call per row
+    out = {name: np.full(n, value) for name, value in constants.items()}
     out.update((name, np.asarray(column)) for name, column in values.items())
     return {name: out[name] for name in order}
 
@@ -139,10 +141,21 @@ def _factorized(column: Any) -> tuple[np.ndarray, list[Any]]:
     if not isinstance(column, np.ndarray):  # a pandas Series
         codes, uniques = column.factorize(use_na_sentinel=True)
         return codes, list(uniques)
-    nulls = _nulls(column)
     codes = np.full(len(column), -1, dtype=np.int64)
-    uniques, codes[~nulls] = np.unique(column[~nulls].astype(str), return_inverse=True)
-    return codes, list(uniques)
+    uniques: list[Any] = []
+    left = np.flatnonzero(~_nulls(column))
+    # a few distinct values (a symbol, a direction): one vectorised comparison each
+    while len(left) and len(uniques) < _FEW_TEXTS:
+        value = column[left[0]]
+        hit = column[left] == value
+        codes[left[hit]] = len(uniques)
+        uniques.append(value)
+        left = left[~hit]
+    if len(left):  # many: sort the rest
+        rest, inverse = np.unique(column[left].astype(str), return_inverse=True)
+        codes[left] = inverse + len(uniques)
+        uniques += list(rest)
+    return codes, uniques
 
 
 def encode_rows(

@@ -183,10 +183,10 @@ class EngineResult:
         """One entry per triangle, by column: ts, direction, bias_* names, htf flags
         (in ``ts`` order)."""
         idx = np.flatnonzero(self.bull | self.bear)
-        names = np.array([BIAS_NAMES[k] for k in sorted(BIAS_NAMES)], dtype=object)
+        names = np.array([BIAS_NAMES[k] for k in sorted(BIAS_NAMES)])  # fixed-width text
         return {
             "ts": ts[idx],
-            "direction": np.where(self.bull[idx], "BULL", "BEAR").astype(object),
+            "direction": np.where(self.bull[idx], "BULL", "BEAR"),
             **{f"bias_{tf}": names[self.bias[tf][idx]] for tf in self.bias},
             "htf_bullish": self.htf_bullish[idx],
             "htf_bearish": self.htf_bearish[idx],

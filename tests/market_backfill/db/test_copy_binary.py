@@ -91,6 +91,21 @@ def test_numpy_columns_encode_as_the_dataframe_does():
     assert len(encode_rows({k: v[:0] for k, v in cols.items()}, list(KINDS), KINDS)) == 0
 
 
+@pytest.mark.parametrize("distinct", [1, 3, 40])
+def test_numpy_text_with_few_or_many_distinct_values_and_nulls(distinct):
+    """Text columns are factorised by comparison up to 16 distinct values, by sorting
+    beyond: both give the DataFrame's bytes, fixed-width and object arrays alike."""
+    rng = np.random.default_rng(distinct)
+    words = np.array([f"sym{i:02d}" for i in range(distinct)], dtype=object)
+    texts = words[rng.integers(0, distinct, 500)]
+    texts[rng.integers(0, 500, 20)] = None
+    kinds = {"t": "text", "u": "text"}
+    fixed = np.array([w or "" for w in texts])  # "<U5": no NULLs in fixed-width text
+    want = encode_rows(pd.DataFrame({"t": texts, "u": fixed.astype(object)}), ["t", "u"], kinds)
+    got = encode_rows({"t": texts, "u": fixed}, ["t", "u"], kinds)
+    assert got.data.tobytes() == want.data.tobytes()
+
+
 @pytest.mark.parametrize("batch_size", [2, 500])
 def test_every_kind_round_trips_through_both_paths(market_db, batch_size):
     with market_db.connect() as conn:
