@@ -25,23 +25,28 @@ def local_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
     if utc.astimezone(zone).replace(tzinfo=None) == wall:
         return utc
     # in a gap: fold=1 reads the wall time with the offset after the change (too early),
-    # fold=0 with the one before (too late); the change lies between, on a whole second
-    lo = int(utc.timestamp())
-    hi = int(wall.replace(tzinfo=zone, fold=0).astimezone(UTC).timestamp())
-    after = wall.replace(tzinfo=zone, fold=1).utcoffset()
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if datetime.fromtimestamp(mid, zone).utcoffset() == after:
-            hi = mid
-        else:
-            lo = mid
-    return datetime.fromtimestamp(hi, UTC)
+    # fold=0 with the one before (too late, past the change); the change lies between
+    too_late = int(wall.replace(tzinfo=zone, fold=0).astimezone(UTC).timestamp())
+    change = _change_at(zone, int(utc.timestamp()), too_late, _offset_s(zone, too_late))
+    return datetime.fromtimestamp(change, UTC)
 
 
 def _offset_s(zone: ZoneInfo, t: int) -> int:
     """UTC offset (seconds) of ``zone`` at Unix second ``t``."""
     offset = datetime.fromtimestamp(t, zone).utcoffset()
     return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _change_at(zone: ZoneInfo, before: int, at: int, offset: int) -> int:
+    """The first Unix second in ``(before, at]`` where ``zone``'s offset is ``offset`` (it is
+    at ``at``, not at ``before``; a clock change falls on a whole second)."""
+    while at - before > 1:
+        mid = (before + at) // 2
+        if _offset_s(zone, mid) == offset:
+            at = mid
+        else:
+            before = mid
+    return at
 
 
 def utc_offsets_ns(ts_ns: np.ndarray, zone_name: str) -> np.ndarray:
@@ -59,14 +64,7 @@ def utc_offsets_ns(ts_ns: np.ndarray, zone_name: str) -> np.ndarray:
         offset = _offset_s(zone, midnight)
         if offset == offsets[-1]:
             continue
-        lo, hi = midnight - DAY_S, midnight
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _offset_s(zone, mid) == offset:
-                hi = mid
-            else:
-                lo = mid
-        starts.append(hi)
+        starts.append(_change_at(zone, midnight - DAY_S, midnight, offset))
         offsets.append(offset)
     at = np.searchsorted(np.array(starts, dtype=np.int64) * NS, ts, side="right") - 1
     return np.array(offsets, dtype=np.int64)[at] * NS

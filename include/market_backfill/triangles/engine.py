@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_SESSION_ANCHOR, MINUTE_NS, TRIANGLE_FLAGS
+from market_backfill.names import DAY_NS, DEFAULT_SESSION_ANCHOR, MINUTE_NS, TRIANGLE_FLAGS
 from market_backfill.timeutil import EPOCH, to_ns
 from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
 from market_backfill.zones import local_to_utc
@@ -127,9 +127,8 @@ def anchor_times(settings: TriangleSettings, lo_ns: int, hi_ns: int) -> np.ndarr
     days before ``lo_ns``'s UTC day to 8 days after ``hi_ns``'s."""
     if settings.anchor == "fixed":
         return np.array([settings._anchor_ns()], dtype=np.int64)
-    day_ns = 86_400 * 1_000_000_000
-    first = date.fromordinal(EPOCH.date().toordinal() + lo_ns // day_ns - 8)
-    last = date.fromordinal(EPOCH.date().toordinal() + hi_ns // day_ns + 8)
+    first = date.fromordinal(EPOCH.date().toordinal() + lo_ns // DAY_NS - 8)
+    last = date.fromordinal(EPOCH.date().toordinal() + hi_ns // DAY_NS + 8)
     clock, zone_name = settings.session_anchor.split(" ", 1)
     hours, minutes = (int(part) for part in clock.split(":"))
     zone = ZoneInfo(zone_name)
