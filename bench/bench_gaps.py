@@ -72,17 +72,22 @@ def time_scans(url: str, start: datetime, end: datetime, repeat: int) -> dict:
     }
 
 
+def server_url(url: str | None) -> str:
+    """``url``, or the embedded PostgreSQL's (started if need be) when it is None."""
+    if url is not None:
+        return url
+    from market_backfill_devtools import embedded
+
+    return embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=float, default=15.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url")
     args = parser.parse_args()
-    admin = args.url
-    if admin is None:
-        from market_backfill_devtools import embedded
-
-        admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    admin = server_url(args.url)
     with scratch_database(admin, "bench_gaps") as url:
         t0 = time.perf_counter()
         start, end, n = load_years(url, args.years)

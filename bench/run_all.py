@@ -19,7 +19,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import bench_features
 import bench_gaps
 import bench_insert
 import psycopg
+from dags_test import airflow_env, airflow_uri, dags_test
 
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
@@ -81,12 +81,7 @@ class Db:
             conn.execute(statement)
 
     def airflow_uri(self) -> str:
-        info = psycopg.conninfo.conninfo_to_dict(self.url)
-        from urllib.parse import quote
-
-        host = quote(str(info.get("host", "127.0.0.1")), safe="")
-        port = f":{info['port']}" if info.get("port") else ""
-        return f"postgresql://{info.get('user', 'postgres')}@{host}{port}/{self.name}"
+        return airflow_uri(self.url)
 
     def drop(self) -> None:
         with psycopg.connect(self.admin, autocommit=True) as conn:
@@ -216,40 +211,13 @@ def section_features(db: Db, start: datetime, end: datetime, repeat: int) -> lis
     ]
 
 
-def dags_test(env: dict, dags: Path, dag_id: str, conf: dict) -> float:
-    """Seconds of one ``airflow dags test`` (process start to exit) of ``dag_id``."""
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", dag_id, "-c", json.dumps(conf)],
-        env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags)},
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - started
-    finished = [
-        line for line in (proc.stdout + proc.stderr).splitlines() if "DagRun Finished:" in line
-    ]
-    if proc.returncode != 0 or not finished or ", state=success," not in finished[-1]:
-        raise RuntimeError(f"{dag_id}: " + proc.stdout[-2000:] + proc.stderr[-2000:])
-    return wall
-
-
 def section_airflow(
     db: Db, path: Path, start: datetime, end: datetime, library_s: float, seed_rate: float
 ) -> list[str]:
     """``airflow dags test`` of a no-op DAG of the same shape (the floor), an empty
     ``ohlcv_reingest`` run and a year of it: the project's fixed cost and its time above
     the floor, beside the seed method's time for the same rows."""
-    home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_MARKET_DB": db.airflow_uri(),
-    }
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
-    )
+    env = airflow_env(db.airflow_uri())
     empty_file = WORK / "nq-one-day-2024.dbn.zst"  # no bar in the measured year
     if not empty_file.exists():
         write_sample(empty_file, datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))

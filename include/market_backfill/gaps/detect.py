@@ -87,7 +87,11 @@ def present_mask(expected: np.ndarray, stored: np.ndarray) -> np.ndarray:
 
 def missing_runs(expected: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(first, count) of each maximal run of expected minutes absent from ``stored``."""
-    missing = expected[~present_mask(expected, stored)]
+    return runs_of(expected[~present_mask(expected, stored)])
+
+
+def runs_of(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, count) of each maximal run of consecutive minutes in sorted ``missing``."""
     if len(missing) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     breaks = np.flatnonzero(np.diff(missing) != MINUTE_NS) + 1
@@ -101,7 +105,12 @@ def find_gaps(
 ) -> list[Gap]:
     """Gaps of at least ``min_gap_minutes`` (runs are consecutive in time, so a run never
     spans a session boundary: the calendar has no minute there)."""
-    first, counts = missing_runs(expected, stored)
+    return _long_runs(series, *missing_runs(expected, stored), min_gap_minutes)
+
+
+def _long_runs(
+    series: Series, first: np.ndarray, counts: np.ndarray, min_gap_minutes: int
+) -> list[Gap]:
     keep = counts >= min_gap_minutes
     return [
         Gap(series, int(f), int(f) + int(n) * MINUTE_NS)
@@ -130,16 +139,17 @@ def scan(
     """Compare stored bars with the calendar over ``[start, end)``."""
     started = time.monotonic()
     expected = trading_minutes(calendar, start, end)
-    stored = stored_minutes(conn, series, start, end)
-    gaps = find_gaps(series, expected, stored, min_gap_minutes)
-    months = completeness(expected, stored, gaps)
+    present = present_mask(expected, stored_minutes(conn, series, start, end))
+    gaps = _long_runs(series, *runs_of(expected[~present]), min_gap_minutes)
+    months = completeness(expected, present, gaps)
     return Scan(series, gaps, months, round(time.monotonic() - started, 3))
 
 
 def completeness(
-    expected: np.ndarray, stored: np.ndarray, gaps: Sequence[Gap]
+    expected: np.ndarray, present: np.ndarray, gaps: Sequence[Gap]
 ) -> list[dict[str, Any]]:
-    """Per calendar month: expected trading minutes, stored bars on them, percent, gaps."""
+    """Per calendar month: expected trading minutes, stored bars on them (``present``:
+    :func:`present_mask`), percent, gaps."""
     if len(expected) == 0:
         return []
     months = expected.astype("datetime64[ns]").astype("datetime64[M]")  # sorted: expected is
@@ -149,7 +159,7 @@ def completeness(
     labels = months[change]
     month_idx = np.cumsum(change) - 1
     exp = np.bincount(month_idx, minlength=len(labels))
-    got = np.bincount(month_idx, weights=present_mask(expected, stored), minlength=len(labels))
+    got = np.bincount(month_idx, weights=present, minlength=len(labels))
     gap_months = (
         np.array([g.start_ns for g in gaps], dtype=np.int64)
         .astype("datetime64[ns]")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from market_backfill.gaps.store import (
     record_gaps,
 )
 from market_backfill.names import MINUTE
-from market_backfill.planning import Chunk, ChunkData
+from market_backfill.planning import Chunk, ChunkData, monthly_chunks
 from market_backfill.sources import make_source
 from market_backfill.sources.costs import (
     DataRequest,
@@ -60,20 +60,33 @@ REPORT_COLUMNS = (
 )
 
 
+DETECT_CHUNK = "detect"
+"""The ``chunk`` of a detection's row in ``backfill_runs`` (one per symbol and run)."""
+
+
 class DetectResult(GapRecordCounts):
-    """One detection's XCom."""
+    """One detection's XCom (and its ``backfill_runs`` counts)."""
 
     symbol: str
     chunk: str
+    start: str  # the range scanned, as planned
+    end: str
     expected: int
     stored: int
     missing_minutes: int
+    months: list[dict[str, Any]]  # per-month completeness (the report reuses it)
     seconds: float
 
 
 def gap_params(run: RunContext) -> GapParams:
     """The run's validated params, its range following its data interval if any."""
     return parse_params(run.params, interval=run.interval)
+
+
+def detection_targets(gp: GapParams) -> list[ChunkData]:
+    """One detection target per symbol over the params' range."""
+    start, end = gp.start.isoformat(), gp.end.isoformat()
+    return [Chunk(s.key, DETECT_CHUNK, start, end).to_dict() for s in gp.symbols]
 
 
 def plan_detection(run: RunContext) -> list[ChunkData]:
@@ -83,8 +96,7 @@ def plan_detection(run: RunContext) -> list[ChunkData]:
         gp = gap_params(run)
         run_transaction(run.connect, lambda c: load_settings(c, gp.symbols), what="symbols")
         log.info("gap detection %s .. %s for %s", gp.start, gp.end, [s.key for s in gp.symbols])
-        start, end = gp.start.isoformat(), gp.end.isoformat()
-        return [Chunk(s.key, "detect", start, end).to_dict() for s in gp.symbols]
+        return detection_targets(gp)
 
     return plan_or_fail(plan)
 
@@ -118,10 +130,13 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
             return DetectResult(
                 symbol=chunk.symbol,
                 chunk=chunk.label,
+                start=chunk.start,
+                end=chunk.end,
                 **counts,
                 expected=expected,
                 stored=stored,
                 missing_minutes=sum(g.minutes for g in found.gaps),
+                months=found.months,
                 seconds=found.seconds,
             )
 
@@ -222,26 +237,69 @@ def announce_repairs(run: RunContext) -> int:
     return written
 
 
-def completeness_report(gp: GapParams, connect: Connector) -> list[dict[str, Any]]:
-    """Symbol x month: expected trading minutes, stored bars on them, percent, open and
-    unfillable gaps."""
+def completeness_report(
+    gp: GapParams,
+    connect: Connector,
+    targets: Sequence[Mapping[str, Any]],
+    detected: Mapping[str, Mapping[str, Any]],
+    repairs: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Symbol x month over each detection target's range: expected trading minutes, stored
+    bars on them, percent, open and unfillable gaps. A month's minutes are those the
+    target's detection in this run found (``detected``: its ``backfill_runs`` counts by
+    symbol) unless one of ``repairs`` touched the month, which is scanned again; a target
+    whose detection did not succeed (or scanned another range) is scanned whole. One
+    transaction per target."""
     rows: list[dict[str, Any]] = []
-    registry = run_transaction(connect, lambda c: load_settings(c, gp.symbols), what="symbols")
-    for settings in registry.values():
-        series = settings.series(gp.roll_rule, gp.rank)
+    symbols = [parse_symbol(t["symbol"]) for t in targets]
+    registry = run_transaction(connect, lambda c: load_settings(c, symbols), what="symbols")
+    for target in targets:
+        chunk = Chunk.from_dict(target)
+        settings = registry[parse_symbol(chunk.symbol)]
+        found = detected.get(chunk.symbol, {})
+        same_range = (found.get("start"), found.get("end")) == (chunk.start, chunk.end)
+        months = found.get("months") if same_range else None
+        touched = {
+            part.month
+            for r in repairs
+            if r["symbol"] == chunk.symbol
+            for part in monthly_chunks(
+                chunk.symbol,
+                max(chunk.start_dt, datetime.fromisoformat(r["gap_start"])),
+                min(chunk.end_dt, datetime.fromisoformat(r["gap_end"])),
+            )
+        }
         rows += run_transaction(
             connect,
-            lambda c, s=series, cal=settings.calendar: _completeness_rows(c, s, cal, gp),
+            lambda c, t=chunk, s=settings, m=months, again=touched: _completeness_rows(
+                c, s.series(gp.roll_rule, gp.rank), s.calendar, t, m, again, gp.min_gap_minutes
+            ),
             what="completeness",
         )
     return rows
 
 
 def _completeness_rows(
-    conn: Connection, series: Series, calendar: str, gp: GapParams
+    conn: Connection,
+    series: Series,
+    calendar: str,
+    target: Chunk,
+    detected: Sequence[Mapping[str, Any]] | None,
+    rescan: Set[str],
+    min_gap_minutes: int,
 ) -> list[dict[str, Any]]:
-    found = scan(conn, series, calendar, gp.start, gp.end, gp.min_gap_minutes)
-    missing = missing_gaps_by_month(conn, series, gp.start, gp.end)
+    lo, hi = target.start_dt, target.end_dt
+    if detected is None:
+        months = scan(conn, series, calendar, lo, hi, min_gap_minutes).months
+    else:
+        again = {
+            c.month: scan(conn, series, calendar, c.start_dt, c.end_dt, min_gap_minutes).months
+            for c in monthly_chunks(series.symbol, lo, hi)
+            if c.month in rescan
+        }
+        months = [again[m["month"]][0] if again.get(m["month"]) else m for m in detected]
+        log.info("%s: completeness of %d months, %d scanned again", series, len(months), len(again))
+    missing = missing_gaps_by_month(conn, series, lo, hi)
     return [
         {
             "symbol": series.symbol.key,
@@ -249,7 +307,7 @@ def _completeness_rows(
             "open_gaps": missing.get(m["month"], {}).get("open", 0),
             "unfillable_gaps": missing.get(m["month"], {}).get("unfillable", 0),
         }
-        for m in found.months
+        for m in months
     ]
 
 
@@ -261,7 +319,13 @@ def report(
     """Completeness report into the log, the XCom and ``backfill_runs``; fails the run when
     a detection or repair task failed (a gap left open is not a failure)."""
     gp = gap_params(run)
-    rows = completeness_report(gp, run.connect)
+    detected = {
+        r["symbol"]: r["counts"]
+        for r in audit.run_rows(run.connect, run.dag_id, run.run_id)
+        if r["chunk"] == DETECT_CHUNK and r["status"] == "success"
+    }
+    targets = detection_targets(gp) if planned_detect is None else planned_detect
+    rows = completeness_report(gp, run.connect, targets, detected, planned_repairs or [])
     log.info(
         "completeness %s .. %s:\n%s",
         f"{gp.start:%Y-%m-%d %H:%M}",
