@@ -5,7 +5,7 @@ Thin wiring only: the task bodies live in ``market_backfill.features.tasks``.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS, FEATURES
 from market_backfill.airflow.notify import RunFailureNotifier
@@ -14,6 +14,7 @@ from market_backfill.airflow.params import (
     batch_size_param,
     date_param,
     flag,
+    param,
     range_params,
     series_params,
     symbols_per_task_param,
@@ -64,7 +65,7 @@ Runs after every update of the bars (Asset schedule) in catch-up mode.
     params={
         **range_params("catch up from the newest feature rows"),
         **series_params(),
-        "timeframes": Param(
+        "timeframes": param(
             list(TIMEFRAMES),
             type="array",
             minItems=1,

@@ -5,7 +5,7 @@ Thin wiring only: the task bodies live in ``market_backfill.gaps.tasks``.
 
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule, Param, TriggerRule, dag, task
+from airflow.sdk import AssetOrTimeSchedule, TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS
 from market_backfill.airflow.notify import RunFailureNotifier
@@ -13,6 +13,7 @@ from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     flag,
     int_param,
+    param,
     range_params,
     source_params,
 )
@@ -69,7 +70,7 @@ params of `ohlcv_reingest` for the repair.
         "min_gap_minutes": int_param(
             5, 1, 100000, "Minimum gap (minutes)", "Shorter runs of missing minutes are quiet."
         ),
-        "repair": Param(
+        "repair": param(
             True,
             type="boolean",
             title="Repair",
@@ -85,7 +86,7 @@ params of `ohlcv_reingest` for the repair.
             "Attempts before unfillable",
             "Repairs that find no bars before a gap is marked unfillable and no longer asked.",
         ),
-        "max_cost_usd": Param(
+        "max_cost_usd": param(
             DEFAULT_MAX_COST_USD,
             type="number",
             minimum=0,

@@ -6,7 +6,7 @@ inside the tasks, so parsing this file touches no database, network or heavy lib
 
 from __future__ import annotations
 
-from airflow.sdk import Param, PokeReturnValue, TriggerRule, dag, task
+from airflow.sdk import PokeReturnValue, TriggerRule, dag, task
 
 from market_backfill.airflow.assets import CLEAN_BARS
 from market_backfill.airflow.notify import RunFailureNotifier
@@ -14,6 +14,7 @@ from market_backfill.airflow.params import (
     DEFAULT_ARGS,
     batch_size_param,
     flag,
+    param,
     range_params,
     source_params,
     symbols_per_task_param,
@@ -83,7 +84,7 @@ batches, commits, retries) and writes it to `backfill_runs`.
         **source_params("the chunks", REINGEST_SOURCES),
         "batch_size": batch_size_param(),
         "symbols_per_task": symbols_per_task_param(),
-        "max_cost_usd": Param(
+        "max_cost_usd": param(
             DEFAULT_MAX_COST_USD,
             type="number",
             minimum=0,

@@ -31,11 +31,25 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+"""The JSON Schema dialect of every param (``$schema``): each keyword the params use is in
+Draft 7. Airflow validates a param's schema against its dialect's meta-schema each time it
+resolves the param, and resolves every param of every task when it serializes a DAG (about
+2,000 times in one ``airflow dags test``): the Draft 7 meta-schema is checked in less than
+half the time of the default (2020-12)."""
+
+
+def param(default: Any, **schema: Any) -> Param:
+    """A trigger-form param: ``default`` and its JSON Schema (``type``, bounds, ``title``,
+    ``description`` ...) in :data:`SCHEMA_DIALECT`."""
+    return Param(default, **{"$schema": SCHEMA_DIALECT, **schema})
+
+
 def range_params(catch_up: str) -> dict[str, Param]:
     """``symbols``, ``start``, ``end`` with the trigger form's validation and pickers;
     ``catch_up`` says what a run without dates does."""
     return {
-        "symbols": Param(
+        "symbols": param(
             list(DEFAULT_SYMBOLS),
             type="array",
             minItems=1,
@@ -52,7 +66,7 @@ def range_params(catch_up: str) -> dict[str, Param]:
 
 def date_param(title: str, description: str) -> Param:
     """An optional ``YYYY-MM-DD`` date (the trigger form shows a date picker)."""
-    return Param(None, type=["null", "string"], format="date", title=title, description=description)
+    return param(None, type=["null", "string"], format="date", title=title, description=description)
 
 
 def choice_param(
@@ -64,21 +78,21 @@ def choice_param(
 ) -> Param:
     """A param the trigger form offers as a drop-down of ``choices`` (shown as ``labels``)."""
     extra: dict[str, Any] = {"values_display": dict(labels)} if labels else {}
-    return Param(
+    return param(
         default, type="string", enum=list(choices), title=title, description=description, **extra
     )
 
 
 def text_param(title: str, description: str) -> Param:
     """An optional free-text param, empty by default."""
-    return Param(None, type=["null", "string"], title=title, description=description)
+    return param(None, type=["null", "string"], title=title, description=description)
 
 
 def series_params() -> dict[str, Param]:
     """Which continuous series: ``roll_rule`` and ``rank``, empty for each symbol's
     registry default (``NQ.v.0`` for the preloaded roots)."""
     return {
-        "roll_rule": Param(
+        "roll_rule": param(
             None,
             type=["null", "string"],
             enum=[None, *ROLL_RULES],
@@ -87,7 +101,7 @@ def series_params() -> dict[str, Param]:
             description="How the continuous contract rolls: v volume, c calendar, n open "
             "interest. Empty: the registry's default of each symbol.",
         ),
-        "rank": Param(
+        "rank": param(
             None,
             type=["null", "integer"],
             minimum=0,
@@ -123,7 +137,7 @@ def source_params(what: str, sources: Sequence[str] = SOURCES) -> dict[str, Para
 
 def int_param(default: int, minimum: int, maximum: int, title: str, description: str) -> Param:
     """An integer param with bounds the trigger form enforces."""
-    return Param(
+    return param(
         default,
         type="integer",
         minimum=minimum,
@@ -158,4 +172,4 @@ def symbols_per_task_param() -> Param:
 
 def flag(title: str, description: str) -> Param:
     """A boolean param, off by default."""
-    return Param(False, type="boolean", title=title, description=description)
+    return param(False, type="boolean", title=title, description=description)
