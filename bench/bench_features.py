@@ -4,9 +4,10 @@
 
 Loads SYNTHETIC NQ-like bars into a fresh database (one COPY), then times, median of
 --repeat: the engine alone (rollup into five timeframes and the ten features of all six,
-in memory, one core) and end to end (the DAG's code path: per monthly chunk the rollup
+in memory, one core), end to end (the DAG's code path: per monthly chunk the rollup
 stage, then the feature stage, read from and written to PostgreSQL in 500-row committed
-batches, from empty tables).
+batches, from empty tables) and the limit of its writes (the rows it wrote, as one COPY
+per table in one transaction into empty tables with the same keys).
 """
 
 from __future__ import annotations
@@ -76,7 +77,41 @@ def measure(url: str, start: datetime, end: datetime, repeat: int) -> dict:
         "chunks": len(chunks),
         "engine_s": t_engine,
         "end_to_end_s": statistics.median(e2e),
+        "one_copy_s": one_copy(url, repeat),
+        "one_copy_unkeyed_s": one_copy(url, repeat, keys=False),
     }
+
+
+WRITTEN = ("market_bars_ohlcv_agg", "market_features_v1")
+
+
+def one_copy(url: str, repeat: int, keys: bool = True) -> float:
+    """Median seconds of the stage's writes at their limit: every row the end-to-end path
+    wrote (rolled-up bars, feature rows), as one binary COPY per table into empty tables
+    of the same columns and keys (without the keys: ``keys=False``), in one transaction."""
+    like = "INCLUDING ALL" if keys else "INCLUDING DEFAULTS"
+    with psycopg.connect(url) as conn:
+        data = {}
+        for table in WRITTEN:
+            with conn.cursor().copy(f"COPY {table} TO STDOUT (FORMAT binary)") as copy:
+                data[table] = b"".join(bytes(part) for part in copy)
+            conn.execute(f"CREATE TABLE limit_{table} (LIKE {table} {like})")
+        conn.commit()
+        times = []
+        for _ in range(repeat):
+            for table in WRITTEN:
+                conn.execute(f"TRUNCATE limit_{table}")
+            conn.commit()
+            started = time.perf_counter()
+            for table in WRITTEN:
+                with conn.cursor().copy(f"COPY limit_{table} FROM STDIN (FORMAT binary)") as copy:
+                    copy.write(data[table])
+            conn.commit()
+            times.append(time.perf_counter() - started)
+        for table in WRITTEN:
+            conn.execute(f"DROP TABLE limit_{table}")
+        conn.commit()
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -99,7 +134,10 @@ def main() -> None:
         print(
             f"{res['bars']:,} bars, {res['rows']:,} feature rows over six timeframes; engine "
             f"{res['engine_s']:.3f}s ({res['bars'] / res['engine_s']:,.0f} bars/s), end to end "
-            f"{res['end_to_end_s']:.2f}s ({res['bars'] / res['end_to_end_s']:,.0f} bars/s)"
+            f"{res['end_to_end_s']:.2f}s ({res['bars'] / res['end_to_end_s']:,.0f} bars/s); "
+            f"its writes as one COPY {res['one_copy_s']:.2f}s "
+            f"({res['bars'] / res['one_copy_s']:,.0f} bars/s), without the keys "
+            f"{res['one_copy_unkeyed_s']:.2f}s"
         )
 
 
