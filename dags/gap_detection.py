@@ -40,7 +40,8 @@ longer requested (`retry_unfillable` asks again). When repairs wrote bars, `anno
 emits the bars Asset (so `triangle_backfill` recomputes what changed); the DAG itself
 runs daily and after every update of the bars Asset (reingest, repairs). The `report`
 task ends with a completeness table (symbol x month: expected minutes, stored, percent,
-open and unfillable gaps) in its log, XCom and `backfill_runs`.
+open and unfillable gaps; the detection's figures, the months a repair touched scanned
+again) in its log, XCom and `backfill_runs`.
 
 **What a run checks**: with `start`/`end`, those UTC days; a scheduled (daily) or
 Backfill run, its data interval and the 30 days before it; a manual or asset-triggered
