@@ -242,6 +242,7 @@ def section_airflow(
         runs["full"].append(dags_test(env, ROOT / "dags", "ohlcv_reingest", full))
     floor, empty_s, full_s = (statistics.median(runs[k]) for k in ("floor", "empty", "full"))
     fixed, above = empty_s - floor, full_s - floor
+    paired = [e - f for f, e in zip(runs["floor"], runs["empty"], strict=True)]
     seed_s = rows / seed_rate
     return [
         f"Each `airflow dags test` is a whole CLI process (start, parse, run, exit); median "
@@ -259,8 +260,9 @@ def section_airflow(
         "",
         "| target (issue 15) | measured | met |",
         "|---|---:|---|",
-        f"| our fixed cost per run (empty run - floor) at most 1 s | {fixed:.1f} s | "
-        f"{'yes' if fixed <= 1 else 'no'} |",
+        f"| our fixed cost per run (empty run - floor) at most 1 s | {fixed:.1f} s (the "
+        f"runs' paired differences: {', '.join(f'{d:.1f}' for d in paired)} s) | "
+        f"{'yes' if fixed <= 1 and statistics.median(paired) <= 1 else 'no'} |",
         f"| the seed method at least 8x our time above the floor (year run - floor: "
         f"{above:.1f} s) | {seed_s / above:.1f}x | {'yes' if seed_s >= 8 * above else 'no'} |",
     ]

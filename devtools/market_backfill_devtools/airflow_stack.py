@@ -22,6 +22,18 @@ from typing import Any
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
+"""sqlite3's connect arguments for the stack's metadata database (its sync engine): a
+write waits up to a minute for the database lock. Python's default is 5 s, and while the
+scheduler and running tasks write, an API request's write (its audit-log row) then fails
+with "database is locked": a 500 instead of the answer."""
+SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
+"""The same for the async engine (aiosqlite passes them to sqlite3)."""
+_SQLITE_ENV = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.SQLITE_CONNECT_ARGS",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{__name__}.SQLITE_CONNECT_ARGS_ASYNC",
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -51,6 +63,7 @@ class AirflowStack:
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            **_SQLITE_ENV,
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
@@ -248,6 +261,8 @@ class CeleryStack(AirflowStack):
         workers: int = 2,
     ) -> None:
         super().__init__(home, dags, extra_env)
+        for key in _SQLITE_ENV:  # PostgreSQL metadata: no sqlite3 arguments
+            self.env.pop(key)
         self.env.update(
             {
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
