@@ -182,6 +182,53 @@ def encode_rows(
             nulls, matrix = _fixed_column(column, kind)
             lengths = np.where(nulls, -1, matrix.shape[1])
             parts.append((nulls, lengths, matrix))
+    if all(_same_width(*part) for part in parts):
+        return _fixed_width_rows(parts, n)
+    return _scattered_rows(parts, n)
+
+
+def _same_width(nulls: np.ndarray, lengths: np.ndarray, data: object) -> bool:
+    """True when a column has no NULL and one field length on every row (a text column:
+    all its distinct values of one length in bytes)."""
+    if isinstance(data, tuple):
+        return not nulls.any() and len({len(raw) for raw in data[1]}) <= 1
+    return not nulls.any()
+
+
+def _fixed_width_rows(parts: Sequence[tuple[np.ndarray, np.ndarray, object]], n: int) -> BinaryRows:
+    """Rows of one width (no NULL, one length per column: a symbol, prices, times): the
+    buffer is a (rows x width) matrix filled column by column with strided copies."""
+    widths = [_field_width(data) for _nulls, _lengths, data in parts]
+    row_width = 2 + sum(4 + w for w in widths)
+    out = np.empty((n, row_width), dtype=np.uint8)
+    out[:, :2] = np.frombuffer(len(parts).to_bytes(2, "big"), dtype=np.uint8)
+    at = 2
+    for (_nulls, _lengths, data), width in zip(parts, widths, strict=True):
+        out[:, at : at + 4] = np.frombuffer(width.to_bytes(4, "big"), dtype=np.uint8)
+        at += 4
+        if isinstance(data, tuple):  # text: the distinct values' bytes, gathered by code
+            codes, encoded = data
+            if width:
+                table = np.frombuffer(b"".join(encoded), dtype=np.uint8).reshape(-1, width)
+                out[:, at : at + width] = table[codes] if len(table) > 1 else table[0]
+        else:
+            out[:, at : at + width] = data
+        at += width
+    return BinaryRows(out.reshape(-1), np.arange(n + 1, dtype=np.int64) * row_width)
+
+
+def _field_width(data: object) -> int:
+    """The one field length of a column of one width: a fixed column's matrix width, a
+    text column's values' length in bytes (0 when it has none)."""
+    if isinstance(data, tuple):
+        encoded = data[1]
+        return len(encoded[0]) if encoded else 0
+    return int(data.shape[1])  # type: ignore[attr-defined]
+
+
+def _scattered_rows(parts: Sequence[tuple[np.ndarray, np.ndarray, object]], n: int) -> BinaryRows:
+    """Rows of any widths (NULLs, texts of several lengths): each field scattered into
+    one buffer at its row's computed offset."""
     sizes = np.full(n, 2, dtype=np.int64)  # the field count
     for _nulls, lengths, _data in parts:
         sizes += 4 + np.maximum(lengths, 0)
@@ -189,7 +236,7 @@ def encode_rows(
     np.cumsum(sizes, out=offsets[1:])
     out = np.empty(int(offsets[-1]), dtype=np.uint8)
     starts = offsets[:-1]
-    _scatter(out, starts, np.full((n, 1), len(columns), dtype=">i2").view(np.uint8))
+    _scatter(out, starts, np.full((n, 1), len(parts), dtype=">i2").view(np.uint8))
     cursor = starts + 2
     for nulls, lengths, data in parts:
         _scatter(out, cursor, lengths.astype(">i4").reshape(-1, 1).view(np.uint8))

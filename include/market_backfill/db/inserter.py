@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypedDict
 
 import numpy as np
 from psycopg import sql
@@ -125,6 +125,15 @@ class ConflictPolicy:
     touch: tuple[str, ...] = ()
 
 
+class _Statements(NamedTuple):
+    """The inserter's statements: composed, or rendered for its open connection."""
+
+    direct: sql.Composable | bytes  # COPY into the table
+    copy: sql.Composable | bytes  # COPY into the staging table
+    insert: sql.Composable | bytes  # INSERT ... ON CONFLICT from staging; TRUNCATE staging
+    stage: sql.Composable | bytes  # CREATE TEMP TABLE staging
+
+
 class BatchInserter:
     """Write rows into ``table`` in committed batches; see the module docstring for guarantees.
 
@@ -170,10 +179,11 @@ class BatchInserter:
         self._staging = sql.Identifier(f"_stage_{table}"[:63])
         self._stage_ready = False
         self.upsert_mode = False
-        self._direct_sql, self._copy_sql, self._insert_sql, self._stage_sql = self._build_sql()
+        self._composed = self._build_sql()
+        self._sql = self._composed  # rendered to bytes once per connection
 
     # -- SQL ---------------------------------------------------------------------------------
-    def _build_sql(self) -> tuple[sql.Composed, sql.Composed, sql.Composed, sql.Composed]:
+    def _build_sql(self) -> _Statements:
         target = sql.Identifier(self.table)
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
         stage = sql.SQL(
@@ -213,7 +223,7 @@ class BatchInserter:
             "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} ON CONFLICT ({key}) {action}; "
             "TRUNCATE {stg}"
         ).format(target=target, cols=cols, stg=self._staging, key=key, action=action)
-        return direct, copy, insert, stage
+        return _Statements(direct, copy, insert, stage)
 
     # -- connection --------------------------------------------------------------------------
     def _ensure_connection(self) -> Connection:
@@ -222,6 +232,7 @@ class BatchInserter:
             conn.autocommit = True
             self._conn = conn
             self._stage_ready = False
+            self._sql = _Statements(*(part.as_bytes(conn) for part in self._composed))
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -261,7 +272,7 @@ class BatchInserter:
         if not self.upsert_mode:
             try:
                 with conn.cursor() as cur:
-                    with cur.copy(self._direct_sql) as copy:
+                    with cur.copy(self._sql.direct) as copy:
                         copy.write(payload)
                     return max(cur.rowcount, 0)
             except UniqueViolation:
@@ -269,12 +280,12 @@ class BatchInserter:
                 log.info("%s: batch meets stored rows; upserting from here on", self.table)
         with conn.cursor() as cur:
             if not self._stage_ready:  # new connection, or a batch that failed midway
-                cur.execute(self._stage_sql)
+                cur.execute(self._sql.stage)
                 cur.execute(sql.SQL("TRUNCATE {}").format(self._staging))
             self._stage_ready = False  # until the batch's INSERT; TRUNCATE has run
-            with cur.copy(self._copy_sql) as copy:
+            with cur.copy(self._sql.copy) as copy:
                 copy.write(payload)
-            cur.execute(self._insert_sql)
+            cur.execute(self._sql.insert)
             self._stage_ready = True
             return max(cur.rowcount, 0)
 

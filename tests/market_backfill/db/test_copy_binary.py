@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from market_backfill.airflow.connections import hook_connector
+from market_backfill.db import copy_binary
 from market_backfill.db.copy_binary import SIGNATURE, TRAILER, encode_rows
 from market_backfill.db.inserter import BatchInserter, ConflictPolicy
 from market_backfill.timeutil import from_ns, to_ns
@@ -104,6 +105,33 @@ def test_numpy_text_with_few_or_many_distinct_values_and_nulls(distinct):
     want = encode_rows(pd.DataFrame({"t": texts, "u": fixed.astype(object)}), ["t", "u"], kinds)
     got = encode_rows({"t": texts, "u": fixed}, ["t", "u"], kinds)
     assert got.data.tobytes() == want.data.tobytes()
+
+
+@pytest.mark.parametrize("breaker", ["null", "longer text"])
+def test_rows_of_one_width_encode_as_rows_of_any_width(monkeypatch, breaker):
+    """Rows without a NULL whose texts have one length (a chunk's bars) take the
+    fixed-width path (no per-field scatter); their bytes are those the general path
+    gives the same rows in a frame where one more row has a NULL or a longer text."""
+    data = frame().drop(index=2).reset_index(drop=True)
+    data["t"] = ["NQ", "ES", "NQ", "YM"]
+    data["u"] = ["", "", "", ""]  # empty texts: fields of length 0
+    kinds = {**KINDS, "u": "text"}
+    extra = data.iloc[[0]].assign(t="RTY" if breaker == "longer text" else None)
+    general = encode_rows(pd.concat([data, extra], ignore_index=True), list(kinds), kinds)
+
+    def no_scatter(*_args: object) -> None:
+        raise AssertionError("rows of one width were scattered field by field")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(copy_binary, "_scatter", no_scatter)
+        fixed = encode_rows(data, list(kinds), kinds)
+        single = encode_rows(data.iloc[:1].assign(t="NQ"), list(kinds), kinds)
+        empty = encode_rows(data.iloc[:0], list(kinds), kinds)
+    assert fixed.offsets.tolist() == general.offsets[:5].tolist()
+    assert fixed.data.tobytes() == general.data[: general.offsets[4]].tobytes()
+    assert single.data.tobytes() == general.data[: general.offsets[1]].tobytes()
+    assert fixed.payload(1, 3) == general.payload(1, 3)
+    assert empty.payload(0, 0) == SIGNATURE + TRAILER
 
 
 @pytest.mark.parametrize("batch_size", [2, 500])
