@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_READ_BLOCK = 1 << 18
+_READ_BLOCK = 1 << 16
+"""Records decoded per step (3.5 MB: about two months of one symbol's 1-minute bars). A
+read stops after the block that reaches past its range, so a chunk of a long file decodes
+the months up to its end and less than one block more (the twelve monthly chunks of a
+one-year file: 0.4 s, 0.5-0.6 s with blocks of 2**18 records)."""
 
 
 class DbnDataError(ValueError):
@@ -182,7 +186,7 @@ def read_bars(
     'GLBX.MDP3:NQ'}``) and whose open time is in ``[start_ns, end_ns)``, in file order.
 
     Streams the records block by block, so a large file never sits in memory whole, and
-    stops at the first block past the range while the records are in time order.
+    stops after the block that reaches past the range while the records are in time order.
     """
     meta = store.metadata
     if outside_range(meta, start_ns, end_ns):
@@ -202,36 +206,51 @@ def read_bars(
         last = int(ts[-1])
         if ordered and ts[0] >= end_ns:
             break  # time-ordered (as Databento writes): nothing later is in range
-        in_range = (ts >= start_ns) & (ts < end_ns)
-        if not in_range.any():
-            continue
-        block, ts = block[in_range], ts[in_range]
-        symbols = np.full(len(block), None, dtype=object)
-        if single is not None:
-            symbols[:] = single
-        else:
-            iids = block["instrument_id"].astype(np.int64)
-            days = ts // DAY_NS
-            for iv in intervals:
-                hit = (iids == iv.instrument_id) & (days >= iv.start_day) & (days < iv.end_day)
-                symbols[hit] = wanted[iv.raw_symbol]
-        keep = symbols != None  # noqa: E711 - elementwise comparison on an object array
-        if not keep.any():
-            continue
-        frames.append(
-            pd.DataFrame(
-                {
-                    "symbol": symbols[keep],
-                    "ts": ts[keep],
-                    **{c: block[c][keep].astype(np.int64) for c in PRICE_COLUMNS},
-                    "volume": block["volume"][keep].astype(np.int64),
-                    "instrument_id": block["instrument_id"][keep].astype(np.int64),
-                }
-            )
-        )
+        frame = _block_bars(block, ts, (start_ns, end_ns), wanted, intervals, single)
+        if frame is not None:
+            frames.append(frame)
+        if ordered and last >= end_ns:
+            break  # the block reaches past the range: the next one is not decoded
     if not frames:
         return empty_bars()
     return pd.concat(frames, ignore_index=True)
+
+
+def _block_bars(
+    block: np.ndarray,
+    ts: np.ndarray,
+    span: tuple[int, int],
+    wanted: Mapping[str, str],
+    intervals: Sequence[Any],
+    single: str | None,
+) -> pd.DataFrame | None:
+    """The bars of one decoded block in ``[start_ns, end_ns)`` whose instrument maps to a
+    wanted symbol on its day (every bar when the file holds the ``single`` symbol)."""
+    in_range = (ts >= span[0]) & (ts < span[1])
+    if not in_range.any():
+        return None
+    block, ts = block[in_range], ts[in_range]
+    symbols = np.full(len(block), None, dtype=object)
+    if single is not None:
+        symbols[:] = single
+    else:
+        iids = block["instrument_id"].astype(np.int64)
+        days = ts // DAY_NS
+        for iv in intervals:
+            hit = (iids == iv.instrument_id) & (days >= iv.start_day) & (days < iv.end_day)
+            symbols[hit] = wanted[iv.raw_symbol]
+    keep = symbols != None  # noqa: E711 - elementwise comparison on an object array
+    if not keep.any():
+        return None
+    return pd.DataFrame(
+        {
+            "symbol": symbols[keep],
+            "ts": ts[keep],
+            **{c: block[c][keep].astype(np.int64) for c in PRICE_COLUMNS},
+            "volume": block["volume"][keep].astype(np.int64),
+            "instrument_id": block["instrument_id"][keep].astype(np.int64),
+        }
+    )
 
 
 def _single_symbol(meta: Any, wanted: Mapping[str, str]) -> str | None:

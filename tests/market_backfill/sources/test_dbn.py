@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from market_backfill.sources import dbn
 from market_backfill.sources.dbn import DbnDataError, may_hold, open_store, peek_metadata, read_bars
 from market_backfill.timeutil import to_ns
 from market_backfill_devtools.dbn_writer import encode_bars, quarterly_rolls, write_bars
@@ -44,6 +45,28 @@ def test_round_trip_through_a_file_across_a_roll(tmp_path: Path, suffix):
     assert set(got.symbol) == {"GLBX.MDP3:NQ"}
     for col in ("ts", "open", "high", "low", "close", "volume"):
         np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
+
+
+def test_a_read_stops_after_the_block_that_reaches_past_its_range(tmp_path: Path, monkeypatch):
+    """Time-ordered records (as Databento writes them): the first day of a ten-day file is
+    read from the first blocks only; the rest of the file is never decoded."""
+    bars = _continuous(10 * 1440)
+    path = write_bars(tmp_path / "x.dbn.zst", bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    monkeypatch.setattr(dbn, "_READ_BLOCK", 1000)
+    decoded = []
+    blocks = dbn._blocks
+
+    def counted(store, name):
+        for block in blocks(store, name):
+            decoded.append(len(block))
+            yield block
+
+    monkeypatch.setattr(dbn, "_blocks", counted)
+    first_day = read_bars(open_store(path, path.name), WANTED, 0, to_ns("2025-03-09T00:00Z"))
+    np.testing.assert_array_equal(first_day.ts.to_numpy(), bars.ts.to_numpy()[:1440])
+    assert decoded == [1000, 1000]  # the day's 1,440 records: two blocks, not three
+    whole = read_bars(open_store(path, path.name), WANTED, 0, to_ns("2026-01-01"))
+    assert len(whole) == sum(decoded[2:]) == 10 * 1440
 
 
 def test_other_symbols_and_ranges_give_nothing(tmp_path: Path):
