@@ -44,6 +44,8 @@ os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{AIRFLO
 import bench_gaps  # noqa: E402 - beside this script
 import bench_insert  # noqa: E402
 
+from market_backfill_devtools import embedded  # noqa: E402
+
 SERIES, MONTHS, GAPS = 60, 180, 20_000
 FIRST_MONTH = date(2011, 1, 1)
 NOW = datetime(2025, 12, 31, 23, tzinfo=UTC)  # 2011-01 .. 2025-12, the last one running
@@ -283,11 +285,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the section here (run_all.py)")
     parser.add_argument("--screenshot", type=Path, help="save the page as drawn (PNG)")
     args = parser.parse_args()
-    admin = args.url
-    if admin is None:
-        from market_backfill_devtools import embedded
-
-        admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    admin = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     text = "\n".join(report(admin, args.repeat, args.screenshot))
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

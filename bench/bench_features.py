@@ -17,6 +17,7 @@ import statistics
 import time
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -30,6 +31,7 @@ from market_backfill.features.store import read_bars
 from market_backfill.names import TIMEFRAMES
 from market_backfill.planning import monthly_chunks
 from market_backfill.symbols import SymbolSettings
+from market_backfill_devtools import embedded
 
 SETTINGS = SymbolSettings(NQ_V0.symbol, "v", 0, Decimal(1000), "CME Globex Equity")
 
@@ -120,14 +122,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url")
     args = parser.parse_args()
-    admin = args.url
-    if admin is None:
-        from pathlib import Path
-
-        from market_backfill_devtools import embedded
-
-        root = Path(__file__).resolve().parent.parent
-        admin = embedded.libpq_url(embedded.start(root / ".local" / "bench-pgdata"))
+    root = Path(__file__).resolve().parent.parent
+    admin = embedded.server_url(args.url, root / ".local" / "bench-pgdata")
     with scratch_database(admin) as url:
         start, end, n = load_years(url, args.years)
         res = measure(url, start, end, args.repeat)

@@ -18,8 +18,10 @@ import statistics
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench_gaps import load_years, scratch_database, server_url, time_scans
+from bench_gaps import load_years, scratch_database, time_scans
 from dags_test import airflow_env, airflow_uri, dags_test
+
+from market_backfill_devtools import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR_DAGS = ROOT / "bench" / "floor_dags"
@@ -74,7 +76,7 @@ def main() -> None:
     from market_backfill_devtools.bytecode import compile_package
 
     compile_package(ROOT)  # Airflow's processes load the package as a pip install leaves it
-    admin = server_url(args.url)
+    admin = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     with scratch_database(admin, "bench_gap_dag") as url:
         start, end, n = load_years(url, args.years)
         print("\n".join(report(measure(url, start, end, args.repeat), n, args.years)))

@@ -24,6 +24,7 @@ from bench_insert import NQ_V0, copy_all
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.gaps.detect import scan
+from market_backfill_devtools import embedded
 from market_backfill_devtools.sample import synthetic_bars
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,22 +73,13 @@ def time_scans(url: str, start: datetime, end: datetime, repeat: int) -> dict:
     }
 
 
-def server_url(url: str | None) -> str:
-    """``url``, or the embedded PostgreSQL's (started if need be) when it is None."""
-    if url is not None:
-        return url
-    from market_backfill_devtools import embedded
-
-    return embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=float, default=15.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url")
     args = parser.parse_args()
-    admin = server_url(args.url)
+    admin = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     with scratch_database(admin, "bench_gaps") as url:
         t0 = time.perf_counter()
         start, end, n = load_years(url, args.years)

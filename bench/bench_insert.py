@@ -28,6 +28,7 @@ from market_backfill.names import BAR_COLUMNS
 from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
 from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import from_ns
+from market_backfill_devtools import embedded
 from market_backfill_devtools.sample import bar_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,11 +162,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url")
     args = parser.parse_args()
-    url = args.url
-    if url is None:
-        from market_backfill_devtools import embedded
-
-        url = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    url = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     with psycopg.connect(url) as conn:
         apply_schema(conn)
     frame = bar_frame(args.rows)

@@ -31,6 +31,7 @@ import urllib.error
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from market_backfill_devtools import embedded
 from market_backfill_devtools.airflow_stack import AirflowStack, CeleryStack
 from market_backfill_devtools.bytecode import compile_package
 from market_backfill_devtools.dbn_writer import write_bars
@@ -336,10 +337,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
     compile_package(ROOT)  # task processes load the package as a pip install leaves it
-    if args.url is None:
-        from market_backfill_devtools import embedded
-
-        args.url = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    args.url = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     admin = PgTarget.from_url(args.url)
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     end = datetime(2026, 1, 1, tzinfo=UTC)

@@ -44,6 +44,7 @@ from market_backfill.timeutil import to_ns
 from market_backfill.triangles.engine import TriangleSettings, run_engine
 from market_backfill.triangles.load import triangle_chunk
 from market_backfill.triangles.params import parse_params as triangle_params
+from market_backfill_devtools import embedded
 from market_backfill_devtools.bytecode import compile_package
 from market_backfill_devtools.sample import write_sample
 
@@ -340,11 +341,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     compile_package(ROOT)  # Airflow's processes load the package as a pip install leaves it
-    admin = args.url
-    if admin is None:
-        from market_backfill_devtools import embedded
-
-        admin = embedded.libpq_url(embedded.start(ROOT / ".local" / "bench-pgdata"))
+    admin = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     WORK.mkdir(parents=True, exist_ok=True)
     end = datetime(2026, 1, 1, tzinfo=UTC)
     start = datetime(2026 - args.years, 1, 1, tzinfo=UTC)

@@ -43,6 +43,12 @@ def libpq_url(server: Any, database: str = "postgres") -> str:
     return f"postgresql://postgres@/{database}?host={quote(socket_dir(server), safe='/')}"
 
 
+def server_url(url: str | None, pgdata: Path) -> str:
+    """``url``, or when it is None the libpq URL of the embedded server in ``pgdata``
+    (started if need be): the benchmarks' ``--url`` default."""
+    return url if url is not None else libpq_url(start(pgdata))
+
+
 def main() -> None:  # pragma: no cover - exercised by ./dev
     import argparse
 

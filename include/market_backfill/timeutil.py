@@ -10,6 +10,8 @@ import calendar
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from market_backfill.names import SECOND_NS
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(?<=:\d\d)\.(\d+)")
 
@@ -30,7 +32,7 @@ def to_ns(ts: datetime | str) -> int:
         nanos = int(getattr(ts, "nanosecond", 0))
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
-    return calendar.timegm(ts.utctimetuple()) * 1_000_000_000 + ts.microsecond * 1000 + nanos
+    return calendar.timegm(ts.utctimetuple()) * SECOND_NS + ts.microsecond * 1000 + nanos
 
 
 def from_ns(ns: int) -> datetime:

@@ -12,8 +12,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-DAY_S = 86_400
-NS = 1_000_000_000
+from market_backfill.names import DAY_S, SECOND_NS
 
 
 def local_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -57,8 +56,8 @@ def utc_offsets_ns(ts_ns: np.ndarray, zone_name: str) -> np.ndarray:
     if ts.size == 0:
         return np.zeros(ts.shape, dtype=np.int64)
     zone = ZoneInfo(zone_name)
-    first = int(ts.min()) // NS // DAY_S * DAY_S - DAY_S
-    last = int(ts.max()) // NS // DAY_S * DAY_S + DAY_S
+    first = int(ts.min()) // SECOND_NS // DAY_S * DAY_S - DAY_S
+    last = int(ts.max()) // SECOND_NS // DAY_S * DAY_S + DAY_S
     starts, offsets = [first], [_offset_s(zone, first)]
     for midnight in range(first + DAY_S, last + 1, DAY_S):
         offset = _offset_s(zone, midnight)
@@ -66,5 +65,5 @@ def utc_offsets_ns(ts_ns: np.ndarray, zone_name: str) -> np.ndarray:
             continue
         starts.append(_change_at(zone, midnight - DAY_S, midnight, offset))
         offsets.append(offset)
-    at = np.searchsorted(np.array(starts, dtype=np.int64) * NS, ts, side="right") - 1
-    return np.array(offsets, dtype=np.int64)[at] * NS
+    at = np.searchsorted(np.array(starts, dtype=np.int64) * SECOND_NS, ts, side="right") - 1
+    return np.array(offsets, dtype=np.int64)[at] * SECOND_NS

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from psycopg import sql
 
+from market_backfill.names import FIXED_SCALE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -63,7 +65,7 @@ def numeric9_fields(values: np.ndarray) -> np.ndarray:
     server strips zero words and checks the column's precision as for any value, so
     ``numeric(20, 9)`` stores exactly ``v / 1e9``."""
     ints = np.asarray(values, dtype=np.int64)
-    whole, frac = np.divmod(np.abs(ints), 1_000_000_000)
+    whole, frac = np.divmod(np.abs(ints), FIXED_SCALE)
     frac12 = frac * 1000  # 9 decimals as three 4-digit words
     out = np.empty((len(ints), 10), dtype=">i2")
     out[:, 0] = 6

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from market_backfill.names import FIXED_SCALE
+from market_backfill.names import FIXED_SCALE, SECOND_NS
 
 ColumnKind = Literal["text", "int", "float", "bool", "ts_ns", "timestamptz", "fixed9", "json"]
 
@@ -48,7 +48,7 @@ def _escape_text(values: pd.Series) -> pd.Series:
 def format_ts_ns(values: np.ndarray) -> list[str]:
     """int64 nanoseconds since the epoch (UTC) -> ISO strings with a ``+00`` offset."""
     stamps = np.asarray(values, dtype=np.int64).astype("datetime64[ns]")
-    unit = "s" if not (stamps.astype(np.int64) % 1_000_000_000).any() else "us"
+    unit = "s" if not (stamps.astype(np.int64) % SECOND_NS).any() else "us"
     return [f"{v}+00" for v in np.datetime_as_string(stamps, unit=unit).tolist()]
 
 

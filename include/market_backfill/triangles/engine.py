@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DAY_NS, DEFAULT_SESSION_ANCHOR, MINUTE_NS, TRIANGLE_FLAGS
+from market_backfill.names import (
+    DAY_NS,
+    DEFAULT_SESSION_ANCHOR,
+    MINUTE_NS,
+    SECOND_NS,
+    TRIANGLE_FLAGS,
+)
 from market_backfill.timeutil import EPOCH, to_ns
 from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
 from market_backfill.zones import local_to_utc
@@ -114,7 +120,7 @@ SETTING_COLUMNS = ("anchor", "warmup", *TRIANGLE_FLAGS)
 def iso_utc(ns: int) -> str:
     """ISO 8601 of a UTC instant as pandas writes it: seconds, then 6 or (when there are
     nanoseconds) 9 fraction digits if any, then ``+00:00``."""
-    seconds, frac = divmod(int(ns), 1_000_000_000)
+    seconds, frac = divmod(int(ns), SECOND_NS)
     text = (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
     if frac:
         text += f".{frac:09d}" if frac % 1000 else f".{frac // 1000:06d}"
