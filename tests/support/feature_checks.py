@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from market_backfill.features.columns import FEATURE_COLUMNS
 from market_backfill.features.compute import bar_features
-from market_backfill.features.kernel import FEATURE_COLUMNS
 from market_backfill.features.rollup import rollup
 from market_backfill.features.store import stored_features
 from market_backfill.symbols import Series, parse_symbol

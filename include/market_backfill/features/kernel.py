@@ -7,52 +7,24 @@ are float64 arrays with NaN for SQL NULL. Windowed features (``sma_50``, ``vol_3
 ``volume_z_20``) sum their window afresh at every bar, never by running differences, so
 a bar's value depends only on its window: a chunk gives the very bits of a single pass.
 The recursive ones (RMA, EMA) carry state from the first input bar; a chunk starts from
-enough earlier bars (:data:`WARMUP_BARS`) for that state to converge (features.md
-section 3).
+enough earlier bars (:data:`~market_backfill.features.columns.WARMUP_BARS`) for that state
+to converge (features.md section 3).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
-FEATURE_COLUMNS = (
-    "ret_1",
-    "log_ret_1",
-    "tr",
-    "atr_14",
-    "rsi_14",
-    "ema_20",
-    "sma_50",
-    "vol_30",
-    "vwap_session",
-    "volume_z_20",
+from market_backfill.features.columns import (
+    EMA_LENGTH,
+    FEATURE_COLUMNS,
+    RMA_LENGTH,
+    SMA_LENGTH,
+    VOL_LENGTH,
+    VOLUME_Z_LENGTH,
+    Features,
 )
-RMA_LENGTH = 14
-EMA_LENGTH = 20
-SMA_LENGTH = 50
-VOL_LENGTH = 30
-VOLUME_Z_LENGTH = 20
-WARMUP_BARS = 400
-"""Bars of a timeframe read before a chunk: an RMA (alpha 1/14) forgets its start by
-(13/14)**400 ~ 1.3e-13, an EMA (alpha 2/21) faster; every window is shorter."""
-
-
-class Features(NamedTuple):
-    """The ten feature arrays (NaN: NULL), in :data:`FEATURE_COLUMNS` order."""
-
-    ret_1: np.ndarray
-    log_ret_1: np.ndarray
-    tr: np.ndarray
-    atr_14: np.ndarray
-    rsi_14: np.ndarray
-    ema_20: np.ndarray
-    sma_50: np.ndarray
-    vol_30: np.ndarray
-    vwap_session: np.ndarray
-    volume_z_20: np.ndarray
 
 
 @njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf or NaN

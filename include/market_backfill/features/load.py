@@ -39,13 +39,13 @@ from market_backfill.db.changes import (
 from market_backfill.db.connection import Connection, Connector, run_transaction
 from market_backfill.db.inserter import BatchInserter, Cadence, InsertStats
 from market_backfill.db.tables import AGG_TABLE, FEATURE_PROGRESS_TABLE, FEATURES_TABLE
+from market_backfill.features.columns import WARMUP_BARS, Features
 from market_backfill.features.compute import (
     bar_features,
     month_start_ns,
     origin_index,
     session_open_ns,
 )
-from market_backfill.features.kernel import WARMUP_BARS, Features
 from market_backfill.features.params import FeatureParams, parse_params
 from market_backfill.features.rollup import Bars, rollup
 from market_backfill.features.store import (

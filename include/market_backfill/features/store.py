@@ -16,7 +16,7 @@ from market_backfill.db.connection import Connection, first_value
 from market_backfill.db.copy_binary import BinaryKind, read_ts_rows, table_columns
 from market_backfill.db.inserter import ConflictPolicy
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE, MONTH_COUNTS_TABLE
-from market_backfill.features.kernel import FEATURE_COLUMNS, Features
+from market_backfill.features.columns import FEATURE_COLUMNS, Features
 from market_backfill.features.rollup import Bars
 from market_backfill.names import FEATURE_LOGIC_VERSION, Timeframe
 from market_backfill.planning import month_ceil, month_floor

@@ -12,9 +12,8 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
-import pandas as pd
 from psycopg import sql
 
 from market_backfill.db.changes import confirm_write, log_write
@@ -24,12 +23,14 @@ from market_backfill.db.inserter import Cadence, ConflictPolicy, write_rows
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
-from market_backfill.reingest.hygiene import validate_bars
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.sources import BarSource
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Series, Symbol, SymbolSettings
 from market_backfill.timeutil import from_ns
+
+if TYPE_CHECKING:  # bars come as frames to the chunk task only: planning needs no pandas
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,8 @@ def load_chunk(
     Transaction behaviour: every 500-row batch is committed on its own; a lost connection
     retries the batch; the upsert makes any re-run (task retry, cleared task) harmless.
     """
+    from market_backfill.reingest.hygiene import validate_bars
+
     started = time.monotonic()
     symbol = settings.symbol
     series = settings.series(parsed.roll_rule, parsed.rank)

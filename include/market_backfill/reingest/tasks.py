@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_backfill.airflow.chunks import (
     map_groups,
@@ -27,23 +27,17 @@ from market_backfill.planning import (
     GroupData,
     members_of,
 )
-from market_backfill.reingest.batch import (
-    JobFiles,
-    JobIds,
-    batch_requests,
-    download_all,
-    submit_and_check,
-)
 from market_backfill.reingest.load import ReingestResult, ReingestSummary, load_chunk, plan_run
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.reingest.preflight import preflight
 from market_backfill.sources import PermanentSourceError, make_source
 from market_backfill.sources.cache import response_cache_dir
 from market_backfill.sources.databento_api import DatabentoSource
-from market_backfill.sources.databento_batch import DatabentoBatch
-from market_backfill.sources.dbn_file import DbnFileSource
 from market_backfill.summary import columns_of
 from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
+
+if TYPE_CHECKING:  # the batch and file sources need pandas: imported by the tasks using them
+    from market_backfill.reingest.batch import JobFiles, JobIds
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +93,9 @@ def batch_ready(chunks: Sequence[GroupData] | None, run: RunContext) -> JobIds |
     """One poke of the batch sensor: with ``databento_batch``, submit (or find) the run's
     jobs and return their ids once all are done (None: poke again later); with another
     source, nothing to wait for."""
+    from market_backfill.reingest.batch import batch_requests, submit_and_check
+    from market_backfill.sources.databento_batch import DatabentoBatch
+
     parsed = parse_params(run.params)
     if parsed.source != BATCH_SOURCE or not chunks:
         return {}
@@ -109,6 +106,9 @@ def batch_ready(chunks: Sequence[GroupData] | None, run: RunContext) -> JobIds |
 
 def download_batch(jobs: JobIds | None) -> JobFiles:
     """The done jobs' files, downloaded once into the data directory (none: no jobs)."""
+    from market_backfill.reingest.batch import download_all
+    from market_backfill.sources.databento_batch import DatabentoBatch
+
     if not jobs:
         return {}
     return plan_or_fail(lambda: download_all(DatabentoBatch(_databento()), jobs))
@@ -121,6 +121,8 @@ def run_chunk(
     With ``databento_batch`` the chunk reads the downloaded ``files`` of its dataset."""
 
     def work(chunk: Chunk, connect: Connector) -> ReingestResult:
+        from market_backfill.sources.dbn_file import DbnFileSource
+
         parsed = parse_params(run.params)
         registry = run_transaction(connect, lambda c: load_settings(c, parsed.symbols))
         settings = registry[parse_symbol(chunk.symbol)]

@@ -10,7 +10,6 @@ from market_backfill.db.copy_binary import read_ts_rows
 from market_backfill.names import FIXED_SCALE
 from market_backfill.symbols import Series, SymbolSettings
 from market_backfill.timeutil import from_ns
-from market_backfill.triangles.bias_kernel import legacy_good
 from market_backfill.triangles.engine import TriangleSettings, segment_of
 
 LEGACY_REASONS = {
@@ -64,6 +63,8 @@ def good_bars(
     o, h, low, c = (bars[k] for k in ("open", "high", "low", "close"))
     floor = settings.price_floor_fixed
     if legacy:
+        from market_backfill.triangles.bias_kernel import legacy_good  # numba: when used
+
         seg = segment_of(bars["ts"], tri)
         new_seg = np.ones(len(seg), dtype=bool)
         new_seg[1:] = seg[1:] != seg[:-1]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-NEUTRAL, BULLISH, BEARISH = 0, 1, 2
+from market_backfill.triangles.bias import BEARISH, BULLISH, NEUTRAL
 
 
 @njit(cache=True, inline="always")

@@ -26,7 +26,7 @@ from market_backfill.names import (
     TRIANGLE_FLAGS,
 )
 from market_backfill.timeutil import EPOCH, to_ns
-from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
+from market_backfill.triangles.bias import BEARISH, BULLISH, NEUTRAL
 from market_backfill.zones import local_to_utc
 
 if TYPE_CHECKING:
@@ -214,6 +214,8 @@ def _htf_seen(
     minutes: int,
 ) -> np.ndarray:
     """Bias of one HTF engine as seen by each 1-minute bar (section 4)."""
+    from market_backfill.triangles.bias_kernel import bias_series  # numba: when computing
+
     n = len(ts)
     tf_ns = minutes * MINUTE_NS
     bucket = ts // tf_ns
@@ -252,6 +254,8 @@ def run_engine(
     settings: TriangleSettings,
 ) -> EngineResult:
     """Triangles of one symbol's good bars (sections 2-6)."""
+    from market_backfill.triangles.bias_kernel import bias_series  # numba: when computing
+
     n = len(ts)
     ts = np.ascontiguousarray(ts, dtype=np.int64)
     o, h, lo, c = (np.ascontiguousarray(a, dtype=np.int64) for a in (open_, high, low, close))

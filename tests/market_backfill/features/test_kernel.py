@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from market_backfill.features.columns import FEATURE_COLUMNS
 from market_backfill.features.compute import bar_features, month_start_ns, origin_index
-from market_backfill.features.kernel import FEATURE_COLUMNS
 from market_backfill.features.rollup import rollup
 from market_backfill.names import TIMEFRAMES
 from market_backfill.timeutil import from_ns, to_ns
