@@ -7,8 +7,10 @@ value and decoded into an int64 matrix (:func:`read_ts_rows`, :func:`read_timest
 
 For tables whose columns are all fixed-width numbers, booleans, timestamps or text: no
 float or integer is ever turned into a string (the server parses nothing), and no row
-loop: every column becomes a (rows x width) byte matrix with numpy, scattered into one
-buffer at computed offsets. A NULL (None, NaN) is a field of length -1.
+loop: every column becomes a (rows x width) byte matrix with numpy. Rows of one width (no
+NULL, each text column's values of one length: a chunk's bars) are one (rows x row width)
+matrix filled column by column; other rows are scattered into one buffer at computed
+offsets. A NULL (None, NaN) is a field of length -1.
 
 Each column's binary kind names its exact PostgreSQL type (the format has no coercion):
 ``text``, ``int2``, ``int4``, ``int8``, ``float8``, ``bool``, ``ts_ns`` (int64 nanoseconds
@@ -40,6 +42,11 @@ _FIXED: dict[str, str] = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8":
 NUMERIC_NEG = 0x4000  # the sign word of a negative numeric
 _NBASE = 10_000  # numeric digits are base 10000 words
 _FEW_TEXTS = 16  # distinct values of a text column found by comparison before sorting
+
+
+_Part = tuple[np.ndarray, np.ndarray, object]
+"""One encoded column: NULL mask, each row's field length (-1: NULL), and its data (a
+rows x width byte matrix, or a text column's (codes, distinct values as bytes))."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,7 @@ def encode_rows(
     tuples (every column needs a kind)."""
     n = row_count(frame)
     # per column: null mask and, for each row, the field's data length (-1: NULL)
-    parts: list[tuple[np.ndarray, np.ndarray, object]] = []
+    parts: list[_Part] = []
     for name in columns:
         kind = kinds[name]
         column = frame[name]
@@ -197,7 +204,7 @@ def _same_width(nulls: np.ndarray, lengths: np.ndarray, data: object) -> bool:
     return not nulls.any()
 
 
-def _fixed_width_rows(parts: Sequence[tuple[np.ndarray, np.ndarray, object]], n: int) -> BinaryRows:
+def _fixed_width_rows(parts: Sequence[_Part], n: int) -> BinaryRows:
     """Rows of one width (no NULL, one length per column: a symbol, prices, times): the
     buffer is a (rows x width) matrix filled column by column with strided copies."""
     widths = [_field_width(data) for _nulls, _lengths, data in parts]
@@ -228,7 +235,7 @@ def _field_width(data: object) -> int:
     return int(data.shape[1])  # type: ignore[attr-defined]
 
 
-def _scattered_rows(parts: Sequence[tuple[np.ndarray, np.ndarray, object]], n: int) -> BinaryRows:
+def _scattered_rows(parts: Sequence[_Part], n: int) -> BinaryRows:
     """Rows of any widths (NULLs, texts of several lengths): each field scattered into
     one buffer at its row's computed offset."""
     sizes = np.full(n, 2, dtype=np.int64)  # the field count
