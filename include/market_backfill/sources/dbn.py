@@ -224,8 +224,9 @@ def _block_bars(
     intervals: Sequence[Any],
     single: str | None,
 ) -> pd.DataFrame | None:
-    """The bars of one decoded block in ``[start_ns, end_ns)`` whose instrument maps to a
-    wanted symbol on its day (every bar when the file holds the ``single`` symbol)."""
+    """The bars of one decoded block within ``span`` (``[start_ns, end_ns)``) whose
+    instrument maps to a wanted symbol on its day (every bar when the file holds the
+    ``single`` symbol); None when there is none."""
     in_range = (ts >= span[0]) & (ts < span[1])
     if not in_range.any():
         return None
