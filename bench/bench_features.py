@@ -33,6 +33,7 @@ from market_backfill.planning import monthly_chunks
 from market_backfill.symbols import SymbolSettings
 from market_backfill_devtools import embedded
 
+ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = SymbolSettings(NQ_V0.symbol, "v", 0, Decimal(1000), "CME Globex Equity")
 
 
@@ -122,8 +123,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url")
     args = parser.parse_args()
-    root = Path(__file__).resolve().parent.parent
-    admin = embedded.server_url(args.url, root / ".local" / "bench-pgdata")
+    admin = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     with scratch_database(admin) as url:
         start, end, n = load_years(url, args.years)
         res = measure(url, start, end, args.repeat)

@@ -13,9 +13,9 @@ from typing import Literal
 # -- time ---------------------------------------------------------------------------------------
 MINUTE = timedelta(minutes=1)
 SECOND_NS = 1_000_000_000
-MINUTE_NS = 60_000_000_000
+MINUTE_NS = 60 * SECOND_NS
 DAY_S = 86_400
-DAY_NS = 86_400_000_000_000
+DAY_NS = DAY_S * SECOND_NS
 
 # -- prices -------------------------------------------------------------------------------------
 FIXED_SCALE = 1_000_000_000  # Databento fixed-point: 1 unit = 1e-9

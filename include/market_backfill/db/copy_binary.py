@@ -196,7 +196,7 @@ def encode_rows(
     return _scattered_rows(parts, n)
 
 
-def _same_width(nulls: np.ndarray, lengths: np.ndarray, data: object) -> bool:
+def _same_width(nulls: np.ndarray, _lengths: np.ndarray, data: object) -> bool:
     """True when a column has no NULL and one field length on every row (a text column:
     all its distinct values of one length in bytes)."""
     if isinstance(data, tuple):

@@ -93,12 +93,12 @@ def batch_ready(chunks: Sequence[GroupData] | None, run: RunContext) -> JobIds |
     """One poke of the batch sensor: with ``databento_batch``, submit (or find) the run's
     jobs and return their ids once all are done (None: poke again later); with another
     source, nothing to wait for."""
-    from market_backfill.reingest.batch import batch_requests, submit_and_check
-    from market_backfill.sources.databento_batch import DatabentoBatch
-
     parsed = parse_params(run.params)
     if parsed.source != BATCH_SOURCE or not chunks:
         return {}
+    from market_backfill.reingest.batch import batch_requests, submit_and_check
+    from market_backfill.sources.databento_batch import DatabentoBatch
+
     registry = run_transaction(run.connect, lambda c: load_settings(c, parsed.symbols))
     requests = batch_requests(members_of(chunks), parsed, registry)
     return plan_or_fail(lambda: submit_and_check(DatabentoBatch(_databento()), requests))
@@ -106,11 +106,11 @@ def batch_ready(chunks: Sequence[GroupData] | None, run: RunContext) -> JobIds |
 
 def download_batch(jobs: JobIds | None) -> JobFiles:
     """The done jobs' files, downloaded once into the data directory (none: no jobs)."""
+    if not jobs:
+        return {}
     from market_backfill.reingest.batch import download_all
     from market_backfill.sources.databento_batch import DatabentoBatch
 
-    if not jobs:
-        return {}
     return plan_or_fail(lambda: download_all(DatabentoBatch(_databento()), jobs))
 
 
