@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from market_backfill_devtools.process_groups import stop_groups
+
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
@@ -125,22 +127,7 @@ class AirflowStack:
                 )
 
     def stop(self) -> None:
-        for proc in self.procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 30
-        for proc in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # the group may still hold workers
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        stop_groups(self.procs)
         self.procs.clear()
 
     def __enter__(self) -> AirflowStack:

@@ -7,7 +7,8 @@ Starts api-server, scheduler, dag-processor and triggerer (LocalExecutor, the me
 of ``AIRFLOW_HOME``), each in its own process group, logs under ``.local/logs``. Airflow's
 simple auth manager asks for a login: user ``admin`` with a password generated once and
 kept in ``$AIRFLOW_HOME/market-backfill-ui-passwords.json``. Prints the URL, the login and
-the console's address when the scheduler is healthy; SIGINT or SIGTERM stops every group.
+the console's address when the scheduler is healthy; SIGINT or SIGTERM stops every group,
+and it exits when no process of theirs is left (orphaned workers are reaped here).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from market_backfill_devtools.process_groups import adopt_orphans, stop_groups
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER = "admin"
@@ -95,6 +98,7 @@ def serve(port: int, logs: Path) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    adopt_orphans()  # workers whose component exits first are ours to reap
     try:
         for name in COMPONENTS:
             log = open(logs / f"ui-{name}.log", "wb")  # noqa: SIM115 - the child keeps it
@@ -126,22 +130,7 @@ def serve(port: int, logs: Path) -> int:
             time.sleep(0.5)
         return 0 if stopping else 1
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 30
-        for proc in procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # the group may still hold task processes
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        stop_groups(procs)
 
 
 def main(argv: list[str] | None = None) -> int:
