@@ -116,8 +116,9 @@ def copy_all(conn: psycopg.Connection, frame, slice_rows: int = 200_000) -> None
     stmt = f"COPY {CLEAN_TABLE} ({', '.join(CLEAN_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     with conn.cursor() as cur, cur.copy(stmt) as copy:
         copy.write(SIGNATURE)
-        for i in range(0, len(rows), slice_rows):
-            encoded = encode_rows(rows.iloc[i : i + slice_rows], CLEAN_COLUMNS, BAR_BINARY)
+        for i in range(0, len(rows["ts"]), slice_rows):
+            part = {c: values[i : i + slice_rows] for c, values in rows.items()}
+            encoded = encode_rows(part, CLEAN_COLUMNS, BAR_BINARY)
             copy.write(encoded.data.tobytes())
         copy.write(TRAILER)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import bench_features
 import bench_gaps
 import bench_insert
+import pandas as pd
 import psycopg
 from dags_test import airflow_env, airflow_uri, dags_test
 
@@ -112,7 +113,9 @@ def machine(url: str) -> str:
 def section_ingest(
     db: Db, path: Path, start: datetime, end: datetime, repeat: int, seed_rows: int
 ) -> tuple[list[str], float, float]:
-    frame = read_bars(open_store(path, path.name), {"NQ.v.0": NQ.key}, to_ns(start), to_ns(end))
+    frame = pd.DataFrame(
+        read_bars(open_store(path, path.name), {"NQ.v.0": NQ.key}, to_ns(start), to_ns(end))
+    )
     rows = len(frame)
     chunks = monthly_chunks(NQ, start, end)
     parsed = reingest_params({"symbols": [NQ.key], "source": "dbn_file", "dbn_path": str(path)})

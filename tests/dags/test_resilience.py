@@ -136,6 +136,6 @@ def test_reingest_survives_the_server_stopping_between_two_batches(
             to_ns("2025-01-01"),
             to_ns("2025-04-01"),
         )
-        assert n == distinct == len(want)
+        assert n == distinct == len(want["ts"])
     finally:
         server.cleanup()

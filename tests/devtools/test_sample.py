@@ -24,4 +24,4 @@ def test_synthetic_bars_are_valid_on_the_calendar_and_deterministic():
 def test_sample_file_reads_back(tmp_path):
     path, count = write_sample(tmp_path / "s.dbn.zst", START, END)
     got = read_bars(open_store(path, "s"), {"NQ.v.0": "GLBX.MDP3:NQ"}, to_ns(START), to_ns(END))
-    assert len(got) == count > 10_000
+    assert len(got["ts"]) == count > 10_000

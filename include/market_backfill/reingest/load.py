@@ -12,8 +12,9 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import Any, TypedDict
 
+import numpy as np
 from psycopg import sql
 
 from market_backfill.db.changes import confirm_write, log_write
@@ -25,12 +26,10 @@ from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.sources import BarSource
+from market_backfill.sources.dbn import Bars
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Series, Symbol, SymbolSettings
 from market_backfill.timeutil import from_ns
-
-if TYPE_CHECKING:  # bars come as frames to the chunk task only: planning needs no pandas
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +57,22 @@ BAR_UPSERT = ConflictPolicy(
 )
 
 
-def clean_rows(bars: pd.DataFrame, series: Series) -> pd.DataFrame:
-    """A bar frame (with ``instrument_id``) as rows of the clean table: the series added."""
-    return bars.assign(roll_rule=series.roll_rule, rank=series.rank)
+def clean_rows(bars: Mapping[str, Any], series: Series) -> Bars:
+    """A bar frame (with ``instrument_id``; or anything whose columns index by name) as
+    rows of the clean table, numpy columns: the series added."""
+    rows = {c: np.asarray(bars[c]) for c in (*BAR_COLUMNS, "instrument_id")}
+    n = len(rows["ts"])
+    rows["roll_rule"] = np.full(n, series.roll_rule, dtype=object)
+    rows["rank"] = np.full(n, series.rank, dtype=np.int16)
+    return rows
 
 
-def _log_write(connect: Connector, series: Series, rows: pd.DataFrame) -> int | None:
+def _log_write(connect: Connector, series: Series, rows: Bars) -> int | None:
     """Log the range about to be written (committed before the write), for the stages
     derived from the bars; None when there is nothing to write."""
-    if rows.empty:
+    ts = rows["ts"]
+    if not len(ts):
         return None
-    ts = rows["ts"].to_numpy()
     first, last = from_ns(int(ts.min())), from_ns(int(ts.max()))
     return run_transaction(connect, lambda c: log_write(c, series, first, last), what="log")
 

@@ -1,7 +1,7 @@
 """Bar sources: the Databento historical API and DBN files on disk.
 
-Both return bar frames (see :mod:`market_backfill.sources.dbn`) for a set of wanted continuous
-symbols over ``[start, end)``. Errors a retry cannot fix raise
+Both return bar frames (numpy columns, see :mod:`market_backfill.sources.dbn`) for a set
+of wanted continuous symbols over ``[start, end)``. Errors a retry cannot fix raise
 :class:`PermanentSourceError`, so the task fails at once instead of retrying for nothing.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from market_backfill.sources.dbn import Bars
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,7 @@ class PermanentSourceError(SourceError):
 class BarSource(Protocol):
     name: str
 
-    def fetch(
-        self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime
-    ) -> pd.DataFrame:
+    def fetch(self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime) -> Bars:
         """Bars of ``wanted`` (continuous symbol -> registry symbol) in ``[start, end)``."""
         ...
 

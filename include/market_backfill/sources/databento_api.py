@@ -29,7 +29,7 @@ from market_backfill.sources import PermanentSourceError, SourceError
 from market_backfill.timeutil import from_ns, to_ns
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from market_backfill.sources.dbn import Bars, DbnStore
 
 log = logging.getLogger(__name__)
 
@@ -83,27 +83,26 @@ class DatabentoSource:
             return databento.Historical(key=self._key, gateway=self.gateway)
         return databento.Historical(key=self._key)
 
-    def fetch(
-        self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime
-    ) -> pd.DataFrame:
-        from market_backfill.sources.dbn import DbnDataError, read_bars  # pandas: data tasks only
+    def fetch(self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime) -> Bars:
+        from market_backfill.sources.dbn import DbnDataError, open_store, read_bars
 
         symbols = sorted(set(wanted) | set(self.companions.get(dataset, ())))
-        if self.cache_dir is None:
-            store = self._get_range(dataset, symbols, start, end)
-        else:
-            store = self._cached_range(dataset, symbols, start, end)
+        name = f"Databento {dataset}"
         try:
-            return read_bars(store, wanted, to_ns(start), to_ns(end), f"Databento {dataset}")
+            if self.cache_dir is None:
+                store = open_store(self._get_range(dataset, symbols, start, end).raw, name)
+            else:
+                store = self._cached_range(dataset, symbols, start, end)
+            return read_bars(store, wanted, to_ns(start), to_ns(end), name)
         except DbnDataError as exc:
             raise SourceError(str(exc)) from exc
 
     def _cached_range(
         self, dataset: str, symbols: list[str], start: datetime, end: datetime
-    ) -> Any:
+    ) -> DbnStore:
         import fcntl
 
-        from databento import DBNStore
+        from market_backfill.sources.dbn import open_store
 
         assert self.cache_dir is not None
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -114,11 +113,11 @@ class DatabentoSource:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if path.exists():
                 log.info("Databento %s %s: reusing the cached response", dataset, ",".join(symbols))
-                return DBNStore.from_file(path)
+                return open_store(path, str(path))
             partial = path.with_name(f"{path.name}.{os.getpid()}.part")
             self._get_range(dataset, symbols, start, end, path=partial)
             os.replace(partial, path)
-        return DBNStore.from_file(path)
+        return open_store(path, str(path))
 
     def _get_range(
         self,

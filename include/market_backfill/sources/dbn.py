@@ -1,29 +1,32 @@
-"""Reading and writing Databento DBN ``ohlcv-1m`` data as bar frames.
+"""Reading Databento DBN ``ohlcv-1m`` data as bar frames, with numpy alone.
 
-A *bar frame* is a DataFrame with the columns of :data:`BAR_COLUMNS`: ``symbol`` (the
-registry symbol), ``ts`` (bar open time, int64 ns UTC) and ``open``..``close`` as int64
-fixed-point prices (1e-9, exactly as Databento sends them), ``volume`` int64, plus
-``instrument_id``: the contract the continuous symbol held at that minute (from the DBN
-records and their symbology mapping). Keeping integers end to end means no float drift
-and no pandas datetime-unit surprises.
+A *bar frame* (:data:`Bars`) is a dict of equally long numpy columns, those of
+:data:`BAR_FRAME_COLUMNS`: ``symbol`` (the registry symbol, object), ``ts`` (bar open
+time, int64 ns UTC) and ``open``..``close`` as int64 fixed-point prices (1e-9, exactly as
+Databento sends them), ``volume`` int64, plus ``instrument_id``: the contract the
+continuous symbol held at that minute (from the DBN records and their symbology mapping).
+Keeping integers end to end means no float drift and no datetime-unit surprises.
+
+The records are decoded straight from the bytes (an ``ohlcv-1m`` record is a fixed
+56-byte struct, the dtype ``databento_dbn`` gives), and the metadata by ``databento_dbn``:
+neither pandas nor the ``databento`` client is imported to read a file (0.7 s and
+110 MB of a chunk task's start).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, BinaryIO
 
 import numpy as np
-import pandas as pd
 
 from market_backfill.names import BAR_COLUMNS, DAY_NS, OHLCV_1M, PRICE_COLUMNS
-
-if TYPE_CHECKING:
-    from databento import DBNStore
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +41,32 @@ class DbnDataError(ValueError):
     """A DBN input cannot be used (corrupt, truncated, wrong schema); the message names it."""
 
 
-def empty_bars() -> pd.DataFrame:
+Bars = dict[str, np.ndarray]
+"""A bar frame: the columns of :data:`BAR_FRAME_COLUMNS`, equally long numpy arrays."""
+BAR_FRAME_COLUMNS = (*BAR_COLUMNS, "instrument_id")
+
+
+def empty_bars() -> Bars:
     """A bar frame with no rows."""
-    return pd.DataFrame(
-        {
-            "symbol": pd.Series([], dtype=object),
-            **{c: pd.Series([], dtype=np.int64) for c in (*BAR_COLUMNS[1:], "instrument_id")},
-        }
-    )
+    return {
+        "symbol": np.empty(0, dtype=object),
+        **{c: np.empty(0, dtype=np.int64) for c in BAR_FRAME_COLUMNS[1:]},
+    }
+
+
+def bar_count(bars: Bars) -> int:
+    """The rows of a bar frame."""
+    return len(bars["ts"])
+
+
+def concat_bars(parts: Sequence[Bars]) -> Bars:
+    """One bar frame of ``parts`` in order (an empty one when there is none)."""
+    parts = [p for p in parts if bar_count(p)]
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return empty_bars()
+    return {c: np.concatenate([p[c] for p in parts]) for c in BAR_FRAME_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -72,13 +93,68 @@ def _intervals(metadata: Any) -> list[_Interval]:
     return out
 
 
-def day_number(value: Any) -> int:
-    """Days since 1970-01-01 of a date (the unit of DBN symbol mappings)."""
-    return (pd.Timestamp(value).date() - date(1970, 1, 1)).days
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+def day_number(value: date | str) -> int:
+    """Days since 1970-01-01 of a date (the unit of DBN symbol mappings), or of a
+    datetime's date, or of an ISO date string."""
+    if isinstance(value, datetime):
+        value = value.date()
+    elif not isinstance(value, date):
+        value = date.fromisoformat(str(value)[:10])
+    return value.toordinal() - _EPOCH_DAY
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _DBN_PREFIX = 8  # b"DBN", the version byte, the metadata's length (uint32 little-endian)
+
+
+@contextmanager
+def _decompressed(source: Path | bytes) -> Iterator[BinaryIO]:
+    """The DBN bytes of a file or of bytes, zstd-compressed (every frame) or not."""
+    raw: BinaryIO = source.open("rb") if isinstance(source, Path) else io.BytesIO(source)
+    with raw:
+        magic = raw.read(4)
+        raw.seek(0)
+        if magic != _ZSTD_MAGIC:
+            yield raw
+            return
+        import zstandard
+
+        with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as stream:
+            yield stream  # type: ignore[misc]
+
+
+def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+    """``n`` bytes of ``stream``, fewer only at its end (a decompressor may answer a read
+    with less than asked)."""
+    parts, got = [], 0
+    while got < n:
+        part = stream.read(n - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _header(stream: BinaryIO) -> tuple[Any, int]:
+    """The DBN metadata at the start of ``stream`` and its length in bytes (prefix
+    included): where the records start."""
+    import databento_dbn
+
+    head = _read_up_to(stream, _DBN_PREFIX)
+    if len(head) < _DBN_PREFIX or head[:3] != b"DBN":
+        raise ValueError("no DBN prefix")
+    length = int.from_bytes(head[4:8], "little")
+    body = _read_up_to(stream, length)
+    if len(body) < length:
+        raise EOFError("DBN header cut short")
+    metadata = databento_dbn.Metadata.decode(
+        head + body, upgrade_policy=databento_dbn.VersionUpgradePolicy.AS_IS
+    )
+    return metadata, _DBN_PREFIX + length
 
 
 def peek_metadata(path: Path) -> Any | None:
@@ -86,38 +162,11 @@ def peek_metadata(path: Path) -> Any | None:
     (a few hundred bytes decompressed, no record touched), or None when the header is
     not readable: :func:`open_store` then says why. For choosing the files a range
     needs without opening every file of a long glob."""
-    import databento_dbn
-
     try:
-        with path.open("rb") as raw:
-            stream: Any = raw
-            if raw.read(4) == _ZSTD_MAGIC:
-                import zstandard
-
-                raw.seek(0)
-                stream = zstandard.ZstdDecompressor().stream_reader(raw)
-            else:
-                raw.seek(0)
-            head = _read_exactly(stream, _DBN_PREFIX)
-            if head[:3] != b"DBN":
-                return None
-            body = _read_exactly(stream, int.from_bytes(head[4:8], "little"))
-        decoder = databento_dbn.DBNDecoder()
-        decoder.write(head + body)
-        decoded = decoder.decode()
+        with _decompressed(path) as stream:
+            return _header(stream)[0]
     except Exception:  # noqa: BLE001 - any unreadable header: let open_store report it
         return None
-    return decoded[0] if decoded and isinstance(decoded[0], databento_dbn.Metadata) else None
-
-
-def _read_exactly(stream: Any, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        part = stream.read(n - len(data))
-        if not part:
-            raise EOFError("DBN header cut short")
-        data += part
-    return data
 
 
 def may_hold(metadata: Any, dataset: str, start_ns: int, end_ns: int) -> bool:
@@ -138,50 +187,82 @@ def outside_range(metadata: Any, start_ns: int, end_ns: int) -> bool:
     return metadata.start >= end_ns or bool(metadata.end and metadata.end <= start_ns)
 
 
-def open_store(source: Path | bytes, name: str) -> DBNStore:
-    """Open DBN bytes or a ``.dbn`` / ``.dbn.zst`` file as a ``DBNStore``; check the schema."""
-    from databento import DBNStore
+class DbnStore:
+    """An ``ohlcv-1m`` DBN file or bytes: its metadata, read once, and its records,
+    decoded block by block each time :meth:`blocks` is iterated (the file is opened
+    then and closed when the iteration ends or is abandoned)."""
 
+    def __init__(self, source: Path | bytes, name: str, metadata: Any, offset: int) -> None:
+        import databento_dbn
+
+        self.source = source
+        self.name = name
+        self.metadata = metadata
+        self._offset = offset
+        fields = list(databento_dbn.OHLCVMsg._dtypes)
+        if metadata.ts_out:  # a gateway's send time follows each record
+            fields.append(("ts_out", "u8"))
+        self.dtype = np.dtype(fields)
+        self._rtype = int(databento_dbn.RType.OHLCV_1M.value)
+
+    def blocks(self, count: int) -> Iterator[np.ndarray]:
+        """The records, ``count`` at a time, as structured arrays (fields as
+        ``databento_dbn.OHLCVMsg``). Raises :class:`DbnDataError` on a record cut short,
+        a record of another type or undecodable bytes."""
+        size = self.dtype.itemsize
+        try:
+            with _decompressed(self.source) as stream:
+                _read_up_to(stream, self._offset)
+                while data := _read_up_to(stream, count * size):
+                    if len(data) % size:
+                        raise DbnDataError(
+                            f"{self.name}: the DBN data is truncated: it ends in "
+                            f"{len(data) % size} bytes of an incomplete record; refusing a "
+                            "partial read"
+                        )
+                    block = np.frombuffer(data, dtype=self.dtype)
+                    if not np.all(block["rtype"] == self._rtype):
+                        raise DbnDataError(
+                            f"{self.name}: DBN records cannot be decoded: a record is not "
+                            "ohlcv-1m; the file may be corrupt"
+                        )
+                    yield block
+        except DbnDataError:
+            raise
+        except Exception as exc:
+            raise DbnDataError(
+                f"{self.name}: DBN records cannot be decoded, the file may be truncated or "
+                f"corrupt ({type(exc).__name__}: {exc})"
+            ) from exc
+
+
+def open_store(source: Path | bytes, name: str) -> DbnStore:
+    """Open DBN bytes or a ``.dbn`` / ``.dbn.zst`` file (its header read); check the schema."""
     try:
-        store = (
-            DBNStore.from_bytes(source) if isinstance(source, bytes) else DBNStore.from_file(source)
-        )
-        schema = str(store.schema) if store.schema is not None else None
+        with _decompressed(source) as stream:
+            metadata, offset = _header(stream)
     except Exception as exc:
         raise DbnDataError(
             f"{name}: not a readable DBN file ({type(exc).__name__}: {exc})"
         ) from exc
+    schema = str(metadata.schema) if metadata.schema is not None else None
     if schema != OHLCV_1M:
         raise DbnDataError(f"{name}: DBN schema is {schema!r}, but ohlcv-1m bars are required")
-    return store
+    return DbnStore(source, name, metadata, offset)
 
 
-def _blocks(store: Any, name: str) -> Iterator[np.ndarray]:
-    """Decode records block by block; a truncated or corrupt stream is an error, not a
-    warning (the client would otherwise drop the broken tail silently)."""
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield from store.to_ndarray(count=_READ_BLOCK)
-        except Exception as exc:
-            raise DbnDataError(
-                f"{name}: DBN records cannot be decoded, the file may be truncated or corrupt "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
-    for warning in caught:
-        if "truncated" in str(warning.message) or "incomplete" in str(warning.message):
-            raise DbnDataError(f"{name}: {warning.message}; refusing a partial read")
+def _blocks(store: DbnStore, name: str) -> Iterator[np.ndarray]:
+    """Decode records block by block (a seam for tests that count the blocks decoded)."""
+    return store.blocks(_READ_BLOCK)
 
 
 def read_bars(
-    store: Any,
+    store: DbnStore,
     wanted: Mapping[str, str],
     start_ns: int,
     end_ns: int,
     name: str = "DBN data",
-) -> pd.DataFrame:
+) -> Bars:
     """Bars of ``store`` whose mapped symbol is a key of ``wanted`` (e.g. ``{'NQ.v.0':
     'GLBX.MDP3:NQ'}``) and whose open time is in ``[start_ns, end_ns)``, in file order.
 
@@ -211,9 +292,7 @@ def read_bars(
             frames.append(frame)
         if ordered and last >= end_ns:
             break  # the block reaches past the range: the next one is not decoded
-    if not frames:
-        return empty_bars()
-    return pd.concat(frames, ignore_index=True)
+    return concat_bars(frames)
 
 
 def _block_bars(
@@ -223,7 +302,7 @@ def _block_bars(
     wanted: Mapping[str, str],
     intervals: Sequence[Any],
     single: str | None,
-) -> pd.DataFrame | None:
+) -> Bars | None:
     """The bars of one decoded block within ``span`` (``[start_ns, end_ns)``) whose
     instrument maps to a wanted symbol on its day (every bar when the file holds the
     ``single`` symbol); None when there is none."""
@@ -243,15 +322,13 @@ def _block_bars(
     keep = symbols != None  # noqa: E711 - elementwise comparison on an object array
     if not keep.any():
         return None
-    return pd.DataFrame(
-        {
-            "symbol": symbols[keep],
-            "ts": ts[keep],
-            **{c: block[c][keep].astype(np.int64) for c in PRICE_COLUMNS},
-            "volume": block["volume"][keep].astype(np.int64),
-            "instrument_id": block["instrument_id"][keep].astype(np.int64),
-        }
-    )
+    return {
+        "symbol": symbols[keep],
+        "ts": ts[keep],
+        **{c: block[c][keep].astype(np.int64) for c in PRICE_COLUMNS},
+        "volume": block["volume"][keep].astype(np.int64),
+        "instrument_id": block["instrument_id"][keep].astype(np.int64),
+    }
 
 
 def _single_symbol(meta: Any, wanted: Mapping[str, str]) -> str | None:

@@ -6,12 +6,11 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-import pandas as pd
-
 from market_backfill.sources import PermanentSourceError
 from market_backfill.sources.dbn import (
+    Bars,
     DbnDataError,
-    empty_bars,
+    concat_bars,
     files_for,
     may_hold,
     open_store,
@@ -36,9 +35,7 @@ class DbnFileSource:
         if not self.patterns or not all(p.strip() for p in self.patterns):
             raise PermanentSourceError("source 'dbn_file' needs param 'dbn_path' (a file or glob)")
 
-    def fetch(
-        self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime
-    ) -> pd.DataFrame:
+    def fetch(self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime) -> Bars:
         files = files_for(self.patterns)
         if not files:
             raise PermanentSourceError(f"dbn_path {self.patterns} matches no file")
@@ -63,5 +60,4 @@ class DbnFileSource:
             except DbnDataError as exc:
                 raise PermanentSourceError(str(exc)) from exc
         log.info("%d of %d files cover %s..%s of %s", opened, len(files), start, end, dataset)
-        frames = [f for f in frames if not f.empty]
-        return pd.concat(frames, ignore_index=True) if frames else empty_bars()
+        return concat_bars(frames)

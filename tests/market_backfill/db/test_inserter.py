@@ -6,7 +6,7 @@ import pytest
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.inserter import BatchInserter, BatchInsertError, ConflictPolicy
 from market_backfill.db.tables import CLEAN_TABLE
-from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
+from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS
 from market_backfill.symbols import Series, parse_symbol
 from market_backfill_devtools.sample import bar_frame
 from tests.conftest import CLEAN_TEXT_KINDS
@@ -15,8 +15,9 @@ SERIES = Series(parse_symbol("GLBX.MDP3:NQ"), "v", 0)
 
 
 def rows_of(n: int, **kwargs):
-    """``n`` bars as rows of the clean table (series NQ.v.0)."""
-    return clean_rows(bar_frame(n, **kwargs), SERIES)
+    """``n`` bars as rows of the clean table (series NQ.v.0), a DataFrame: the inserter
+    takes frames and numpy columns alike (the DAGs' rows are numpy columns: ``clean_rows``)."""
+    return bar_frame(n, **kwargs).assign(roll_rule=SERIES.roll_rule, rank=SERIES.rank)
 
 
 def _inserter(connect, **kwargs) -> BatchInserter:

@@ -86,7 +86,7 @@ def test_backend_killed_before_batches_is_retried_exactly_once_each(market_db, s
 def test_a_kill_after_a_rerun_switches_to_upserts_without_doubling(market_db):
     frame = rows_of(2000)
     with _inserter() as ins:
-        ins.insert(frame.iloc[:1200])
+        ins.insert({c: values[:1200] for c, values in frame.items()})
 
     def kill(at: BatchAttempt) -> None:
         if at.batch == 3 and at.attempt == 1:

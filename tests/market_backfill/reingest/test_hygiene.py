@@ -44,8 +44,8 @@ def test_duplicates_keep_the_first_good_bar_and_order_is_repaired():
 
     result = validate_bars(pd.concat([shuffled, dup], ignore_index=True), FLOOR)
     assert result.skipped["DUPLICATE_TS"] == 1
-    assert np.all(np.diff(result.bars["ts"].to_numpy()) > 0)
-    assert result.bars.loc[2, "volume"] == bars.loc[2, "volume"]
+    assert np.all(np.diff(result.bars["ts"]) > 0)
+    assert result.bars["volume"][2] == bars.loc[2, "volume"]
 
 
 def test_a_bad_duplicate_does_not_shadow_a_good_one():

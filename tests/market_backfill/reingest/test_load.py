@@ -116,3 +116,29 @@ def test_a_run_with_a_data_interval_loads_exactly_it_even_with_newer_bars_stored
         hook_connector(), {**BASE, "start": "2025-12-01", "end": "2025-12-01"}, interval=day
     )
     assert [c["start"] for c in dated] == ["2025-12-01T00:00:00+00:00"]
+
+
+def test_a_reingest_task_body_reading_files_runs_without_pandas(market_db, tmp_path):
+    """A chunk task process pays for what it imports: DBN files are decoded with numpy and
+    ``databento_dbn`` alone, the bars validated and written as numpy columns, so neither
+    pandas nor the ``databento`` client (0.7 s to import together) is loaded. Run in a fresh
+    interpreter, through the task body, on a real file."""
+    from tests.support.imports import group_task_code, loaded_after
+
+    bars = bar_frame(1500, start="2025-12-01T00:00Z")
+    bars["symbol"] = "NQ.v.0"
+    path = write_bars(tmp_path / "nq.dbn.zst", bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 9})
+    chunk = Chunk(
+        "GLBX.MDP3:NQ", "2025-12", "2025-12-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00"
+    )
+    setup = group_task_code(
+        "ohlcv_reingest",
+        {**BASE, "dbn_path": str(path)},
+        chunk.to_dict(),
+        "from market_backfill.reingest.tasks import run_group\n"
+        "out = run_group(group, run)\n"
+        "assert out['rows_written'] == 1500, out",
+    )
+    assert loaded_after(setup, ["pandas", "databento", "pandas_market_calendars"]) == []
+    with market_db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0] == 1500

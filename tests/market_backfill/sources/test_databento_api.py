@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from market_backfill.retry import Backoff
 from market_backfill.sources import PermanentSourceError, SourceError
 from market_backfill.sources.databento_api import DatabentoSource
+from market_backfill.sources.dbn import bar_count
 from market_backfill.timeutil import to_ns
 from tests.support.gateway import API_KEY, Scripted
 
@@ -24,7 +26,7 @@ def _source(gateway, **kwargs) -> DatabentoSource:
 
 def test_one_request_for_several_symbols_maps_bars_exactly(gateway, synthetic_bars_continuous):
     source = _source(gateway)
-    bars = source.fetch("GLBX.MDP3", WANTED, START, END)
+    bars = pd.DataFrame(source.fetch("GLBX.MDP3", WANTED, START, END))
     assert source.requests == 1
     form = gateway.state.data_requests()[0]["form"]
     assert form["symbols"] == "ES.v.0,NQ.v.0"
@@ -42,7 +44,7 @@ def test_server_errors_and_rate_limits_are_retried(gateway, sleeps):
     gateway.fail_with(Scripted(500), Scripted(429, retry_after=0.25), Scripted(503))
     source = _source(gateway, backoff=Backoff(attempts=5, base_s=0.01))
     bars = source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
-    assert len(bars) > 0
+    assert bar_count(bars) > 0
     assert (source.requests, source.retries) == (4, 3)
     assert sleeps == [0.01, 0.25, 0.04]
 
@@ -95,10 +97,10 @@ def test_companions_share_one_cached_request(gateway, tmp_path, synthetic_bars_c
     second = DatabentoSource(API_KEY, gateway.url, cache_dir=cache, companions=companions)
     es = second.fetch("GLBX.MDP3", {"ES.v.0": "GLBX.MDP3:ES"}, START, END)
     assert (first.requests, second.requests, len(gateway.state.data_requests())) == (1, 0, 1)
-    assert set(nq.symbol) == {"GLBX.MDP3:NQ"}
-    assert set(es.symbol) == {"GLBX.MDP3:ES"}
+    assert set(nq["symbol"]) == {"GLBX.MDP3:NQ"}
+    assert set(es["symbol"]) == {"GLBX.MDP3:ES"}
     src = synthetic_bars_continuous
-    assert len(es) == len(
+    assert bar_count(es) == len(
         src[(src.symbol == "ES.v.0") & (src.ts >= to_ns(START)) & (src.ts < to_ns(END))]
     )
     assert not list(cache.glob("*.part"))
@@ -107,7 +109,7 @@ def test_companions_share_one_cached_request(gateway, tmp_path, synthetic_bars_c
 def test_a_failed_attempt_leaves_no_partial_file_behind(gateway, tmp_path):
     gateway.fail_with(Scripted(500))
     source = DatabentoSource(API_KEY, gateway.url, cache_dir=tmp_path)
-    assert len(source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)) > 0
+    assert bar_count(source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)) > 0
     assert source.requests == 2
     assert [p.suffix for p in tmp_path.glob("*.dbn.zst")] == [".zst"]
     assert not list(tmp_path.glob("*.part"))
@@ -147,7 +149,7 @@ def test_two_worker_processes_loading_sibling_chunks_make_one_request(gateway, d
         "    companions={'GLBX.MDP3': ['NQ.v.0', 'ES.v.0']})\n"
         "bars = source.fetch('GLBX.MDP3', {mine: 'X'}, datetime(2025, 2, 1, tzinfo=UTC),\n"
         "    datetime(2025, 3, 1, tzinfo=UTC))\n"
-        "print(json.dumps([len(bars), source.requests]))\n"
+        "print(json.dumps([len(bars['ts']), source.requests]))\n"
     )
     workers = [
         subprocess.Popen(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from market_backfill.sources import SourceError
@@ -84,11 +85,16 @@ def test_files_are_downloaded_once_and_hold_the_same_bars_as_get_range(gateway, 
     assert len(gateway.state.downloads()) == 3
     assert second.downloaded == 0
 
-    from_files = DbnFileSource([str(p) for p in paths]).fetch("GLBX.MDP3", WANTED, START, END)
-    streamed = DatabentoSource(API_KEY, gateway.url).fetch("GLBX.MDP3", WANTED, START, END)
+    from_files, streamed = (
+        pd.DataFrame(source.fetch("GLBX.MDP3", WANTED, START, END)).sort_values(
+            ["symbol", "ts"], ignore_index=True
+        )
+        for source in (
+            DbnFileSource([str(p) for p in paths]),
+            DatabentoSource(API_KEY, gateway.url),
+        )
+    )
     assert len(from_files) == len(streamed) > 0
-    for frame in (from_files, streamed):
-        frame.sort_values(["symbol", "ts"], inplace=True, ignore_index=True)
     for col in ("symbol", "ts", "open", "high", "low", "close", "volume"):
         np.testing.assert_array_equal(from_files[col].to_numpy(), streamed[col].to_numpy())
 

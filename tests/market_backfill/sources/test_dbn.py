@@ -4,10 +4,18 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from market_backfill.sources import dbn
-from market_backfill.sources.dbn import DbnDataError, may_hold, open_store, peek_metadata, read_bars
+from market_backfill.sources.dbn import (
+    DbnDataError,
+    bar_count,
+    may_hold,
+    open_store,
+    peek_metadata,
+    read_bars,
+)
 from market_backfill.timeutil import to_ns
 from market_backfill_devtools.dbn_writer import encode_bars, quarterly_rolls, write_bars
 from market_backfill_devtools.sample import bar_frame
@@ -34,15 +42,18 @@ def test_quarterly_rolls_change_instrument_in_quarter_months():
 @pytest.mark.parametrize("suffix", [".dbn", ".dbn.zst"])
 def test_round_trip_through_a_file_across_a_roll(tmp_path: Path, suffix):
     bars = _continuous(4 * 1440)  # 2025-03-08 .. 03-12: crosses the 03-10 roll
-    rolls = quarterly_rolls(date(2025, 3, 8), date(2025, 3, 11), 7)
+    rolls = quarterly_rolls(date(2025, 2, 20), date(2025, 3, 12), 7)
     path = write_bars(
         tmp_path / f"x{suffix}", bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": rolls}
     )
     store = open_store(path, path.name)
-    got = read_bars(store, WANTED, to_ns("2025-03-09T12:00Z"), to_ns("2025-03-11T00:00Z"))
+    got = pd.DataFrame(
+        read_bars(store, WANTED, to_ns("2025-03-09T12:00Z"), to_ns("2025-03-11T00:00Z"))
+    )
     want = bars[(bars.ts >= to_ns("2025-03-09T12:00Z")) & (bars.ts < to_ns("2025-03-11T00:00Z"))]
     assert len(got) == len(want) == 36 * 60
     assert set(got.symbol) == {"GLBX.MDP3:NQ"}
+    assert set(got.instrument_id) == {7, 8}
     for col in ("ts", "open", "high", "low", "close", "volume"):
         np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
 
@@ -63,10 +74,10 @@ def test_a_read_stops_after_the_block_that_reaches_past_its_range(tmp_path: Path
 
     monkeypatch.setattr(dbn, "_blocks", counted)
     first_day = read_bars(open_store(path, path.name), WANTED, 0, to_ns("2025-03-09T00:00Z"))
-    np.testing.assert_array_equal(first_day.ts.to_numpy(), bars.ts.to_numpy()[:1440])
+    np.testing.assert_array_equal(first_day["ts"], bars.ts.to_numpy()[:1440])
     assert decoded == [1000, 1000]  # the day's 1,440 records: two blocks, not three
     whole = read_bars(open_store(path, path.name), WANTED, 0, to_ns("2026-01-01"))
-    assert len(whole) == sum(decoded[2:]) == 10 * 1440
+    assert len(whole["ts"]) == sum(decoded[2:]) == 10 * 1440
 
 
 def test_other_symbols_and_ranges_give_nothing(tmp_path: Path):
@@ -74,8 +85,8 @@ def test_other_symbols_and_ranges_give_nothing(tmp_path: Path):
         tmp_path / "x.dbn", _continuous(10), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5}
     )
     store = open_store(path, "x")
-    assert read_bars(store, {"ES.v.0": "GLBX.MDP3:ES"}, 0, 2**62).empty
-    assert read_bars(store, WANTED, to_ns("2026-01-01"), to_ns("2026-02-01")).empty
+    assert bar_count(read_bars(store, {"ES.v.0": "GLBX.MDP3:ES"}, 0, 2**62)) == 0
+    assert bar_count(read_bars(store, WANTED, to_ns("2026-01-01"), to_ns("2026-02-01"))) == 0
 
 
 def test_truncated_file_is_a_clear_error(tmp_path: Path):
@@ -124,3 +135,100 @@ def test_a_header_peek_of_an_unreadable_file_is_none(tmp_path: Path):
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         assert peek_metadata(tmp_path / name) is None, name
+
+
+@pytest.mark.parametrize("suffix", [".dbn", ".dbn.zst"])
+def test_records_and_metadata_decode_as_the_databento_client_decodes_them(tmp_path, suffix):
+    """The reader decodes records with numpy alone: field by field what the official
+    client's ``DBNStore.to_ndarray`` gives for the same file (a roll: two instruments)."""
+    from databento import DBNStore
+
+    bars = _continuous(4 * 1440)  # 2025-03-08 .. 03-12: crosses the 03-10 roll
+    rolls = quarterly_rolls(date(2025, 2, 20), date(2025, 3, 12), 7)
+    path = write_bars(
+        tmp_path / f"x{suffix}", bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": rolls}
+    )
+    store, client = open_store(path, path.name), DBNStore.from_file(path)
+    ours = np.concatenate(list(store.blocks(1000)))
+    theirs = client.to_ndarray()
+    assert ours.dtype.names == theirs.dtype.names
+    assert len(ours) == len(theirs) == 4 * 1440
+    for field in theirs.dtype.names:
+        np.testing.assert_array_equal(ours[field], theirs[field], err_msg=field)
+    assert set(ours["instrument_id"]) == {7, 8}
+    assert (store.metadata.dataset, store.metadata.mappings) == (
+        client.metadata.dataset,
+        client.metadata.mappings,
+    )
+
+
+def test_a_send_time_after_each_record_is_skipped(tmp_path):
+    """With ``ts_out`` in the metadata every record carries 8 more bytes (a gateway's
+    send time): the bars read are the same."""
+    from databento_dbn import Metadata
+
+    bars = _continuous(100)
+    plain = encode_bars(bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    offset = 8 + int.from_bytes(plain[4:8], "little")
+    meta = Metadata.decode(plain[:offset])
+    stamped = Metadata(
+        dataset=meta.dataset,
+        start=meta.start,
+        end=meta.end,
+        stype_in=meta.stype_in,
+        stype_out=meta.stype_out,
+        schema=meta.schema,
+        symbols=list(meta.symbols),
+        ts_out=True,
+    )
+    records = np.frombuffer(plain[offset:], dtype=np.dtype([("r", "V56")]))
+    with_out = np.zeros(len(records), dtype=[("r", "V56"), ("ts_out", "<u8")])
+    with_out["r"] = records["r"]
+    with_out["ts_out"] = np.arange(len(records)) + 10**18
+    path = tmp_path / "out.dbn"
+    path.write_bytes(bytes(stamped) + with_out.tobytes())
+    got = read_bars(open_store(path, path.name), WANTED, 0, 2**62)
+    np.testing.assert_array_equal(got["ts"], bars.ts.to_numpy())
+    np.testing.assert_array_equal(got["close"], bars.close.to_numpy())
+
+
+def test_a_zstd_file_of_several_frames_is_read_to_its_end(tmp_path):
+    """A compressed file may hold several zstd frames (one per write): every frame counts."""
+    import zstandard
+
+    bars = _continuous(3000)
+    data = encode_bars(bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    cut = len(data) - 56 * 1000  # the last thousand records in a frame of their own
+    compressor = zstandard.ZstdCompressor()
+    path = tmp_path / "frames.dbn.zst"
+    path.write_bytes(compressor.compress(data[:cut]) + compressor.compress(data[cut:]))
+    got = read_bars(open_store(path, path.name), WANTED, 0, 2**62)
+    np.testing.assert_array_equal(got["ts"], bars.ts.to_numpy())
+
+
+def test_a_record_of_another_type_is_a_clear_error(tmp_path):
+    data = bytearray(encode_bars(_continuous(10), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5}))
+    data[-56 + 1] = 32  # the last record's rtype: ohlcv-1s under ohlcv-1m metadata
+    path = tmp_path / "mixed.dbn"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DbnDataError, match="mixed.dbn: DBN records cannot be decoded"):
+        read_bars(open_store(path, path.name), WANTED, 0, 2**62)
+
+
+def test_undecodable_compressed_bytes_are_a_clear_error(tmp_path):
+    import zstandard
+
+    data = encode_bars(_continuous(2000), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    packed = bytearray(zstandard.ZstdCompressor(level=1).compress(data))
+    packed[len(packed) // 2 :] = b"\x00" * (len(packed) - len(packed) // 2)
+    path = tmp_path / "broken.dbn.zst"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(DbnDataError, match="broken.dbn.zst"):
+        read_bars(open_store(path, path.name), WANTED, 0, 2**62)
+
+
+def test_day_numbers_of_dates_datetimes_and_iso_strings():
+    from datetime import datetime
+
+    assert dbn.day_number(date(1970, 1, 2)) == 1
+    assert dbn.day_number(datetime(2025, 3, 10, 23, 59)) == dbn.day_number("2025-03-10") == 20157
