@@ -1,4 +1,4 @@
-"""Reading Databento DBN ``ohlcv-1m`` data as bar frames, with numpy alone.
+"""Reading Databento DBN ``ohlcv-1m`` data as bar frames, without pandas.
 
 A *bar frame* (:data:`Bars`) is a dict of equally long numpy columns, those of
 :data:`BAR_FRAME_COLUMNS`: ``symbol`` (the registry symbol, object), ``ts`` (bar open
@@ -8,9 +8,10 @@ continuous symbol held at that minute (from the DBN records and their symbology 
 Keeping integers end to end means no float drift and no datetime-unit surprises.
 
 The records are decoded straight from the bytes (an ``ohlcv-1m`` record is a fixed
-56-byte struct, the dtype ``databento_dbn`` gives), and the metadata by ``databento_dbn``:
-neither pandas nor the ``databento`` client is imported to read a file (0.7 s and
-110 MB of a chunk task's start).
+56-byte struct, the same in DBN versions 1 to 3, the dtype ``databento_dbn`` gives), and
+the metadata, whose layout differs between versions, by ``databento_dbn``:
+neither pandas nor the ``databento`` client is imported to read a file (about 0.5 s and
+70 MB of a chunk task's start: BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def test_a_run_with_a_data_interval_loads_exactly_it_even_with_newer_bars_stored
 def test_a_reingest_task_body_reading_files_runs_without_pandas(market_db, tmp_path):
     """A chunk task process pays for what it imports: DBN files are decoded with numpy and
     ``databento_dbn`` alone, the bars validated and written as numpy columns, so neither
-    pandas nor the ``databento`` client (0.7 s to import together) is loaded. Run in a fresh
+    pandas nor the ``databento`` client (about half a second to import) is loaded. Run in a fresh
     interpreter, through the task body, on a real file."""
     from tests.support.imports import group_task_code, loaded_after
 

@@ -30,6 +30,18 @@ def _continuous(n: int, start: str = "2025-03-08T00:00Z"):
     return bars
 
 
+def _remade_metadata(data: bytes, **changes):
+    """The metadata of single-symbol DBN ``data`` made again with ``changes`` (no symbol
+    mappings), and where the records of ``data`` start."""
+    from databento_dbn import Metadata
+
+    offset = 8 + int.from_bytes(data[4:8], "little")
+    meta = Metadata.decode(data[:offset])
+    fields = ("dataset", "start", "end", "stype_in", "stype_out", "schema")
+    kept = {name: getattr(meta, name) for name in fields}
+    return Metadata(**kept, symbols=list(meta.symbols), **changes), offset
+
+
 def test_quarterly_rolls_change_instrument_in_quarter_months():
     ivs = quarterly_rolls(date(2025, 1, 1), date(2025, 7, 1), 100)
     assert ivs == [
@@ -165,22 +177,9 @@ def test_records_and_metadata_decode_as_the_databento_client_decodes_them(tmp_pa
 def test_a_send_time_after_each_record_is_skipped(tmp_path):
     """With ``ts_out`` in the metadata every record carries 8 more bytes (a gateway's
     send time): the bars read are the same."""
-    from databento_dbn import Metadata
-
     bars = _continuous(100)
     plain = encode_bars(bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
-    offset = 8 + int.from_bytes(plain[4:8], "little")
-    meta = Metadata.decode(plain[:offset])
-    stamped = Metadata(
-        dataset=meta.dataset,
-        start=meta.start,
-        end=meta.end,
-        stype_in=meta.stype_in,
-        stype_out=meta.stype_out,
-        schema=meta.schema,
-        symbols=list(meta.symbols),
-        ts_out=True,
-    )
+    stamped, offset = _remade_metadata(plain, ts_out=True)
     records = np.frombuffer(plain[offset:], dtype=np.dtype([("r", "V56")]))
     with_out = np.zeros(len(records), dtype=[("r", "V56"), ("ts_out", "<u8")])
     with_out["r"] = records["r"]
@@ -232,3 +231,19 @@ def test_day_numbers_of_dates_datetimes_and_iso_strings():
 
     assert dbn.day_number(date(1970, 1, 2)) == 1
     assert dbn.day_number(datetime(2025, 3, 10, 23, 59)) == dbn.day_number("2025-03-10") == 20157
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_files_of_every_dbn_version_read_the_same_bars(version):
+    """The ``ohlcv-1m`` record is one struct in DBN versions 1 to 3; only the metadata's
+    layout differs, and ``databento_dbn`` decodes it."""
+    bars = _continuous(100)
+    data = encode_bars(bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    versioned, offset = _remade_metadata(data, version=version)
+    raw = bytes(versioned) + data[offset:]
+    assert raw[3] == version
+    store = open_store(raw, f"v{version}")
+    assert store.metadata.version == version
+    got = read_bars(store, WANTED, 0, 2**62)
+    for col in ("ts", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(got[col], bars[col].to_numpy())
