@@ -61,7 +61,7 @@ def _run(dag, path, capfd, **conf):
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("truncated", "truncated"),
+        ("truncated", "DBN file is truncated"),
         ("garbage", "not a readable DBN file"),
         ("trades_schema", "schema is 'trades', but ohlcv-1m bars are required"),
     ],

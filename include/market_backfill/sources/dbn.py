@@ -217,7 +217,7 @@ class DbnStore:
                 while data := _read_up_to(stream, count * size):
                     if len(data) % size:
                         raise DbnDataError(
-                            f"{self.name}: the DBN data is truncated: it ends in "
+                            f"{self.name}: the DBN file is truncated: it ends in "
                             f"{len(data) % size} bytes of an incomplete record; refusing a "
                             "partial read"
                         )

@@ -105,7 +105,7 @@ def test_truncated_file_is_a_clear_error(tmp_path: Path):
     data = encode_bars(_continuous(100), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
     path = tmp_path / "cut.dbn"
     path.write_bytes(data[:-20])
-    with pytest.raises(DbnDataError, match="cut.dbn"):
+    with pytest.raises(DbnDataError, match="cut.dbn: the DBN file is truncated"):
         read_bars(open_store(path, "cut.dbn"), WANTED, 0, 2**62, "cut.dbn")
 
 
