@@ -4,7 +4,8 @@ A component's leader may exit before the workers it forked (LocalExecutor worker
 processes, API server workers). Those orphans move to the nearest subreaper, or to PID 1,
 which in a container may reap them late or never: a killed orphan then stays a zombie,
 still a member of its group. ``adopt_orphans()`` makes the calling process their
-subreaper, so ``stop_groups()`` reaps them and no member of a stopped group outlives it.
+subreaper, so ``stop_groups()`` reaps them and no member of a stopped group outlives it;
+while the groups run, ``reap_adopted()`` reaps the orphans that have exited.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,21 +37,39 @@ def adopt_orphans() -> bool:
         return False
 
 
-def members(groups: Iterable[int]) -> tuple[list[int], list[int]]:
-    """The pids whose process group is in ``groups``: the live ones and the zombies."""
-    wanted = set(groups)
-    live: list[int] = []
-    zombies: list[int] = []
+def _processes() -> Iterator[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process /proc shows."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:  # it exited while we looked
             continue
         # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses
-        state, _ppid, pgrp = text[text.rindex(")") + 2 :].split()[:3]
-        if int(pgrp) in wanted:
-            (zombies if state == "Z" else live).append(int(stat.parent.name))
+        state, ppid, pgrp = text[text.rindex(")") + 2 :].split()[:3]
+        yield int(stat.parent.name), state, int(ppid), int(pgrp)
+
+
+def members(groups: Iterable[int]) -> tuple[list[int], list[int]]:
+    """The pids whose process group is in ``groups``: the live ones and the zombies."""
+    wanted = set(groups)
+    live: list[int] = []
+    zombies: list[int] = []
+    for pid, state, _ppid, pgrp in _processes():
+        if pgrp in wanted:
+            (zombies if state == "Z" else live).append(pid)
     return live, zombies
+
+
+def reap_adopted(leaders: Iterable[int]) -> int:
+    """Reap this process's zombie children other than ``leaders`` (whose exit status
+    their ``Popen`` reads): the adopted orphans that exited while the groups run. Returns
+    how many were reaped."""
+    keep, me, reaped = set(leaders), os.getpid(), 0
+    for pid, state, ppid, _pgrp in _processes():
+        if state == "Z" and ppid == me and pid not in keep:
+            _reap(pid)
+            reaped += 1
+    return reaped
 
 
 def _reap(pid: int) -> None:

@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from market_backfill_devtools.process_groups import adopt_orphans, stop_groups
+from market_backfill_devtools.process_groups import adopt_orphans, reap_adopted, stop_groups
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER = "admin"
@@ -126,8 +126,12 @@ def serve(port: int, logs: Path) -> int:
                 "==> Ctrl-C stops it",
                 flush=True,
             )
+        ticks = 0
         while not stopping and all(p.poll() is None for p in procs):
             time.sleep(0.5)
+            ticks += 1
+            if ticks % 20 == 0:  # every 10 s: orphans that exited are not left as zombies
+                reap_adopted(p.pid for p in procs)
         return 0 if stopping else 1
     finally:
         stop_groups(procs)

@@ -62,3 +62,31 @@ def test_members_finds_live_processes_of_a_group_by_its_id():
         stop_groups([proc], grace=5)
     assert members([proc.pid]) == ([], [])
     assert proc.returncode is not None
+
+
+REAPER = """
+import subprocess, sys, time
+from market_backfill_devtools.process_groups import adopt_orphans, members, reap_adopted
+
+assert adopt_orphans()
+leader = subprocess.Popen(
+    [sys.executable, "-c", "import subprocess, sys; "
+     "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.5)']); sys.exit(3)"],
+    start_new_session=True,
+)
+deadline = time.monotonic() + 60
+while members([leader.pid])[0] and time.monotonic() < deadline:
+    time.sleep(0.05)  # until the leader and its orphaned worker have exited
+zombies_before = len(members([leader.pid])[1])
+reaped = reap_adopted([leader.pid])
+print(zombies_before, reaped, len(members([leader.pid])[1]), leader.wait(10))
+"""
+
+
+def test_orphans_that_exit_while_the_groups_run_are_reaped_and_leaders_are_left_to_popen():
+    """A worker orphaned by its leader exits on its own: the subreaper reaps it, while the
+    leader's zombie stays for its ``Popen`` to read the exit status (3)."""
+    out = subprocess.run(
+        [sys.executable, "-c", REAPER], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split()
+    assert out == ["2", "1", "1", "3"]
