@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from market_backfill.names import PRICE_COLUMNS, UNDEF_PRICE
-from market_backfill.sources.dbn import Bars
+from market_backfill.sources.dbn import Bars, bar_count
 
 REASONS = ("UNDEF_PRICE", "OHLC_INTEGRITY", "PRICE_FLOOR", "DUPLICATE_TS")
 
@@ -29,16 +29,15 @@ class HygieneResult:
 
     @property
     def rows_valid(self) -> int:
-        return len(self.bars["ts"])
+        return bar_count(self.bars)
 
 
 def _undefined(values: np.ndarray) -> np.ndarray:
     """Prices Databento marks undefined, or missing (NaN in a float column, None)."""
     if values.dtype.kind == "f":
         return np.isnan(values) | (values == UNDEF_PRICE)
-    if values.dtype.kind == "O":
-        missing = np.array([v is None or v != v for v in values], dtype=bool)
-        return missing | (values == UNDEF_PRICE)
+    if values.dtype.kind == "O":  # None, or NaN (the one value unequal to itself)
+        return np.equal(values, None) | np.not_equal(values, values) | (values == UNDEF_PRICE)
     return values == UNDEF_PRICE
 
 
@@ -80,5 +79,5 @@ def validate_bars(bars: Mapping[str, Any], price_floor_fixed: int) -> HygieneRes
     kept = {name: values[keep] for name, values in columns.items()}
     for col in PRICE_COLUMNS:
         kept[col] = kept[col].astype(np.int64)
-    kept["ts"] = kept["ts"].astype(np.int64)
+    kept["ts"] = ts[~dup]  # already int64, in this order
     return HygieneResult(kept, rows_in, skipped)

@@ -26,7 +26,7 @@ from market_backfill.names import BAR_COLUMNS, CATCHUP_LOOKBACK, MINUTE
 from market_backfill.planning import Chunk, ChunkData, PlanRequest, Range, plan_ranges
 from market_backfill.reingest.params import ReingestParams, parse_params
 from market_backfill.sources import BarSource
-from market_backfill.sources.dbn import Bars
+from market_backfill.sources.dbn import BAR_FRAME_COLUMNS, Bars
 from market_backfill.summary import ChunkHeader
 from market_backfill.symbols import Series, Symbol, SymbolSettings
 from market_backfill.timeutil import from_ns
@@ -60,7 +60,7 @@ BAR_UPSERT = ConflictPolicy(
 def clean_rows(bars: Mapping[str, Any], series: Series) -> Bars:
     """A bar frame (with ``instrument_id``; or anything whose columns index by name) as
     rows of the clean table, numpy columns: the series added."""
-    rows = {c: np.asarray(bars[c]) for c in (*BAR_COLUMNS, "instrument_id")}
+    rows = {c: np.asarray(bars[c]) for c in BAR_FRAME_COLUMNS}
     n = len(rows["ts"])
     rows["roll_rule"] = np.full(n, series.roll_rule, dtype=object)
     rows["rank"] = np.full(n, series.rank, dtype=np.int16)

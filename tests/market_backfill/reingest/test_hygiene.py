@@ -75,3 +75,20 @@ def test_without_a_floor_negative_prices_are_good():
     assert checked.rows_valid == 5
     assert checked.skipped["PRICE_FLOOR"] == 0
     assert validate_bars(bars, 0).skipped["PRICE_FLOOR"] == 5
+
+
+def test_missing_prices_count_as_undefined_in_float_and_object_columns():
+    """A price missing from a frame (NaN in a float column, None in an object one) is
+    skipped like Databento's undefined price; the kept bars come back as int64."""
+    bars = bar_frame(6)
+    want = bars.drop(index=[1, 2]).reset_index(drop=True)
+    bars["open"] = bars["open"].astype(float)
+    bars.loc[1, "open"] = float("nan")
+    bars["close"] = bars["close"].astype(object)
+    bars.loc[2, "close"] = None
+    result = validate_bars(bars, FLOOR)
+    assert result.skipped["UNDEF_PRICE"] == 2
+    assert result.rows_valid == 4
+    for col in ("ts", "open", "high", "low", "close"):
+        assert result.bars[col].dtype == np.int64
+        np.testing.assert_array_equal(result.bars[col], want[col].to_numpy())
