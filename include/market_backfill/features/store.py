@@ -64,16 +64,14 @@ FEATURES_REFRESH = ConflictPolicy(
 )
 """Catch-up and ``force_recalc``: rows whose values differ are overwritten."""
 
-_FIXED = "({c} * 1000000000)::int8"
 _SERIES_WHERE = "symbol = %s AND roll_rule = %s AND rank = %s"
 _BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 
 def _bars_query(table: str, extra: tuple[str, ...], timeframe: bool) -> tuple[sql.SQL, str]:
-    """(the SELECT of a bars table as int8 columns, the table): literals go in the
-    ``{}`` in order, the table in ``{table}``."""
-    prices = ", ".join(_FIXED.format(c=c) for c in PRICE_COLUMNS)
-    cols = ", ".join(("ts", prices, "volume", *extra))
+    """(the SELECT of a bars table: ``ts``, the prices, int8 columns; the table): literals
+    go in the ``{}`` in order, the table in ``{table}``."""
+    cols = ", ".join(("ts", *PRICE_COLUMNS, "volume", *extra))
     where = "symbol = {} AND roll_rule = {} AND rank = {}" + (
         " AND timeframe = {}" if timeframe else ""
     )
@@ -82,22 +80,33 @@ def _bars_query(table: str, extra: tuple[str, ...], timeframe: bool) -> tuple[sq
     ), table
 
 
+_PRICE_INDEXES = tuple(_BAR_FIELDS.index(c) for c in PRICE_COLUMNS)
 _READ_CLEAN = _bars_query(CLEAN_TABLE, (), timeframe=False)
 _READ_AGG = _bars_query(AGG_TABLE, ("bars::int8",), timeframe=True)
 
 
-def read_bars(conn: Connection, series: Series, tf: Timeframe, lo: datetime, hi: datetime) -> Bars:
+def read_bars(
+    conn: Connection,
+    series: Series,
+    tf: Timeframe,
+    lo: datetime,
+    hi: datetime,
+    *,
+    scale_on_server: bool = False,
+) -> Bars:
     """The stored ``tf`` bars of ``series`` with ``ts`` in ``[lo, hi)``, ordered: the clean
     1-minute bars for ``1m``, else the rolled-up bars (with their ``bars`` counts). One
     index range scan sent as one binary value, decoded by numpy (prices exact int64
-    fixed-point)."""
+    fixed-point; ``scale_on_server``: see :func:`read_ts_rows`)."""
     if tf == "1m":
         template, values, names = _READ_CLEAN, (*series.key, lo, hi), _BAR_FIELDS
     else:
         template, values, names = _READ_AGG, (*series.key, tf, lo, hi), (*_BAR_FIELDS, "bars")
     query = template[0].format(*map(sql.Literal, values), table=sql.Identifier(template[1]))
     with conn.cursor() as cur:
-        arr = read_ts_rows(cur, query, len(names))
+        arr = read_ts_rows(
+            cur, query, len(names), numeric=_PRICE_INDEXES, scale_on_server=scale_on_server
+        )
     columns = np.ascontiguousarray(arr.T)
     return {name: columns[i] for i, name in enumerate(names)}
 

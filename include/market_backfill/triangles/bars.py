@@ -26,8 +26,9 @@ def read_bars(
 ) -> dict[str, np.ndarray]:
     """Bars of ``series`` with stored ``ts`` in ``[lo, hi)`` as int64 arrays (prices
     fixed-point 1e-9, exactly as stored), ordered by ts. One indexed range scan sent as
-    one binary value, decoded by numpy (no Python object per row). The legacy table holds one
-    series per symbol and is read by symbol. Runs in the caller's transaction."""
+    one binary value, the prices as stored, decoded by a numba kernel (no Python object per
+    row; the task loads numba for its engine anyway). The legacy table holds one series
+    per symbol and is read by symbol. Runs in the caller's transaction."""
     key = series.key[:1] if legacy else series.key
     names = ("symbol",) if legacy else ("symbol", "roll_rule", "rank")
     where = sql.SQL(" AND ").join(
@@ -35,12 +36,10 @@ def read_bars(
         for n, v in zip(names, key, strict=True)
     )
     query = sql.SQL(
-        "SELECT ts, (open * 1000000000)::int8, (high * 1000000000)::int8, "
-        "(low * 1000000000)::int8, (close * 1000000000)::int8 "
-        "FROM {} WHERE {} AND ts >= {} AND ts < {} ORDER BY ts"
+        "SELECT ts, open, high, low, close FROM {} WHERE {} AND ts >= {} AND ts < {} ORDER BY ts"
     ).format(sql.Identifier(table), where, sql.Literal(from_ns(lo_ns)), sql.Literal(from_ns(hi_ns)))
     with conn.cursor() as cur:
-        arr = read_ts_rows(cur, query, 5)
+        arr = read_ts_rows(cur, query, 5, numeric=(1, 2, 3, 4))
     columns = np.ascontiguousarray(arr.T)
     return {
         "ts": columns[0],

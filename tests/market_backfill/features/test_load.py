@@ -210,6 +210,30 @@ def test_killed_connections_during_the_binary_writes_lose_and_double_nothing(
     assert_same(expected[inside].reset_index(drop=True), got)
 
 
+def test_a_rollup_task_body_loads_no_numba(market_db, quarter_bars):
+    """The rollup stage is numpy alone: its read lets the server scale the prices (the
+    feature and triangle reads decode them with a numba kernel, which those tasks load
+    anyway), so a rollup task never pays numba's import and start (about half a second)."""
+    store_bars(quarter_bars)
+    setup = group_task_code(
+        "feature_backfill",
+        PARAMS,
+        months()["2025-02"].to_dict(),
+        "from market_backfill.features.tasks import run_rollup_group\n"
+        "rolled = run_rollup_group(group, run)\n"
+        "assert rolled['members'], rolled",
+    )
+    assert loaded_after(setup, ["numba", "pandas"]) == []
+    feb = months()["2025-02"]
+    ts = quarter_bars["ts"].to_numpy().astype("datetime64[ns]").astype("int64")
+    in_feb = ts[(ts >= to_ns(feb.start_dt)) & (ts < to_ns(feb.end_dt))]
+    with market_db.connect() as conn:
+        hours = conn.execute(
+            "SELECT count(*), sum(bars) FROM market_bars_ohlcv_agg WHERE timeframe = '1h'"
+        ).fetchone()
+    assert hours == (len(set((in_feb // (3600 * 10**9)).tolist())), len(in_feb))
+
+
 def test_feature_task_bodies_run_without_pandas(market_db, quarter_bars):
     """Both feature stages' task bodies, in a fresh interpreter on real bars: the rollup,
     the features and their binary COPY work on numpy arrays, session times come from
