@@ -5,20 +5,27 @@ only today's regular hours, though, so a calendar with a dated session history
 (:data:`SESSION_HISTORY`) has each regular trade date re-cut to the hours of its era. A
 session contributes every minute from its open to its close, close excluded, so
 maintenance breaks, halts, weekends, holidays and early closes hold no trading minute.
+
+A calendar year's periods are computed once per host and kept
+(:mod:`market_backfill.calendar_cache`): a task whose years are cached imports neither
+pandas nor pandas_market_calendars.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from market_backfill.calendar_cache import load_year, store_year
 from market_backfill.names import MINUTE_NS
 from market_backfill.timeutil import from_ns, to_ns
+
+if TYPE_CHECKING:  # pandas: only where a year's periods are computed
+    import pandas as pd
 
 CHICAGO = "America/Chicago"
 
@@ -69,24 +76,61 @@ def get_calendar(name: str) -> Any:
     return mcal.get_calendar(name)
 
 
+SPAN_MARGIN = timedelta(days=2)
+"""Longer than any trading period: a period overlapping a range opens at most this much
+before it."""
+
+
 def sessions(name: str, start: datetime, end: datetime) -> np.ndarray:
-    """Trading periods overlapping ``[start, end)``: an (n, 2) int64 array of [open,
-    close) in ns, sorted (a trade date may hold several)."""
-    cal = get_calendar(name)
-    sched = cal.schedule(
-        (start - timedelta(days=2)).date().isoformat(), (end + timedelta(days=2)).date().isoformat()
-    )
-    if sched.empty:
-        return np.empty((0, 2), dtype=np.int64)
-    periods = (
-        _historical_periods(sched, SESSION_HISTORY[name])
-        if name in SESSION_HISTORY
-        else _calendar_periods(sched)
-    )
+    """Trading periods overlapping ``[start, end)``, cut to it: an (n, 2) int64 array of
+    [open, close) in ns, sorted (a trade date may hold several). From each calendar
+    year's periods (:func:`year_periods`)."""
     lo, hi = to_ns(start), to_ns(end)
+    if lo >= hi:
+        return np.empty((0, 2), dtype=np.int64)
+    years = year_periods(name, (start - SPAN_MARGIN).year, from_ns(hi - 1).year)
+    periods = np.concatenate(years)
     opens, closes = np.maximum(periods[:, 0], lo), np.minimum(periods[:, 1], hi)
     keep = opens < closes
     return np.stack([opens[keep], closes[keep]], axis=1)
+
+
+def year_periods(name: str, first: int, last: int) -> list[np.ndarray]:
+    """The trading periods of calendar ``name`` opening in each year ``first`` ..
+    ``last`` (UTC), sorted, uncut: from the sessions cache; the years it lacks are
+    computed together (:func:`computed_years`) and kept there."""
+    history = repr(SESSION_HISTORY.get(name))
+    found = {y: load_year(name, history, y) for y in range(first, last + 1)}
+    missing = [y for y, periods in found.items() if periods is None]
+    if missing:
+        computed = computed_years(name, missing[0], missing[-1])
+        for y in missing:
+            found[y] = computed[y]
+            store_year(name, history, y, computed[y])
+    return [p for p in found.values() if p is not None]
+
+
+def computed_years(name: str, first: int, last: int) -> dict[int, np.ndarray]:
+    """The periods of ``name`` opening in each year ``first`` .. ``last``, from one
+    pandas_market_calendars schedule of those years and :data:`SPAN_MARGIN` either side
+    (a trade date's periods depend on the trade date before it)."""
+    lo, hi = datetime(first, 1, 1, tzinfo=UTC), datetime(last + 1, 1, 1, tzinfo=UTC)
+    cal = get_calendar(name)
+    sched = cal.schedule(
+        (lo - SPAN_MARGIN).date().isoformat(), (hi + SPAN_MARGIN).date().isoformat()
+    )
+    if sched.empty:
+        periods = np.empty((0, 2), dtype=np.int64)
+    elif name in SESSION_HISTORY:
+        periods = _historical_periods(sched, SESSION_HISTORY[name])
+    else:
+        periods = _calendar_periods(sched)
+    starts = [to_ns(datetime(y, 1, 1, tzinfo=UTC)) for y in range(first, last + 2)]
+    cuts = np.searchsorted(periods[:, 0], starts, side="left")  # periods are sorted
+    return {
+        y: np.ascontiguousarray(periods[cuts[i] : cuts[i + 1]])
+        for i, y in enumerate(range(first, last + 1))
+    }
 
 
 def _historical_periods(sched: pd.DataFrame, eras: tuple[Era, ...]) -> np.ndarray:
@@ -140,11 +184,15 @@ def _calendar_periods(sched: pd.DataFrame) -> np.ndarray:
 
 
 def _local_index(series: pd.Series) -> pd.DatetimeIndex:
+    import pandas as pd
+
     return pd.DatetimeIndex(pd.to_datetime(series, utc=True)).tz_convert(CHICAGO)
 
 
 def _at(days: pd.DatetimeIndex, at: time) -> np.ndarray:
     """``at`` (Central time) on each of ``days`` (naive local midnights), as ns UTC."""
+    import pandas as pd
+
     local = days + pd.Timedelta(hours=at.hour, minutes=at.minute)
     return local.tz_localize(CHICAGO).as_unit("ns").asi8.astype(np.int64)
 
@@ -183,4 +231,6 @@ def minute_counts(name: str, bounds: np.ndarray) -> np.ndarray:
 
 
 def _ns(series: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     return pd.to_datetime(series, utc=True).dt.as_unit("ns").astype("int64").to_numpy()
