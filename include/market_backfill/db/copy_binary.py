@@ -30,6 +30,7 @@ import numpy as np
 from psycopg import sql
 
 from market_backfill.names import FIXED_SCALE
+from market_backfill.timeutil import from_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -315,9 +316,13 @@ def read_ts_rows(
     cur.execute(stmt, binary=True)
     data = cur.fetchone()[0] or b""
     if on_client:
-        from market_backfill.db.numeric_kernel import decode  # numba: where prices are read
+        from market_backfill.db.numeric_kernel import DecodeError, decode  # numba: here only
 
-        rows = decode(data, tuple(i in numeric for i in range(width)))
+        try:
+            rows = decode(data, tuple(i in numeric for i in range(width)))
+        except DecodeError as exc:
+            at = "" if exc.first is None else f" (at {from_ns(int(pg_micros_to_ns(exc.first)))})"
+            raise ValueError(f"{exc}{at}, column {exc.column + 1} of the read") from exc
     else:
         rows = np.frombuffer(data, dtype=">i8").astype(np.int64).reshape(-1, width)
     rows[:, 0] = pg_micros_to_ns(rows[:, 0])

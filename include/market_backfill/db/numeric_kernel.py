@@ -41,8 +41,9 @@ def decode_rows(buf, numeric, pow10):
     """Rows of ``len(numeric)`` values from ``buf`` (uint8): a column whose ``numeric``
     flag is set is a ``numeric_send`` value, the others 8-byte big-endian integers.
 
-    Returns ``(rows, count, status, at)``: the (capacity, width) int64 matrix whose first
-    ``count`` rows are filled, a status code and the row it stopped at."""
+    Returns ``(rows, count, status, column)``: the (capacity, width) int64 matrix whose
+    first ``count`` rows are filled, a status code and the column it stopped at (in row
+    ``count``, whose earlier columns are filled)."""
     width = len(numeric)
     min_row = 8 * width  # an 8-byte integer, or a numeric's header
     out = np.empty((len(buf) // min_row + 1, width), dtype=np.int64)
@@ -52,7 +53,7 @@ def decode_rows(buf, numeric, pow10):
     while p < end:
         for c in range(width):
             if p + 8 > end:
-                return out, r, TRUNCATED, r
+                return out, r, TRUNCATED, c
             if not numeric[c]:
                 out[r, c] = _i64(buf, p)
                 p += 8
@@ -64,9 +65,9 @@ def decode_rows(buf, numeric, pow10):
             sign = _u16(buf, p + 4)
             p += 8
             if p + 2 * ndigits > end:
-                return out, r, TRUNCATED, r
+                return out, r, TRUNCATED, c
             if sign != _NUMERIC_POS and sign != _NUMERIC_NEG:
-                return out, r, NOT_FINITE, r
+                return out, r, NOT_FINITE, c
             acc = np.int64(0)  # minus the magnitude: reaches -2**63
             for i in range(ndigits):
                 d = _u16(buf, p + 2 * i)
@@ -75,39 +76,52 @@ def decode_rows(buf, numeric, pow10):
                     if d == 0:
                         continue
                     if e > 18:
-                        return out, r, OUT_OF_RANGE, r
+                        return out, r, OUT_OF_RANGE, c
                     step = pow10[e]
                     if d > -(_INT64_MIN + 1) // step:
-                        return out, r, OUT_OF_RANGE, r
+                        return out, r, OUT_OF_RANGE, c
                     term = d * step
                     if acc < _INT64_MIN + term:
-                        return out, r, OUT_OF_RANGE, r
+                        return out, r, OUT_OF_RANGE, c
                     acc -= term
                 elif e == -3:  # 10**-1 .. 10**-4 of the unit: the rounding digit
                     if acc < _INT64_MIN + d // 1000 + (d % 1000 >= 500):
-                        return out, r, OUT_OF_RANGE, r
+                        return out, r, OUT_OF_RANGE, c
                     acc -= d // 1000 + (d % 1000 >= 500)
             p += 2 * ndigits
             if sign == _NUMERIC_NEG:
                 out[r, c] = acc
             elif acc == _INT64_MIN:
-                return out, r, OUT_OF_RANGE, r
+                return out, r, OUT_OF_RANGE, c
             else:
                 out[r, c] = -acc
         r += 1
-    return out, r, OK, r
+    return out, r, OK, 0
+
+
+class DecodeError(ValueError):
+    """A value :func:`decode` refuses: ``row`` (0-based) and ``column`` where it is, and
+    ``first``, the row's first value when it was read (a read's ``ts``), else None."""
+
+    def __init__(self, message: str, row: int, column: int, first: int | None) -> None:
+        super().__init__(message)
+        self.row, self.column, self.first = row, column, first
+
+
+_PROBLEMS = {
+    NOT_FINITE: "a numeric value is NaN or infinite",
+    OUT_OF_RANGE: "a numeric value is out of range for fixed-point int64",
+    TRUNCATED: "the binary rows end inside a value",
+}
 
 
 def decode(data: bytes | memoryview, numeric: tuple[bool, ...]) -> np.ndarray:
     """The rows of ``data`` as a (rows, width) int64 matrix (see :func:`decode_rows`);
-    raises ValueError for a NaN or infinite numeric, one out of int64 fixed-point range,
-    or bytes that end inside a row."""
+    raises :class:`DecodeError` for a NaN or infinite numeric, one out of int64
+    fixed-point range, or bytes that end inside a row."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    out, count, status, at = decode_rows(buf, np.array(numeric, dtype=np.bool_), _POW10)
-    if status == NOT_FINITE:
-        raise ValueError(f"row {at + 1}: a numeric value is NaN or infinite")
-    if status == OUT_OF_RANGE:
-        raise ValueError(f"row {at + 1}: a numeric value is out of range for fixed-point int64")
-    if status == TRUNCATED:
-        raise ValueError(f"row {at + 1}: the binary rows end inside a value")
+    out, count, status, column = decode_rows(buf, np.array(numeric, dtype=np.bool_), _POW10)
+    if status != OK:
+        first = int(out[count, 0]) if column > 0 else None
+        raise DecodeError(f"row {count + 1}: {_PROBLEMS[status]}", count, column, first)
     return out[:count]

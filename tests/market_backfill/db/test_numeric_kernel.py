@@ -4,6 +4,7 @@ fixed-point values as the server's ``(price * 1000000000)::int8``, the same refu
 from __future__ import annotations
 
 import random
+import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import numpy as np
@@ -102,8 +103,27 @@ def test_values_the_cast_refuses_are_refused(market_db, text, message):
         with pytest.raises((psycopg.DataError, psycopg.NotSupportedError)):  # as the cast
             conn.execute(cast)
         conn.rollback()
-        with conn.cursor() as cur, pytest.raises(ValueError, match=f"row 1: .*{message}"):
+        with conn.cursor() as cur, pytest.raises(ValueError, match=f"row 1: .*{message}") as err:
             read_ts_rows(cur, query, 2, numeric=(1,))
+    assert re.search(r"\(at 20\d\d-\d\d-\d\d \d\d:\d\d:[\d.]+\+00:00\), column 2 ", str(err.value))
+
+
+def test_a_refused_price_names_its_bar(market_db):
+    """The bar's time and the column, in a read of many bars."""
+    with market_db.connect() as conn:
+        conn.execute("CREATE TABLE nan_bar (ts timestamptz, o numeric, c numeric)")
+        conn.execute(
+            "INSERT INTO nan_bar SELECT timestamptz '2025-03-03 14:00+00' "
+            "+ make_interval(mins => g), g, CASE WHEN g = 7 THEN 'NaN' ELSE g::numeric END "
+            "FROM generate_series(0, 9) g"
+        )
+        query = sql.SQL("SELECT ts, o, c FROM nan_bar ORDER BY ts")
+        with conn.cursor() as cur, pytest.raises(ValueError, match="row 8: ") as err:
+            read_ts_rows(cur, query, 3, numeric=(1, 2))
+    assert str(err.value) == (
+        "row 8: a numeric value is NaN or infinite (at 2025-03-03 14:07:00+00:00), "
+        "column 3 of the read"
+    )
 
 
 def test_bytes_ending_inside_a_value_are_refused(market_db):
