@@ -78,13 +78,9 @@ def load_year(calendar: str, history: str, year: int) -> np.ndarray | None:
 
 
 def store_year(calendar: str, history: str, year: int, periods: np.ndarray) -> None:
-    """Keep ``calendar``'s periods of ``year`` (see :func:`_store`)."""
-    _store(year_file(calendar, history, year), periods)
-
-
-def _store(path: Path, periods: np.ndarray) -> None:
-    """Write ``periods`` to ``path`` atomically; a folder that cannot be written is
-    logged and left alone (the periods stay uncached)."""
+    """Keep ``calendar``'s periods of ``year``, written atomically; a folder that cannot
+    be written is logged and left alone (the periods stay uncached)."""
+    path = year_file(calendar, history, year)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")

@@ -102,12 +102,10 @@ def year_periods(name: str, first: int, last: int) -> list[np.ndarray]:
     history = repr(SESSION_HISTORY.get(name))
     found = {y: load_year(name, history, y) for y in range(first, last + 1)}
     missing = [y for y, periods in found.items() if periods is None]
-    if missing:
-        computed = computed_years(name, missing[0], missing[-1])
-        for y in missing:
-            found[y] = computed[y]
-            store_year(name, history, y, computed[y])
-    return [p for p in found.values() if p is not None]
+    computed = computed_years(name, missing[0], missing[-1]) if missing else {}
+    for y in missing:
+        store_year(name, history, y, computed[y])
+    return [computed[y] if periods is None else periods for y, periods in found.items()]
 
 
 def computed_years(name: str, first: int, last: int) -> dict[int, np.ndarray]:

@@ -109,7 +109,7 @@ def table_columns(
     return {name: out[name] for name in order}
 
 
-def _nulls(values: np.ndarray) -> np.ndarray:
+def null_mask(values: np.ndarray) -> np.ndarray:
     """NULL mask of a numpy column: NaN in floats, None or NaN in objects."""
     if values.dtype.kind == "f":
         return np.isnan(values)
@@ -127,7 +127,7 @@ def _filled(column: Any, kind: BinaryKind) -> tuple[np.ndarray, np.ndarray]:
         if kind == "float8":
             return nulls, column.to_numpy(dtype=np.float64)
         return nulls, column.fillna(False if kind == "bool" else 0).to_numpy(dtype=target)
-    nulls = _nulls(column)
+    nulls = null_mask(column)
     if kind == "float8" or not nulls.any():
         return nulls, column.astype(target, copy=False)
     return nulls, np.where(nulls, 0, column).astype(target)
@@ -154,7 +154,7 @@ def _factorized(column: Any) -> tuple[np.ndarray, list[Any]]:
         return codes, list(uniques)
     codes = np.full(len(column), -1, dtype=np.int64)
     uniques: list[Any] = []
-    left = np.flatnonzero(~_nulls(column))
+    left = np.flatnonzero(~null_mask(column))
     # a few distinct values (a symbol, a direction): one vectorised comparison each
     while len(left) and len(uniques) < _FEW_TEXTS:
         value = column[left[0]]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from market_backfill.db.copy_binary import null_mask
 from market_backfill.names import PRICE_COLUMNS, UNDEF_PRICE
 from market_backfill.sources.dbn import Bars, bar_count
 
@@ -34,11 +35,7 @@ class HygieneResult:
 
 def _undefined(values: np.ndarray) -> np.ndarray:
     """Prices Databento marks undefined, or missing (NaN in a float column, None)."""
-    if values.dtype.kind == "f":
-        return np.isnan(values) | (values == UNDEF_PRICE)
-    if values.dtype.kind == "O":  # None, or NaN (the one value unequal to itself)
-        return np.equal(values, None) | np.not_equal(values, values) | (values == UNDEF_PRICE)
-    return values == UNDEF_PRICE
+    return null_mask(values) | (values == UNDEF_PRICE)
 
 
 def validate_bars(bars: Mapping[str, Any], price_floor_fixed: int) -> HygieneResult:
