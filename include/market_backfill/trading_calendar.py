@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from market_backfill.calendar_cache import load_year, store_year
+from market_backfill.calendar_cache import cache_key, load_year, store_year
+from market_backfill.minute_runs import minutes_of
 from market_backfill.names import MINUTE_NS
 from market_backfill.timeutil import from_ns, to_ns
 
@@ -93,6 +94,12 @@ def sessions(name: str, start: datetime, end: datetime) -> np.ndarray:
     opens, closes = np.maximum(periods[:, 0], lo), np.minimum(periods[:, 1], hi)
     keep = opens < closes
     return np.stack([opens[keep], closes[keep]], axis=1)
+
+
+def calendar_version(name: str) -> str:
+    """Calendar ``name`` and the sessions-cache key of what its periods depend on (the
+    calendar libraries' versions, its session history): equal versions, equal minutes."""
+    return f"{name}@{cache_key(name, repr(SESSION_HISTORY.get(name)))}"
 
 
 def year_periods(name: str, first: int, last: int) -> list[np.ndarray]:
@@ -202,9 +209,7 @@ def trading_minutes(name: str, start: datetime, end: datetime) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     first = (sess[:, 0] + MINUTE_NS - 1) // MINUTE_NS * MINUTE_NS
     counts = np.maximum((sess[:, 1] - first + MINUTE_NS - 1) // MINUTE_NS, 0)
-    total = int(counts.sum())
-    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(first, counts) + offsets * MINUTE_NS
+    return minutes_of(first, counts)
 
 
 def minute_counts(name: str, bounds: np.ndarray) -> np.ndarray:

@@ -317,7 +317,13 @@ CREATE TABLE IF NOT EXISTS feature_progress (
 -- bars inside every writing statement (COPY, INSERT, upsert, DELETE, TRUNCATE), so it
 -- always equals count(*) of the bars in the same snapshot. The console's completeness
 -- reads it instead of counting years of minutes. Net changes only: an upsert that
--- rewrites existing bars writes nothing here.
+-- rewrites existing bars writes nothing here. changed (0.4) takes a new number of the
+-- bar_month_changes sequence whenever the month's set of stored minutes changes (a key
+-- UPDATE inside a month too, though its count stays): a gap scan's result for the month
+-- (gap_scan_months) holds while changed does. Numbers are never reused, not even after a
+-- TRUNCATE.
+CREATE SEQUENCE IF NOT EXISTS bar_month_changes;
+
 CREATE OR REPLACE FUNCTION bar_month_counts_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -330,27 +336,35 @@ BEGIN
         SELECT symbol, roll_rule, rank, date_trunc('month', ts AT TIME ZONE 'UTC')::date,
                count(*)
         FROM new_bars GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (symbol, roll_rule, rank, month) DO UPDATE SET bars = c.bars + excluded.bars;
+        ON CONFLICT (symbol, roll_rule, rank, month)
+        DO UPDATE SET bars = c.bars + excluded.bars, changed = excluded.changed;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO bar_month_counts AS c (symbol, roll_rule, rank, month, bars)
         SELECT symbol, roll_rule, rank, date_trunc('month', ts AT TIME ZONE 'UTC')::date,
                -count(*)
         FROM old_bars GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (symbol, roll_rule, rank, month) DO UPDATE SET bars = c.bars + excluded.bars;
-    ELSE  -- UPDATE: only a changed key moves a bar between counts
+        ON CONFLICT (symbol, roll_rule, rank, month)
+        DO UPDATE SET bars = c.bars + excluded.bars, changed = excluded.changed;
+    ELSE  -- UPDATE: only a changed key moves a bar (an upsert's rewrites move none)
         INSERT INTO bar_month_counts AS c (symbol, roll_rule, rank, month, bars)
-        SELECT symbol, roll_rule, rank, month, sum(n)
+        SELECT symbol, roll_rule, rank, date_trunc('month', ts AT TIME ZONE 'UTC')::date,
+               sum(n)
         FROM (
-            SELECT symbol, roll_rule, rank,
-                   date_trunc('month', ts AT TIME ZONE 'UTC')::date AS month, 1 AS n
-            FROM new_bars
+            SELECT *, 1 AS n FROM (
+                SELECT symbol, roll_rule, rank, ts FROM new_bars
+                EXCEPT ALL
+                SELECT symbol, roll_rule, rank, ts FROM old_bars
+            ) arrived
             UNION ALL
-            SELECT symbol, roll_rule, rank,
-                   date_trunc('month', ts AT TIME ZONE 'UTC')::date, -1
-            FROM old_bars
+            SELECT *, -1 FROM (
+                SELECT symbol, roll_rule, rank, ts FROM old_bars
+                EXCEPT ALL
+                SELECT symbol, roll_rule, rank, ts FROM new_bars
+            ) departed
         ) moved
-        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (symbol, roll_rule, rank, month) DO UPDATE SET bars = c.bars + excluded.bars;
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (symbol, roll_rule, rank, month)
+        DO UPDATE SET bars = c.bars + excluded.bars, changed = excluded.changed;
     END IF;
     RETURN NULL;
 END $$;
@@ -370,6 +384,7 @@ BEGIN
             rank       smallint NOT NULL,
             month      date NOT NULL,
             bars       bigint NOT NULL,
+            changed    bigint NOT NULL DEFAULT nextval('bar_month_changes'),
             PRIMARY KEY (symbol, roll_rule, rank, month)
         );
         DROP TRIGGER IF EXISTS bar_month_counts_insert ON market_bars_ohlcv_1m_clean;
@@ -394,3 +409,32 @@ BEGIN
         FROM market_bars_ohlcv_1m_clean GROUP BY 1, 2, 3, 4;
     END IF;
 END $$;
+
+-- 0.4: counts of earlier versions gain changed (each row its own number). Checked first:
+-- ALTER TABLE would lock the counts against every writer on each run.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = 'bar_month_counts'::regclass AND attname = 'changed' AND NOT attisdropped
+    ) THEN
+        ALTER TABLE bar_month_counts
+            ADD COLUMN changed bigint NOT NULL DEFAULT nextval('bar_month_changes');
+    END IF;
+END $$;
+
+-- What a gap scan found in a whole UTC month of a series on a calendar (its name and
+-- sessions-cache key: trading_calendar.calendar_version): the trading minutes missing
+-- there, as int64 (first minute ns, minutes) pairs, while bar_month_counts.changed is
+-- still the number in changed. A scan reads only the months whose number moved since
+-- (gaps/scanned_months.py). Any row may be deleted: the next scan reads its month again.
+CREATE TABLE IF NOT EXISTS gap_scan_months (
+    symbol     text NOT NULL,
+    roll_rule  text NOT NULL,
+    rank       smallint NOT NULL,
+    month      date NOT NULL,
+    calendar   text NOT NULL,
+    changed    bigint NOT NULL,
+    missing    bytea NOT NULL,
+    PRIMARY KEY (symbol, roll_rule, rank, month, calendar)
+);

@@ -117,7 +117,8 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
             stored = sum(m["stored"] for m in found.months)
             log.info(
                 "%s: %d expected minutes, %d stored, %d gaps (%d new, %d updated), "
-                "%d recorded gaps now complete; scan %.2fs",
+                "%d recorded gaps now complete; scan %.2fs (%d months read, the rest "
+                "unchanged since an earlier scan or without bars)",
                 chunk.symbol,
                 expected,
                 stored,
@@ -126,6 +127,7 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
                 counts["updated"],
                 counts["closed"],
                 found.seconds,
+                found.read,
             )
             return DetectResult(
                 symbol=chunk.symbol,

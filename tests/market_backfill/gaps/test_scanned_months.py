@@ -1,0 +1,218 @@
+"""Scanned months kept in the database (``gaps/scanned_months.py``): a month's change
+number moves exactly when its stored minutes do, and a scan that takes kept months finds
+what a full read finds, after every kind of write, for whole and cut months, under a
+writer committing mid-scan."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+
+from market_backfill.db.schema import apply_schema
+from market_backfill.gaps import detect
+from market_backfill.gaps.detect import completeness, find_gaps, present_mask, scan, stored_minutes
+from market_backfill.gaps.scanned_months import decode_runs, encode_runs
+from market_backfill.timeutil import to_ns
+from market_backfill.trading_calendar import trading_minutes
+from tests.conftest import store_bars
+from tests.market_backfill.gaps.holes import CAL, MIN, NQ_V0, utc
+
+RANGE = utc("2024-12-01T00:00"), utc("2025-05-01T00:00")  # Dec and Apr hold no bars
+CUT = utc("2025-01-15T13:07"), utc("2025-03-20T09:00")  # months cut at both ends
+SHIFT = (  # the last bar before %s whose next minute is free moves there
+    "UPDATE market_bars_ohlcv_1m_clean SET ts = ts + interval '1 minute' WHERE ts = "
+    "(SELECT max(b.ts) FROM market_bars_ohlcv_1m_clean b WHERE b.ts < %s AND NOT EXISTS "
+    "(SELECT 1 FROM market_bars_ohlcv_1m_clean c WHERE c.ts = b.ts + interval '1 minute'))"
+)
+CHANGED = "SELECT month, changed FROM bar_month_counts WHERE symbol = 'GLBX.MDP3:NQ'"
+
+
+def _numbers(conn) -> dict[date, int]:
+    return dict(conn.execute(CHANGED).fetchall())
+
+
+def _full_read(conn, start, end):
+    """The scan's answer computed from every stored minute, nothing kept."""
+    expected = trading_minutes(CAL, start, end)
+    stored = stored_minutes(conn, NQ_V0, start, end)
+    gaps = find_gaps(NQ_V0, expected, stored, 5)
+    return [(g.start_ns, g.end_ns) for g in gaps], completeness(
+        expected, present_mask(expected, stored), gaps
+    )
+
+
+def _scanned(conn, start, end):
+    found = scan(conn, NQ_V0, CAL, start, end, 5)
+    conn.commit()
+    return ([(g.start_ns, g.end_ns) for g in found.gaps], found.months), found.read
+
+
+def test_runs_encode_and_decode_any_sorted_minutes():
+    rng = np.random.default_rng(5)
+    base = 1_735_689_600 * 10**9
+    for size in (0, 1, 2, 50, 5000):
+        minutes = base + np.unique(rng.integers(0, 8000, size)) * MIN
+        data = encode_runs(minutes)
+        assert decode_runs(data).tolist() == minutes.tolist()
+        assert len(data) <= 16 * len(minutes)
+    assert len(encode_runs(base + np.arange(30_000) * MIN)) == 16  # one run
+
+
+def test_a_months_number_moves_exactly_when_its_minutes_change(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    with market_db.connect() as conn:
+        first = _numbers(conn)
+    assert sorted(first) == [date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)]
+    assert len(set(first.values())) == 3
+    store_bars(quarter_bars.assign(close=quarter_bars["close"] + 250_000_000))  # an upsert
+    with market_db.connect() as conn:
+        assert _numbers(conn) == first
+        conn.execute("UPDATE market_bars_ohlcv_1m_clean SET volume = volume + 1")
+        conn.commit()
+        assert _numbers(conn) == first  # no key moved
+        # one bar moves to a free minute of the same month: March's count stays, its
+        # minutes do not
+        free = conn.execute(
+            "SELECT t FROM generate_series(timestamptz '2025-03-03', '2025-03-31', "
+            "interval '1 minute') t WHERE NOT EXISTS (SELECT 1 FROM "
+            "market_bars_ohlcv_1m_clean b WHERE b.ts = t) LIMIT 1"
+        ).fetchone()[0]
+        before = conn.execute(
+            "SELECT bars FROM bar_month_counts WHERE month = '2025-03-01'"
+        ).fetchone()
+        conn.execute(
+            "UPDATE market_bars_ohlcv_1m_clean SET ts = %s WHERE ts = "
+            "(SELECT min(ts) FROM market_bars_ohlcv_1m_clean WHERE ts >= '2025-03-10')",
+            (free,),
+        )
+        conn.commit()
+        moved = _numbers(conn)
+        assert moved[date(2025, 3, 1)] > first[date(2025, 3, 1)]
+        assert {m: n for m, n in moved.items() if m.month != 3} == {
+            m: n for m, n in first.items() if m.month != 3
+        }
+        assert (
+            conn.execute("SELECT bars FROM bar_month_counts WHERE month = '2025-03-01'").fetchone()
+            == before
+        )
+        conn.execute(
+            "DELETE FROM market_bars_ohlcv_1m_clean "
+            "WHERE ts >= '2025-02-10' AND ts < '2025-02-10 01:00'"
+        )
+        conn.commit()
+        deleted = _numbers(conn)
+        assert deleted[date(2025, 2, 1)] > moved[date(2025, 3, 1)]
+        assert deleted[date(2025, 1, 1)] == first[date(2025, 1, 1)]
+        conn.execute("TRUNCATE market_bars_ohlcv_1m_clean")
+        conn.commit()
+        assert _numbers(conn) == {}
+    store_bars(quarter_bars.iloc[:1000])
+    with market_db.connect() as conn:
+        (again,) = _numbers(conn).values()
+    assert again > max(deleted.values())  # never a number seen before
+
+
+def test_older_counts_gain_a_number_per_month(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    with market_db.connect() as conn:
+        conn.execute("ALTER TABLE bar_month_counts DROP COLUMN changed")
+        conn.commit()
+        apply_schema(conn)
+        numbers = _numbers(conn)
+        apply_schema(conn)  # once only
+        assert _numbers(conn) == numbers
+    assert len(numbers) == 3
+    assert len(set(numbers.values())) == 3
+
+
+def test_a_rescan_reads_only_the_months_written_since(market_db, quarter_bars):
+    holes = quarter_bars.ts.isin(quarter_bars.ts.iloc[[100, 101, 30_000, 30_001, 60_000]])
+    store_bars(quarter_bars[~holes].iloc[:-2_000])
+    with market_db.connect() as conn:
+        truth = _full_read(conn, *RANGE)
+        first, read = _scanned(conn, *RANGE)
+        assert (first, read) == (truth, 3)  # December and April hold no bars: not read
+        assert _scanned(conn, *RANGE) == (truth, 0)
+        conn.execute(  # the last minute before the daily break moves into it: February's
+            # count stays, one of its trading minutes is missing now
+            "UPDATE market_bars_ohlcv_1m_clean SET ts = '2025-02-11 22:00+00' "
+            "WHERE ts = '2025-02-11 21:59+00'"
+        )
+        conn.commit()
+        again = _full_read(conn, *RANGE)
+        assert again != truth
+        assert _scanned(conn, *RANGE) == (again, 1)
+        assert _scanned(conn, *CUT) == (_full_read(conn, *CUT), 2)  # cut months: read
+        assert _scanned(conn, *RANGE) == (again, 0)
+
+
+def test_a_new_calendar_version_reads_every_month_again(market_db, quarter_bars, monkeypatch):
+    store_bars(quarter_bars)
+    with market_db.connect() as conn:
+        truth, read = _scanned(conn, *RANGE)
+        assert read == 3
+        monkeypatch.setattr(detect, "calendar_version", lambda name: f"{name}@another")
+        assert _scanned(conn, *RANGE) == (truth, 3)
+        assert _scanned(conn, *RANGE) == (truth, 0)
+        kept = conn.execute("SELECT count(DISTINCT calendar) FROM gap_scan_months").fetchone()
+    assert kept == (2,)
+
+
+def test_kept_months_agree_with_full_reads_through_random_writes(market_db, quarter_bars):
+    rng = np.random.default_rng(11)
+    store_bars(quarter_bars)
+    ts = quarter_bars.ts.to_numpy()
+    with market_db.connect() as conn:
+        for step in range(12):
+            kind = step % 4
+            lo = int(rng.integers(0, len(ts) - 500))
+            if kind == 0:  # a hole
+                conn.execute(
+                    "DELETE FROM market_bars_ohlcv_1m_clean WHERE ts >= to_timestamp(%s) "
+                    "AND ts < to_timestamp(%s)",
+                    (ts[lo] / 1e9, ts[lo + int(rng.integers(1, 400))] / 1e9),
+                )
+            elif kind == 1:  # bars come back
+                store_bars(quarter_bars.iloc[lo : lo + int(rng.integers(1, 3000))])
+            elif kind == 2:  # a key moves to the free minute after it
+                conn.execute(SHIFT, (utc(str(np.datetime64(int(ts[lo]), "ns"))),))
+            elif step == 11:  # everything goes, some comes back
+                conn.execute("TRUNCATE market_bars_ohlcv_1m_clean")
+                conn.commit()
+                store_bars(quarter_bars.iloc[lo : lo + 40_000])
+            conn.commit()
+            for span in (RANGE, CUT):
+                assert _scanned(conn, *span)[0] == _full_read(conn, *span), (step, span)
+
+
+def test_a_writer_committing_mid_scan_never_leaves_a_stale_month(
+    market_db, quarter_bars, monkeypatch
+):
+    """The months' numbers are read before their bars: a write committed in between
+    is in the bars read, and the result kept under the older number is never taken."""
+    store_bars(quarter_bars)
+    read_range = detect._read_range
+    writes = []
+
+    def read_after_a_write(cur, series, lo, hi):
+        if not writes:
+            with market_db.connect() as other:
+                other.execute(
+                    "DELETE FROM market_bars_ohlcv_1m_clean "
+                    "WHERE ts >= %s AND ts < %s + interval '30 minutes'",
+                    (utc("2025-02-11T15:00"), utc("2025-02-11T15:00")),
+                )
+            writes.append(lo)
+        return read_range(cur, series, lo, hi)
+
+    with market_db.connect() as conn:
+        monkeypatch.setattr(detect, "_read_range", read_after_a_write)
+        during, read = _scanned(conn, *RANGE)
+        monkeypatch.setattr(detect, "_read_range", read_range)
+        truth = _full_read(conn, *RANGE)
+        assert (during, read) == (truth, 3)  # the write is in the bars read
+        hole = to_ns("2025-02-11T15:00")
+        assert any(lo <= hole and hole + 30 * MIN <= hi for lo, hi in during[0])
+        assert _scanned(conn, *RANGE) == (truth, 1)  # February again: its number moved
+        assert _scanned(conn, *RANGE) == (truth, 0)
