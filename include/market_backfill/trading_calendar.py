@@ -90,7 +90,11 @@ def sessions(name: str, start: datetime, end: datetime) -> np.ndarray:
     if lo >= hi:
         return np.empty((0, 2), dtype=np.int64)
     years = year_periods(name, (start - SPAN_MARGIN).year, from_ns(hi - 1).year)
-    periods = np.concatenate(years)
+    return cut_periods(np.concatenate(years), lo, hi)
+
+
+def cut_periods(periods: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The sorted [open, close) ns ``periods`` overlapping ``[lo, hi)``, cut to it."""
     opens, closes = np.maximum(periods[:, 0], lo), np.minimum(periods[:, 1], hi)
     keep = opens < closes
     return np.stack([opens[keep], closes[keep]], axis=1)
@@ -204,7 +208,11 @@ def _at(days: pd.DatetimeIndex, at: time) -> np.ndarray:
 
 def trading_minutes(name: str, start: datetime, end: datetime) -> np.ndarray:
     """Open times (int64 ns, UTC) of every trading minute in ``[start, end)``."""
-    sess = sessions(name, start, end)
+    return period_minutes(sessions(name, start, end))
+
+
+def period_minutes(sess: np.ndarray) -> np.ndarray:
+    """Open times (int64 ns) of every minute opening in the [open, close) ``sess``."""
     if len(sess) == 0:
         return np.empty(0, dtype=np.int64)
     first = (sess[:, 0] + MINUTE_NS - 1) // MINUTE_NS * MINUTE_NS

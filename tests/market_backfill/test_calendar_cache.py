@@ -80,7 +80,7 @@ def test_a_warm_cache_needs_neither_pandas_nor_the_calendar_library(data_dir):
     setup = (
         "from datetime import UTC, datetime\n"
         "import market_backfill.gaps.tasks\n"
-        "from market_backfill.gaps.detect import trading_minutes\n"
+        "from market_backfill.trading_calendar import trading_minutes\n"
         f"minutes = trading_minutes({CAL!r}, datetime(2011, 1, 1, tzinfo=UTC), "
         "datetime(2026, 1, 1, tzinfo=UTC))\n"
         f"assert len(minutes) == {len(expected)} and int(minutes[0]) == {int(expected[0])}\n"

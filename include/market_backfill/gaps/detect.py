@@ -27,7 +27,13 @@ from market_backfill.names import MINUTE_NS
 from market_backfill.planning import month_starts, next_month
 from market_backfill.symbols import Series
 from market_backfill.timeutil import from_ns, to_ns
-from market_backfill.trading_calendar import calendar_version, trading_minutes
+from market_backfill.trading_calendar import (
+    calendar_version,
+    cut_periods,
+    minute_counts,
+    period_minutes,
+    sessions,
+)
 
 _MONTH_READ = sql.SQL(
     "SELECT ts FROM {} WHERE symbol = {} AND roll_rule = {} AND rank = {} "
@@ -66,56 +72,47 @@ def _whole_month(lo: datetime, hi: datetime) -> date | None:
     return month if whole else None
 
 
-@dataclass(frozen=True)
-class Presence:
-    """Which expected minutes have a stored bar, and how the months were learnt."""
-
-    present: np.ndarray  # bool, one per expected minute
-    read: int  # months whose bars were read
-    kept: int  # whole months taken from an earlier scan (scanned_months)
-    empty: int  # whole months without bars: nothing to read
-
-
-def presence(
+def missing_minutes(
     conn: Connection,
     series: Series,
     calendar: str,
-    start: datetime,
-    end: datetime,
-    expected: np.ndarray,
-) -> Presence:
-    """Which of ``expected`` (the trading minutes of ``[start, end)``) have a stored bar.
-    Whole UTC months come from :mod:`~market_backfill.gaps.scanned_months` while their
-    bars are unchanged, and are not read when they hold none; the others are read (one
-    range scan each) and whole ones kept for the next scan. Runs in the caller's
-    transaction (its commit keeps the months read)."""
-    present = np.zeros(len(expected), dtype=bool)
-    spans = _month_bounds(start, end) if start < end else []
+    spans: Sequence[tuple[datetime, datetime]],
+) -> tuple[list[np.ndarray], int]:
+    """The trading minutes of each span (months, or parts of the range's first and last)
+    without a stored bar (sorted int64 ns), and how many spans were read. Whole UTC
+    months come from :mod:`~market_backfill.gaps.scanned_months` while their bars are
+    unchanged, and are not read when they hold none; the others are read (one range scan
+    each) and whole ones kept for the next scan. Runs in the caller's transaction (its
+    commit keeps the months read)."""
+    if not spans:
+        return [], 0
     whole = [_whole_month(lo, hi) for lo, hi in spans]
     months = [m for m in whole if m is not None]
     version = calendar_version(calendar)
     states = (
         month_states(conn, series, version, months[0], next_month(months[-1])) if months else {}
     )
+    periods = sessions(calendar, spans[0][0], spans[-1][1])
+    missing: list[np.ndarray] = []
     found: list[tuple[date, int, np.ndarray]] = []
-    kept = empty = 0
+    read = 0
     with conn.cursor() as cur:
         for (lo, hi), month in zip(spans, whole, strict=True):
-            a, b = np.searchsorted(expected, [to_ns(lo), to_ns(hi)])
             state = states.get(month) if month is not None else None
+            if state is not None and state.missing is not None:  # unchanged since kept
+                missing.append(state.missing)
+                continue
+            expected = period_minutes(cut_periods(periods, to_ns(lo), to_ns(hi)))
             if month is not None and state is None:  # no bar in the month
-                empty += 1
+                missing.append(expected)
                 continue
-            if state is not None and state.missing is not None:
-                present[a:b] = True
-                present[a + np.searchsorted(expected[a:b], state.missing)] = False
-                kept += 1
-                continue
-            present[a:b] = present_mask(expected[a:b], _read_range(cur, series, lo, hi))
+            gone = expected[~present_mask(expected, _read_range(cur, series, lo, hi))]
+            missing.append(gone)
+            read += 1
             if state is not None:
-                found.append((month, state.changed, expected[a:b][~present[a:b]]))
+                found.append((month, state.changed, gone))
     keep_months(conn, series, version, found)
-    return Presence(present, len(spans) - kept - empty, kept, empty)
+    return missing, read
 
 
 @dataclass(frozen=True)
@@ -199,37 +196,31 @@ def scan(
     end: datetime,
     min_gap_minutes: int,
 ) -> Scan:
-    """Compare stored bars with the calendar over ``[start, end)``."""
+    """Compare stored bars with the calendar over ``[start, end)``, month by month
+    (:func:`missing_minutes`: in the caller's transaction)."""
     started = time.monotonic()
-    expected = trading_minutes(calendar, start, end)
-    found = presence(conn, series, calendar, start, end, expected)
-    present = found.present
-    gaps = _long_runs(series, *runs_of(expected[~present]), min_gap_minutes)
-    months = completeness(expected, present, gaps)
-    return Scan(series, gaps, months, round(time.monotonic() - started, 3), found.read)
+    spans = _month_bounds(start, end) if start < end else []
+    bounds = np.array([to_ns(lo) for lo, _ in spans] + [to_ns(end)], dtype=np.int64)
+    expected = minute_counts(calendar, bounds) if spans else np.zeros(0, dtype=np.int64)
+    missing, read = missing_minutes(conn, series, calendar, spans)
+    gone = np.concatenate(missing) if missing else np.empty(0, dtype=np.int64)
+    gaps = _long_runs(series, *runs_of(gone), min_gap_minutes)
+    absent = np.array([len(m) for m in missing], dtype=np.int64)
+    months = completeness(bounds, expected, expected - absent, gaps)
+    return Scan(series, gaps, months, round(time.monotonic() - started, 3), read)
 
 
 def completeness(
-    expected: np.ndarray, present: np.ndarray, gaps: Sequence[Gap]
+    bounds: np.ndarray, expected: np.ndarray, stored: np.ndarray, gaps: Sequence[Gap]
 ) -> list[dict[str, Any]]:
-    """Per calendar month: expected trading minutes, stored bars on them (``present``:
-    :func:`present_mask`), percent, gaps."""
-    if len(expected) == 0:
-        return []
-    months = expected.astype("datetime64[ns]").astype("datetime64[M]")  # sorted: expected is
-    change = np.empty(len(months), dtype=bool)
-    change[0] = True
-    change[1:] = months[1:] != months[:-1]
-    labels = months[change]
-    month_idx = np.cumsum(change) - 1
-    exp = np.bincount(month_idx, minlength=len(labels))
-    got = np.bincount(month_idx, weights=present, minlength=len(labels))
-    gap_months = (
-        np.array([g.start_ns for g in gaps], dtype=np.int64)
-        .astype("datetime64[ns]")
-        .astype("datetime64[M]")
-    )
-    n_gaps = np.bincount(np.searchsorted(labels, gap_months), minlength=len(labels))
+    """Per calendar month of the spans ``[bounds[i], bounds[i+1])`` (one per month, int64
+    ns) holding trading minutes: their ``expected`` count, the ``stored`` bars on them,
+    percent, and the gaps starting there."""
+    at = np.searchsorted(bounds, np.array([g.start_ns for g in gaps], dtype=np.int64), "right")
+    n_gaps = np.bincount(at - 1, minlength=len(expected))
+    held = np.flatnonzero(expected)
+    labels = bounds[held].astype("datetime64[ns]").astype("datetime64[M]")
+    exp, got = expected[held], stored[held]
     return [
         {
             "month": str(m),
@@ -238,5 +229,5 @@ def completeness(
             "percent": round(100.0 * g / e, 2) if e else 100.0,
             "gaps": int(n),
         }
-        for m, e, g, n in zip(labels, exp, got, n_gaps[: len(labels)], strict=True)
+        for m, e, g, n in zip(labels, exp, got, n_gaps[held], strict=True)
     ]

@@ -49,3 +49,20 @@ def bars_with_holes(holes):
     full = synthetic_bars("NQ.v.0", START, END, seed=3, quiet_fraction=0)
     keep = np.isin(full.ts.to_numpy(), cut_holes(full.ts.to_numpy(), holes))
     return full, full[keep]
+
+
+def reference_months(expected: np.ndarray, present: np.ndarray, gaps) -> list[dict]:
+    """The scan's per-month completeness counted minute by minute (pandas, per month)."""
+    month = pd.to_datetime(expected, unit="ns", utc=True).strftime("%Y-%m")
+    starts = pd.to_datetime([g.start_ns for g in gaps], unit="ns", utc=True).strftime("%Y-%m")
+    frame = pd.DataFrame({"month": month, "present": present})
+    return [
+        {
+            "month": m,
+            "expected": len(rows),
+            "stored": int(rows.present.sum()),
+            "percent": round(100.0 * rows.present.sum() / len(rows), 2),
+            "gaps": int((starts == m).sum()),
+        }
+        for m, rows in frame.groupby("month", sort=True)
+    ]

@@ -11,12 +11,12 @@ import numpy as np
 
 from market_backfill.db.schema import apply_schema
 from market_backfill.gaps import detect
-from market_backfill.gaps.detect import completeness, find_gaps, present_mask, scan, stored_minutes
+from market_backfill.gaps.detect import find_gaps, present_mask, scan, stored_minutes
 from market_backfill.gaps.scanned_months import decode_runs, encode_runs
 from market_backfill.timeutil import to_ns
 from market_backfill.trading_calendar import trading_minutes
 from tests.conftest import store_bars
-from tests.market_backfill.gaps.holes import CAL, MIN, NQ_V0, utc
+from tests.market_backfill.gaps.holes import CAL, MIN, NQ_V0, reference_months, utc
 
 RANGE = utc("2024-12-01T00:00"), utc("2025-05-01T00:00")  # Dec and Apr hold no bars
 CUT = utc("2025-01-15T13:07"), utc("2025-03-20T09:00")  # months cut at both ends
@@ -37,7 +37,7 @@ def _full_read(conn, start, end):
     expected = trading_minutes(CAL, start, end)
     stored = stored_minutes(conn, NQ_V0, start, end)
     gaps = find_gaps(NQ_V0, expected, stored, 5)
-    return [(g.start_ns, g.end_ns) for g in gaps], completeness(
+    return [(g.start_ns, g.end_ns) for g in gaps], reference_months(
         expected, present_mask(expected, stored), gaps
     )
 
