@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from bench_gaps import NQ_V0, load_years, scratch_database
+from bench_insert import task_connector
 
 from market_backfill.features.compute import bar_features
 from market_backfill.features.load import feature_chunk, rollup_chunk
@@ -61,18 +62,17 @@ def measure(url: str, start: datetime, end: datetime, repeat: int) -> dict:
     parsed = parse_params({"symbols": [NQ_V0.symbol.key]})
     chunks = monthly_chunks(NQ_V0.symbol, start, end)
 
-    def connect() -> psycopg.Connection:
-        return psycopg.connect(url)
-
     e2e = []
     for _ in range(repeat):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("TRUNCATE market_bars_ohlcv_agg, market_features_v1")
         started = time.perf_counter()
+        for chunk in chunks:  # each chunk a task of its own, with its connector
+            with task_connector(url) as connect:
+                rollup_chunk(chunk, SETTINGS, parsed, connect)
         for chunk in chunks:
-            rollup_chunk(chunk, SETTINGS, parsed, connect)
-        for chunk in chunks:
-            feature_chunk(chunk, SETTINGS, parsed, connect, refresh=True)
+            with task_connector(url) as connect:
+                feature_chunk(chunk, SETTINGS, parsed, connect, refresh=True)
         e2e.append(time.perf_counter() - started)
     return {
         "bars": len(bars["ts"]),

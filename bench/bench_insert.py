@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import psycopg
 import psycopg2
 import psycopg2.extras
 
+from market_backfill.db.connection import ReusingConnector
 from market_backfill.db.copy_binary import SIGNATURE, TRAILER, encode_rows
 from market_backfill.db.inserter import BatchInserter
 from market_backfill.db.schema import apply_schema
@@ -42,6 +44,17 @@ UPSERT_SQL = (
     "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
     "volume = EXCLUDED.volume, updated_at = now()"
 )
+
+
+@contextmanager
+def task_connector(url: str) -> Iterator[ReusingConnector]:
+    """The connector one chunk task gets (``RunContext.connect``): its transactions reuse
+    one connection, closed when the task ends."""
+    connect = ReusingConnector(lambda: psycopg.connect(url))
+    try:
+        yield connect
+    finally:
+        connect.close()
 
 
 def seed_execute_values(url: str, frame) -> None:

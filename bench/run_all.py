@@ -122,9 +122,8 @@ def section_ingest(
 
     def dag_path() -> None:
         for chunk in chunks:
-            load_chunk(
-                chunk, SETTINGS, parsed, DbnFileSource(str(path)), lambda: psycopg.connect(db.url)
-            )
+            with bench_insert.task_connector(db.url) as connect:
+                load_chunk(chunk, SETTINGS, parsed, DbnFileSource(str(path)), connect)
 
     def one_copy() -> None:
         bench_insert.one_copy(db.url, frame)
@@ -172,7 +171,8 @@ def section_triangles(db: Db, start: datetime, end: datetime, repeat: int) -> li
 
     def end_to_end() -> None:
         for chunk in chunks:
-            triangle_chunk(chunk, SETTINGS, parsed, lambda: psycopg.connect(db.url))
+            with bench_insert.task_connector(db.url) as connect:
+                triangle_chunk(chunk, SETTINGS, parsed, connect)
 
     t_e2e = median_time(end_to_end, repeat, lambda: db.run("TRUNCATE triangle_events_v1"))
     return [
