@@ -2,7 +2,9 @@
 
 Expected minutes come from the calendar's schedule (every minute from each session's
 open to its close, close excluded); stored minutes from one indexed range query per
-symbol and month, read as binary COPY straight into numpy. A gap is a maximal run of
+symbol and month, read as one binary value straight into numpy, for the months whose bars
+changed since an earlier scan kept them (:mod:`market_backfill.gaps.scanned_months`;
+a month without bars is not read at all). A gap is a maximal run of
 missing minutes, consecutive in time (so it never spans a close, a break, a weekend or
 a holiday), at least ``min_gap_minutes`` long.
 """
