@@ -220,6 +220,12 @@ def period_minutes(sess: np.ndarray) -> np.ndarray:
     return minutes_of(first, counts)
 
 
+def minute_count(name: str, lo: int, hi: int) -> int:
+    """Trading minutes in ``[lo, hi)`` (int64 ns; 0 when ``lo >= hi``), counted from the
+    sessions (:func:`minute_counts`)."""
+    return int(minute_counts(name, np.array([lo, hi]))[0]) if lo < hi else 0
+
+
 def minute_counts(name: str, bounds: np.ndarray) -> np.ndarray:
     """Trading minutes in each ``[bounds[i], bounds[i+1])`` (sorted int64 ns): as many as
     :func:`trading_minutes` has there, counted from the sessions without listing them."""

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from market_backfill.timeutil import from_ns, to_ns
-from market_backfill.trading_calendar import minute_counts, trading_minutes
+from market_backfill.trading_calendar import minute_count, minute_counts, trading_minutes
 
 CAL = "CME Globex Equity"
 
@@ -188,3 +188,8 @@ def test_minute_counts_match_the_listed_minutes_between_any_bounds(calendar):
         [to_ns(datetime(2025, 12, 6, tzinfo=UTC)), to_ns(datetime(2025, 12, 7, tzinfo=UTC))]
     )
     assert minute_counts(calendar, weekend).tolist() == [0]
+    for lo, hi in zip(bounds[:-40:37], bounds[40::37], strict=False):  # minute_count: one span
+        assert minute_count(calendar, int(lo), int(hi)) == len(
+            trading_minutes(calendar, from_ns(int(lo)), from_ns(int(hi)))
+        )
+        assert minute_count(calendar, int(hi), int(lo)) == 0

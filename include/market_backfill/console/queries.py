@@ -25,7 +25,7 @@ from market_backfill.names import MINUTE_NS
 from market_backfill.planning import next_month
 from market_backfill.symbols import parse_symbol
 from market_backfill.timeutil import day_start, floor_minute, to_ns
-from market_backfill.trading_calendar import minute_counts
+from market_backfill.trading_calendar import minute_count, minute_counts
 
 GAP_STATUSES = ("open", "filled", "unfillable")
 MAX_GAPS = 5000
@@ -102,7 +102,7 @@ class ExpectedMinutes:
             kept = self._running.get((calendar, month))
         if kept is not None and kept[0] == until:
             return kept[1]
-        count = int(minute_counts(calendar, np.array([to_ns(day_start(month)), to_ns(until)]))[0])
+        count = minute_count(calendar, to_ns(day_start(month)), to_ns(until))
         with self._lock:
             self._running[(calendar, month)] = (until, count)
         return count
@@ -285,7 +285,7 @@ def freshness(
         lag = None
         if calendar is not None and newest is not None:
             after = to_ns(newest) + MINUTE_NS
-            lag = int(minute_counts(calendar, np.array([after, end]))[0]) if after < end else 0
+            lag = minute_count(calendar, after, end)
         out.append(
             {
                 "symbol": sym,

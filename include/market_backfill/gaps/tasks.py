@@ -44,7 +44,8 @@ from market_backfill.sources.costs import (
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.summary import columns_of, format_table
 from market_backfill.symbols import Series, load_settings, parse_symbol, settings_of
-from market_backfill.trading_calendar import trading_minutes
+from market_backfill.timeutil import to_ns
+from market_backfill.trading_calendar import minute_count
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +369,8 @@ def data_health(
             series = settings.series(gp.roll_rule, gp.rank)
             cal = settings.calendar
             found = missing_gaps(conn, series, gp.start, gp.end)
-            for outage in outages(found, lambda a, b, cal=cal: len(trading_minutes(cal, a, b))):
+            between = lambda a, b, cal=cal: minute_count(cal, to_ns(a), to_ns(b))  # noqa: E731
+            for outage in outages(found, between):
                 severity = gap_severity(outage["minutes"])
                 if severity is not None:
                     gaps.append(
@@ -384,7 +386,7 @@ def data_health(
                     )
             newest = newest_bar(conn, series, gp.end)
             since = gp.start if newest is None else newest + MINUTE
-            lag = len(trading_minutes(settings.calendar, since, gp.end)) if since < gp.end else 0
+            lag = minute_count(settings.calendar, to_ns(since), to_ns(gp.end))
             if lag > gp.max_lag_minutes:
                 stale.append(
                     {
