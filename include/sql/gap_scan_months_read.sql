@@ -1,7 +1,7 @@
--- The months in [%(first)s, %(stop)s) holding bars of one series: their count, their
--- change number and what a scan on %(calendar)s found there while that number held
--- (NULL when no scan did).
-SELECT c.month, c.bars, c.changed,
+-- The months in [%(first)s, %(stop)s) holding bars of one series: their change number
+-- and what a scan on %(calendar)s found there while that number held (NULL when no scan
+-- did).
+SELECT c.month, c.changed,
        CASE WHEN g.changed = c.changed THEN g.missing END
 FROM bar_month_counts c
 LEFT JOIN gap_scan_months g

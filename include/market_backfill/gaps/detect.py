@@ -187,7 +187,7 @@ class Scan:
     gaps: list[Gap]
     months: list[dict[str, Any]]
     seconds: float
-    read: int = 0  # months whose bars were read (the others: kept or without bars)
+    read: int  # months whose bars were read (the others: kept, or without bars)
 
 
 def scan(

@@ -35,10 +35,9 @@ _RUN = np.dtype(">i8")
 
 @dataclass(frozen=True)
 class MonthState:
-    """A month of a series holding bars: its count, its change number and, when a scan
-    on the calendar was kept under that number, the trading minutes it found missing."""
+    """A month of a series holding bars: its change number and, when a scan on the
+    calendar was kept under that number, the trading minutes it found missing."""
 
-    bars: int
     changed: int
     missing: np.ndarray | None  # sorted int64 ns; None: not kept (or no longer holds)
 
@@ -65,13 +64,15 @@ def month_states(
     """The months in ``[first, stop)`` (month starts) holding bars of ``series``, with
     what a scan on ``calendar`` kept there under the current change number. One query,
     in the caller's transaction; read before the months' bars (see the module)."""
-    rows = conn.execute(
-        load_sql("gap_scan_months_read"),
-        {**_params(series, calendar), "first": first, "stop": stop},
-    ).fetchall()
+    with conn.cursor() as cur:
+        cur.execute(
+            load_sql("gap_scan_months_read"),
+            {**_params(series, calendar), "first": first, "stop": stop},
+        )
+        rows = cur.fetchall()
     return {
-        month: MonthState(int(bars), int(changed), None if kept is None else decode_runs(kept))
-        for month, bars, changed, kept in rows
+        month: MonthState(int(changed), None if kept is None else decode_runs(kept))
+        for month, changed, kept in rows
     }
 
 
@@ -87,13 +88,14 @@ def keep_months(
     if not found:
         return
     months, changed, missing = zip(*found, strict=True)
-    conn.execute(
-        load_sql("gap_scan_months_keep"),
-        {
-            **_params(series, calendar),
-            "months": list(months),
-            "changed": list(changed),
-            "missing": [encode_runs(m) for m in missing],
-        },
-    )
+    with conn.cursor() as cur:
+        cur.execute(
+            load_sql("gap_scan_months_keep"),
+            {
+                **_params(series, calendar),
+                "months": list(months),
+                "changed": list(changed),
+                "missing": [encode_runs(m) for m in missing],
+            },
+        )
     log.debug("kept the scans of %d months", len(found))
