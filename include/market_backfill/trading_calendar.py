@@ -103,14 +103,19 @@ def cut_periods(periods: np.ndarray, lo: int, hi: int) -> np.ndarray:
 def calendar_version(name: str) -> str:
     """Calendar ``name`` and the sessions-cache key of what its periods depend on (the
     calendar libraries' versions, its session history): equal versions, equal minutes."""
-    return f"{name}@{cache_key(name, repr(SESSION_HISTORY.get(name)))}"
+    return f"{name}@{cache_key(name, _history(name))}"
+
+
+def _history(name: str) -> str:
+    """The text form of ``name``'s dated session history the sessions cache keys on."""
+    return repr(SESSION_HISTORY.get(name))
 
 
 def year_periods(name: str, first: int, last: int) -> list[np.ndarray]:
     """The trading periods of calendar ``name`` opening in each year ``first`` ..
     ``last`` (UTC), sorted, uncut: from the sessions cache; the years it lacks are
     computed together (:func:`computed_years`) and kept there."""
-    history = repr(SESSION_HISTORY.get(name))
+    history = _history(name)
     found = {y: load_year(name, history, y) for y in range(first, last + 1)}
     missing = [y for y, periods in found.items() if periods is None]
     computed = computed_years(name, missing[0], missing[-1]) if missing else {}
@@ -215,9 +220,13 @@ def period_minutes(sess: np.ndarray) -> np.ndarray:
     """Open times (int64 ns) of every minute opening in the [open, close) ``sess``."""
     if len(sess) == 0:
         return np.empty(0, dtype=np.int64)
+    return minutes_of(*_period_runs(sess))
+
+
+def _period_runs(sess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each period's first minute opening in it and how many minutes open in it."""
     first = (sess[:, 0] + MINUTE_NS - 1) // MINUTE_NS * MINUTE_NS
-    counts = np.maximum((sess[:, 1] - first + MINUTE_NS - 1) // MINUTE_NS, 0)
-    return minutes_of(first, counts)
+    return first, np.maximum((sess[:, 1] - first + MINUTE_NS - 1) // MINUTE_NS, 0)
 
 
 def minute_count(name: str, lo: int, hi: int) -> int:
@@ -232,11 +241,15 @@ def minute_counts(name: str, bounds: np.ndarray) -> np.ndarray:
     bounds = np.asarray(bounds, dtype=np.int64)
     if len(bounds) < 2:
         return np.zeros(0, dtype=np.int64)
-    sess = sessions(name, from_ns(int(bounds[0])), from_ns(int(bounds[-1])))
+    return period_counts(sessions(name, from_ns(int(bounds[0])), from_ns(int(bounds[-1]))), bounds)
+
+
+def period_counts(sess: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Minutes of the [open, close) ``sess`` opening in each ``[bounds[i], bounds[i+1])``
+    (sorted int64 ns, at least two)."""
     if len(sess) == 0:
         return np.zeros(len(bounds) - 1, dtype=np.int64)
-    first = (sess[:, 0] + MINUTE_NS - 1) // MINUTE_NS * MINUTE_NS
-    counts = np.maximum((sess[:, 1] - first + MINUTE_NS - 1) // MINUTE_NS, 0)
+    first, counts = _period_runs(sess)
     before = np.concatenate([[0], np.cumsum(counts)])  # minutes of the sessions before i
     # minutes opening before t: those of every session starting before t, the last one
     # cut at t

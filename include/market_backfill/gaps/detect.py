@@ -26,13 +26,13 @@ from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.gaps.scanned_months import keep_months, month_states
 from market_backfill.minute_runs import runs_of
 from market_backfill.names import MINUTE_NS
-from market_backfill.planning import month_starts, next_month
+from market_backfill.planning import month_floor, month_starts, next_month
 from market_backfill.symbols import Series
 from market_backfill.timeutil import from_ns, to_ns
 from market_backfill.trading_calendar import (
     calendar_version,
     cut_periods,
-    minute_counts,
+    period_counts,
     period_minutes,
     sessions,
 )
@@ -64,14 +64,10 @@ def stored_minutes(conn: Connection, series: Series, start: datetime, end: datet
 
 
 def _whole_month(lo: datetime, hi: datetime) -> date | None:
-    """``lo``'s month when ``[lo, hi)`` is all of it (UTC months), else None."""
-    lo, hi = lo.astimezone(UTC), hi.astimezone(UTC)
-    month = date(lo.year, lo.month, 1)
-    after = next_month(month)
-    whole = lo == datetime(lo.year, lo.month, 1, tzinfo=UTC) and hi == datetime(
-        after.year, after.month, 1, tzinfo=UTC
-    )
-    return month if whole else None
+    """``lo``'s month when the span ``[lo, hi)`` (of :func:`_month_bounds`: never across
+    a month start) is all of it, else None."""
+    whole = lo == month_floor(lo) and hi == month_floor(hi)
+    return lo.astimezone(UTC).date() if whole else None
 
 
 def missing_minutes(
@@ -79,9 +75,11 @@ def missing_minutes(
     series: Series,
     calendar: str,
     spans: Sequence[tuple[datetime, datetime]],
+    periods: np.ndarray,
 ) -> tuple[list[np.ndarray], int]:
     """The trading minutes of each span (months, or parts of the range's first and last)
-    without a stored bar (sorted int64 ns), and how many spans were read. Whole UTC
+    without a stored bar (sorted int64 ns), and how many spans were read; ``periods``:
+    the calendar's sessions over the spans. Whole UTC
     months come from :mod:`~market_backfill.gaps.scanned_months` while their bars are
     unchanged, and are not read when they hold none; the others are read (one range scan
     each) and whole ones kept for the next scan. Runs in the caller's transaction (its
@@ -94,7 +92,6 @@ def missing_minutes(
     states = (
         month_states(conn, series, version, months[0], next_month(months[-1])) if months else {}
     )
-    periods = sessions(calendar, spans[0][0], spans[-1][1])
     missing: list[np.ndarray] = []
     found: list[tuple[date, int, np.ndarray]] = []
     read = 0
@@ -203,8 +200,9 @@ def scan(
     started = time.monotonic()
     spans = _month_bounds(start, end) if start < end else []
     bounds = np.array([to_ns(lo) for lo, _ in spans] + [to_ns(end)], dtype=np.int64)
-    expected = minute_counts(calendar, bounds) if spans else np.zeros(0, dtype=np.int64)
-    missing, read = missing_minutes(conn, series, calendar, spans)
+    periods = sessions(calendar, start, end)  # empty when start >= end
+    expected = period_counts(periods, bounds) if spans else np.zeros(0, dtype=np.int64)
+    missing, read = missing_minutes(conn, series, calendar, spans, periods)
     gone = np.concatenate(missing) if missing else np.empty(0, dtype=np.int64)
     gaps = _long_runs(series, *runs_of(gone), min_gap_minutes)
     absent = np.array([len(m) for m in missing], dtype=np.int64)
