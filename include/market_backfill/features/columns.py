@@ -1,6 +1,5 @@
 """The ten bar features of features.md section 2 by name, their window lengths, the
-warm-up a chunk reads before its first bar, and the arrays they come in. No compiler is
-imported here: planning and summary tasks use these names without loading numba
+warm-up a chunk reads before its first bar, and the arrays they come in
 (:mod:`market_backfill.features.kernel` computes the values)."""
 
 from __future__ import annotations

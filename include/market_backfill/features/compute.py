@@ -15,6 +15,7 @@ from datetime import datetime
 import numpy as np
 
 from market_backfill.features.columns import WARMUP_BARS, Features
+from market_backfill.features.kernel import compute_features
 from market_backfill.features.rollup import Bars
 from market_backfill.features.timeframes import session_ids, session_opens
 from market_backfill.names import FIXED_SCALE
@@ -42,8 +43,6 @@ def origin_index(ts_ns: np.ndarray, month_ns: int) -> int:
 def bar_features(bars: Bars) -> Features:
     """The features of ``bars`` (one series and timeframe, int64 fixed-point prices,
     ordered), as one pass from the first bar given."""
-    from market_backfill.features.kernel import compute_features  # numba: when computing
-
     scale = float(FIXED_SCALE)
     return compute_features(
         bars["high"] / scale,

@@ -1,20 +1,21 @@
-"""The ten bar features of features.md section 2: one compiled pass (numba) per series
-and timeframe.
+"""The ten bar features of features.md section 2: whole-array numpy passes per series and
+timeframe (no compiler: a feature task does not load numba).
 
 Inputs are float64 arrays of one series' bars of one timeframe in ``ts`` order (prices
 converted once from their exact decimals) and an int64 session key per bar; the outputs
 are float64 arrays with NaN for SQL NULL. Windowed features (``sma_50``, ``vol_30``,
-``volume_z_20``) sum their window afresh at every bar, never by running differences, so
-a bar's value depends only on its window: a chunk gives the very bits of a single pass.
-The recursive ones (RMA, EMA) carry state from the first input bar; a chunk starts from
-enough earlier bars (:data:`~market_backfill.features.columns.WARMUP_BARS`) for that state
-to converge (features.md section 3).
+``volume_z_20``) sum each window afresh, left to right, by shifted-array additions (never
+by running differences or reordered sums), and ``vwap_session`` sums each session from its
+first bar: a bar's value depends only on its own window or session, so a chunk gives the
+very bits of a single pass. The recursive ones (RMA, EMA) carry state from their seed,
+computed in blocks (:func:`linear_recurrence`); a chunk starts from enough earlier bars
+(:data:`~market_backfill.features.columns.WARMUP_BARS`) for that state to converge
+(features.md section 3).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from market_backfill.features.columns import (
     EMA_LENGTH,
@@ -26,129 +27,86 @@ from market_backfill.features.columns import (
     Features,
 )
 
+BLOCK = 128
+"""Length of the blocks of :func:`linear_recurrence`: the scale factors inside a block
+stay below (21/19)**128 ~ 4e5 (an EMA of length 20; an RMA's are smaller), far from
+overflow, and the blocks' carries are a short scalar loop."""
 
-@njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf or NaN
-def _features(high, low, close, volume, session, out):  # pragma: no cover - compiled
-    n = close.shape[0]
-    nan = np.nan
-    a_rma = 1.0 / RMA_LENGTH
-    a_ema = 2.0 / (EMA_LENGTH + 1)
-    atr = 0.0
-    up_rma = 0.0
-    down_rma = 0.0
-    ema = 0.0
-    seed_tr = 0.0
-    seed_up = 0.0
-    seed_down = 0.0
-    seed_close = 0.0
-    pv = 0.0
-    vv = 0.0
-    for i in range(n):
-        h = high[i]
-        lo = low[i]
-        c = close[i]
-        v = volume[i]
-        # returns and true range
-        if i == 0:
-            out[0, i] = nan
-            out[1, i] = nan
-            tr = h - lo
-        else:
-            c1 = close[i - 1]
-            ratio = c / c1
-            ret = ratio - 1.0
-            out[0, i] = ret if np.isfinite(ret) else nan
-            out[1, i] = np.log(ratio) if ratio > 0.0 and np.isfinite(ratio) else nan
-            tr = max(h - lo, abs(h - c1), abs(lo - c1))
-        out[2, i] = tr
-        # atr_14: Wilder's RMA of tr, seeded with the mean of the first 14
-        if i < RMA_LENGTH - 1:
-            seed_tr += tr
-            out[3, i] = nan
-        elif i == RMA_LENGTH - 1:
-            seed_tr += tr
-            atr = seed_tr / RMA_LENGTH
-            out[3, i] = atr
-        else:
-            atr = a_rma * tr + (1.0 - a_rma) * atr
-            out[3, i] = atr
-        # rsi_14: RMAs of the up and down changes, from the second bar on
-        if i == 0:
-            out[4, i] = nan
-        else:
-            change = c - close[i - 1]
-            up = change if change > 0.0 else 0.0
-            down = -change if change < 0.0 else 0.0
-            if i <= RMA_LENGTH:
-                seed_up += up
-                seed_down += down
-            if i == RMA_LENGTH:
-                up_rma = seed_up / RMA_LENGTH
-                down_rma = seed_down / RMA_LENGTH
-            elif i > RMA_LENGTH:
-                up_rma = a_rma * up + (1.0 - a_rma) * up_rma
-                down_rma = a_rma * down + (1.0 - a_rma) * down_rma
-            if i < RMA_LENGTH:
-                out[4, i] = nan
-            elif down_rma == 0.0:
-                out[4, i] = 100.0 if up_rma > 0.0 else 50.0
-            elif up_rma == 0.0:
-                out[4, i] = 0.0
-            else:
-                out[4, i] = 100.0 - 100.0 / (1.0 + up_rma / down_rma)
-        # ema_20, seeded with the mean of the first 20 closes
-        if i < EMA_LENGTH - 1:
-            seed_close += c
-            out[5, i] = nan
-        elif i == EMA_LENGTH - 1:
-            seed_close += c
-            ema = seed_close / EMA_LENGTH
-            out[5, i] = ema
-        else:
-            ema = a_ema * c + (1.0 - a_ema) * ema
-            out[5, i] = ema
-        # sma_50: the window summed afresh
-        if i < SMA_LENGTH - 1:
-            out[6, i] = nan
-        else:
-            s = 0.0
-            for j in range(i - SMA_LENGTH + 1, i + 1):
-                s += close[j]
-            out[6, i] = s / SMA_LENGTH
-        # vol_30: sample std of the last 30 log returns
-        if i < VOL_LENGTH:
-            out[7, i] = nan
-        else:
-            s = 0.0
-            for j in range(i - VOL_LENGTH + 1, i + 1):
-                s += out[1, j]
-            mean = s / VOL_LENGTH
-            ss = 0.0
-            for j in range(i - VOL_LENGTH + 1, i + 1):
-                d = out[1, j] - mean
-                ss += d * d
-            out[7, i] = np.sqrt(ss / (VOL_LENGTH - 1))
-        # vwap_session: cumulative typical price x volume since the session's first bar
-        if i == 0 or session[i] != session[i - 1]:
-            pv = 0.0
-            vv = 0.0
-        pv += (h + lo + c) / 3.0 * v
-        vv += v
-        out[8, i] = pv / vv if vv != 0.0 else nan
-        # volume_z_20: population z-score of the volume in its 20-bar window
-        if i < VOLUME_Z_LENGTH - 1:
-            out[9, i] = nan
-        else:
-            s = 0.0
-            for j in range(i - VOLUME_Z_LENGTH + 1, i + 1):
-                s += volume[j]
-            mean = s / VOLUME_Z_LENGTH
-            ss = 0.0
-            for j in range(i - VOLUME_Z_LENGTH + 1, i + 1):
-                d = volume[j] - mean
-                ss += d * d
-            std = np.sqrt(ss / VOLUME_Z_LENGTH)
-            out[9, i] = (v - mean) / std if std != 0.0 else nan
+
+def window_sums(x: np.ndarray, length: int) -> np.ndarray:
+    """For each ``i >= length - 1``, ``x[i - length + 1] + ... + x[i]`` added left to right
+    (as a loop over the window would); ``len(x) - length + 1`` values."""
+    m = len(x) - length + 1
+    s = x[:m] + 0.0  # a loop's sum starts from 0.0
+    for k in range(1, length):
+        s += x[k : k + m]
+    return s
+
+
+def window_deviations(x: np.ndarray, mean: np.ndarray, length: int) -> np.ndarray:
+    """For each window of :func:`window_sums`, the sum of ``(x[j] - mean)**2`` over it,
+    left to right."""
+    m = len(mean)
+    d = x[:m] - mean
+    ss = d * d
+    for k in range(1, length):
+        d = x[k : k + m] - mean
+        ss += d * d
+    return ss
+
+
+def linear_recurrence(x: np.ndarray, alpha: float, y0: float) -> np.ndarray:
+    """``y[k] = alpha * x[k] + (1 - alpha) * y[k - 1]`` with ``y[-1] = y0``.
+
+    Computed per block of :data:`BLOCK` inputs in closed form: inside a block,
+    ``y[j] = c**j * (sum over i <= j of alpha * x[i] * c**-i) + c**(j + 1) * y_before``
+    (``c = 1 - alpha``, the sum a cumulative sum), then the blocks' last values carried
+    from one block to the next. Each term is the sequential sum's term scaled by a power
+    of ``c``, so the rounding is that of the sequential loop (a few units in the last
+    place), not amplified by the scaling."""
+    n = len(x)
+    if n == 0:
+        return np.empty(0)
+    c = 1.0 - alpha
+    blocks = -(-n // BLOCK)
+    padded = np.zeros(blocks * BLOCK)
+    padded[:n] = x
+    j = np.arange(BLOCK)
+    up = c**j  # c**j
+    down = (1.0 / c) ** j  # c**-j
+    local = np.cumsum(padded.reshape(blocks, BLOCK) * (alpha * down), axis=1) * up
+    carry_in = np.empty(blocks)  # y before each block
+    step = c**BLOCK
+    y = y0
+    for b, last in enumerate(local[:, -1].tolist()):
+        carry_in[b] = y
+        y = step * y + last
+    return (local + carry_in[:, None] * (up * c)).reshape(-1)[:n]
+
+
+def _seeded_average(x: np.ndarray, length: int, alpha: float, out: np.ndarray) -> None:
+    """``out[length - 1:]``: the mean of the first ``length`` inputs, then the recurrence
+    of ``alpha`` (TradingView's ``ta.rma`` / ``ta.ema``); nothing when fewer inputs."""
+    if len(x) < length:
+        return
+    seed = 0.0
+    for value in x[:length].tolist():  # left to right, as the definition's sum
+        seed += value
+    seed /= length
+    out[length - 1] = seed
+    out[length:] = linear_recurrence(x[length:], alpha, seed)
+
+
+def _session_sums(values: np.ndarray, session: np.ndarray) -> np.ndarray:
+    """Cumulative sums of ``values`` restarting at each session's first bar (each session
+    summed left to right from zero)."""
+    starts = np.flatnonzero(session[1:] != session[:-1]) + 1
+    out = values + 0.0  # a one-bar session: 0 + value
+    bounds = np.concatenate(([0], starts, [len(values)]))
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if hi - lo > 1:
+            out[lo:hi] = np.cumsum(np.concatenate(([0.0], values[lo:hi])))[1:]
+    return out
 
 
 def compute_features(
@@ -160,14 +118,54 @@ def compute_features(
 ) -> Features:
     """The features of one series' bars of one timeframe, from its first bar given."""
     n = len(close)
-    out = np.empty((len(FEATURE_COLUMNS), n), dtype=np.float64)
-    if n:
-        _features(
-            np.ascontiguousarray(high, dtype=np.float64),
-            np.ascontiguousarray(low, dtype=np.float64),
-            np.ascontiguousarray(close, dtype=np.float64),
-            np.ascontiguousarray(volume, dtype=np.float64),
-            np.ascontiguousarray(session, dtype=np.int64),
-            out,
+    out = np.full((len(FEATURE_COLUMNS), n), np.nan)
+    if n == 0:
+        return Features(*out)
+    h, lo, c, v = (np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close, volume))
+    session = np.ascontiguousarray(session, dtype=np.int64)
+    with np.errstate(all="ignore"):  # IEEE division: x / 0 is inf or NaN
+        c1 = c[:-1]
+        ratio = c[1:] / c1
+        ret = ratio - 1.0
+        out[0, 1:] = np.where(np.isfinite(ret), ret, np.nan)
+        positive = (ratio > 0.0) & np.isfinite(ratio)
+        out[1, 1:] = np.where(positive, np.log(np.where(positive, ratio, 1.0)), np.nan)
+        tr = h - lo
+        tr[1:] = np.maximum(np.maximum(tr[1:], np.abs(h[1:] - c1)), np.abs(lo[1:] - c1))
+        out[2] = tr
+        # atr_14: Wilder's RMA of tr, seeded with the mean of the first 14
+        _seeded_average(tr, RMA_LENGTH, 1.0 / RMA_LENGTH, out[3])
+        # rsi_14: RMAs of the up and down changes, from the second bar on
+        change = c[1:] - c1
+        up_rma = np.full(n, np.nan)
+        down_rma = np.full(n, np.nan)
+        _seeded_average(np.where(change > 0.0, change, 0.0), RMA_LENGTH, 1 / RMA_LENGTH, up_rma[1:])
+        _seeded_average(
+            np.where(change < 0.0, -change, 0.0), RMA_LENGTH, 1 / RMA_LENGTH, down_rma[1:]
         )
+        rsi = 100.0 - 100.0 / (1.0 + up_rma / down_rma)
+        rsi = np.where(down_rma == 0.0, np.where(up_rma > 0.0, 100.0, 50.0), rsi)
+        out[4] = np.where(up_rma == 0.0, np.where(down_rma == 0.0, 50.0, 0.0), rsi)
+        out[4, np.isnan(up_rma)] = np.nan
+        # ema_20, seeded with the mean of the first 20 closes
+        _seeded_average(c, EMA_LENGTH, 2.0 / (EMA_LENGTH + 1), out[5])
+        # sma_50: each window summed afresh
+        if n >= SMA_LENGTH:
+            out[6, SMA_LENGTH - 1 :] = window_sums(c, SMA_LENGTH) / SMA_LENGTH
+        # vol_30: sample std of the last 30 log returns
+        if n > VOL_LENGTH:
+            log_ret = out[1, 1:]
+            mean = window_sums(log_ret, VOL_LENGTH) / VOL_LENGTH
+            ss = window_deviations(log_ret, mean, VOL_LENGTH)
+            out[7, VOL_LENGTH:] = np.sqrt(ss / (VOL_LENGTH - 1))
+        # vwap_session: typical price x volume since the session's first bar
+        pv = _session_sums((h + lo + c) / 3.0 * v, session)
+        vv = _session_sums(v, session)
+        out[8] = np.where(vv != 0.0, pv / vv, np.nan)
+        # volume_z_20: population z-score of the volume in its 20-bar window
+        if n >= VOLUME_Z_LENGTH:
+            mean = window_sums(v, VOLUME_Z_LENGTH) / VOLUME_Z_LENGTH
+            std = np.sqrt(window_deviations(v, mean, VOLUME_Z_LENGTH) / VOLUME_Z_LENGTH)
+            z = (v[VOLUME_Z_LENGTH - 1 :] - mean) / std
+            out[9, VOLUME_Z_LENGTH - 1 :] = np.where(std != 0.0, z, np.nan)
     return Features(*out)

@@ -230,8 +230,7 @@ def rollup_chunk(
     lo, hi = chunk.start_dt, chunk.end_dt
 
     def read(conn: Connection) -> tuple[tuple[datetime, datetime] | None, Bars]:
-        # numpy alone rolls up: prices scaled by the server, so the task never loads numba
-        bars = read_bars(conn, series, "1m", lo, hi + BUCKET_SPILL, scale_on_server=True)
+        bars = read_bars(conn, series, "1m", lo, hi + BUCKET_SPILL)
         return bar_span(conn, series), bars
 
     span, bars = run_transaction(connect, read, what="read bars")

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from market_backfill.features.columns import FEATURE_COLUMNS
 from market_backfill.features.compute import bar_features, month_start_ns, origin_index
+from market_backfill.features.kernel import linear_recurrence, window_sums
 from market_backfill.features.rollup import rollup
+from market_backfill.features.timeframes import session_ids
 from market_backfill.names import TIMEFRAMES
 from market_backfill.timeutil import from_ns, to_ns
 from tests.support import feature_reference as ref
@@ -178,3 +180,57 @@ def test_the_autumn_series_matches_the_reference(autumn):
     daily, _ = library(autumn, "1d")
     assert all(from_ns(int(t)).astimezone(ref.NY).strftime("%H:%M") == "18:00" for t in daily["ts"])
     assert "2025-11-26" not in {str(from_ns(int(t)).astimezone(ref.NY).date()) for t in daily["ts"]}
+
+
+WINDOWED = ("ret_1", "log_ret_1", "tr", "sma_50", "vol_30", "vwap_session", "volume_z_20")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(300, 3000), cut=st.integers(0, 59))
+def test_a_bar_s_window_features_have_the_same_bits_whatever_the_first_bar(seed, n, cut):
+    """The non-recursive features of a bar depend on its window (or session) alone: a pass
+    from a later first bar, at a session's start, gives the very bits (the arrays'
+    alignment, lengths and block boundaries change)."""
+    # 16:30 New York: the next session opens within the first 91 bars
+    bars = series(datetime(2025, 3, 6, 21, 30, tzinfo=UTC), random_steps(seed, n, True, True))
+    a = arrays(bars)
+    whole = bar_features(a)._asdict()
+    sessions = np.flatnonzero(np.diff(session_ids(a["ts"]))) + 1
+    starts = [s for s in sessions.tolist() if s + 60 < n]
+    first = starts[cut % len(starts)]
+    assert first > 0
+    part = bar_features({k: v[first:] for k, v in a.items()})._asdict()
+    for name in WINDOWED:
+        settled = {"ret_1": 1, "log_ret_1": 1, "tr": 1, "sma_50": 49, "vol_30": 30}
+        skip = settled.get(name, 19 if name == "volume_z_20" else 0)
+        got, want = part[name][skip:], whole[name][first + skip :]
+        assert np.array_equal(got, want, equal_nan=True), name
+
+
+@pytest.mark.parametrize("alpha", [1 / 14, 2 / 21, 0.5, 1e-3])
+@pytest.mark.parametrize("n", [1, 127, 128, 129, 5000])
+def test_the_blocked_recurrence_equals_the_sequential_loop(alpha, n):
+    """Closed-form blocks against ``y = alpha * x + (1 - alpha) * y`` one step at a time,
+    on prices that cross zero (crude oil in 2020), within a few units in the last place of
+    the inputs' scale."""
+    rng = np.random.default_rng(n)
+    x = np.cumsum(rng.normal(0, 3, n)) + rng.choice([-40.0, 0.0, 20000.0])
+    y0 = float(x[0]) * 0.9
+    want, y = np.empty(n), y0
+    for i, value in enumerate(x.tolist()):
+        y = alpha * value + (1 - alpha) * y
+        want[i] = y
+    got = linear_recurrence(x, alpha, y0)
+    scale = np.maximum(1.0, np.abs(x).max())
+    assert np.abs(got - want).max() <= 1e-12 * scale
+
+
+def test_window_sums_add_left_to_right_like_a_loop():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1e6, 500) * rng.choice([1e-9, 1.0, 1e9], 500)
+    got = window_sums(x, 50)
+    for i in range(len(got)):
+        s = 0.0
+        for v in x[i : i + 50].tolist():
+            s += v
+        assert got[i] == s

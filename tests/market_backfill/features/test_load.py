@@ -212,8 +212,8 @@ def test_killed_connections_during_the_binary_writes_lose_and_double_nothing(
 
 def test_a_rollup_task_body_loads_no_numba(market_db, quarter_bars):
     """The rollup stage is numpy alone: its read lets the server scale the prices (the
-    feature and triangle reads decode them with a numba kernel, which those tasks load
-    anyway), so a rollup task never pays numba's import and start (about half a second)."""
+    triangle reads decode them with a numba kernel, which those tasks load anyway), so a
+    rollup task never pays numba's import and start (about half a second)."""
     store_bars(quarter_bars)
     setup = group_task_code(
         "feature_backfill",
@@ -234,10 +234,11 @@ def test_a_rollup_task_body_loads_no_numba(market_db, quarter_bars):
     assert hours == (len(set((in_feb // (3600 * 10**9)).tolist())), len(in_feb))
 
 
-def test_feature_task_bodies_run_without_pandas(market_db, quarter_bars):
+def test_feature_task_bodies_run_without_pandas_or_numba(market_db, quarter_bars):
     """Both feature stages' task bodies, in a fresh interpreter on real bars: the rollup,
-    the features and their binary COPY work on numpy arrays, session times come from
-    zoneinfo, so pandas is never loaded; what they store is the single-pass reference."""
+    the features and their binary COPY work on numpy arrays (the features kernel is numpy
+    passes, the server scales the prices it sends), session times come from zoneinfo, so
+    neither pandas nor numba is loaded; what they store is the single-pass reference."""
     store_bars(quarter_bars)
     feb = months()["2025-02"]
     setup = group_task_code(
@@ -249,7 +250,7 @@ def test_feature_task_bodies_run_without_pandas(market_db, quarter_bars):
         "features = run_feature_group(group, run)\n"
         "assert rolled['members'] and features['members'], (rolled, features)",
     )
-    assert loaded_after(setup, ["pandas", "pandas_market_calendars", "databento"]) == []
+    assert loaded_after(setup, ["pandas", "numba", "pandas_market_calendars", "databento"]) == []
     with market_db.connect() as conn:
         for tf in TIMEFRAMES:
             expected = single_pass(quarter_bars, tf)
