@@ -2,6 +2,7 @@
 
     python bench/chunk_memory.py reingest URL DBN_PATH 2025-06
     python bench/chunk_memory.py triangles URL - 2025-06
+    python bench/chunk_memory.py features URL - 2025-06
 
 Prints JSON: RSS after imports, peak RSS, and the chunk's counts.
 """
@@ -54,6 +55,16 @@ def main() -> None:
         source = DbnFileSource(path)
         baseline = rss_mb()
         counts = load_chunk(chunk, settings, parsed, source, connect)
+    elif kind == "features":  # the month's rollup task, then its feature task
+        from market_backfill.features.load import feature_chunk, rollup_chunk
+        from market_backfill.features.params import parse_params
+
+        parsed = parse_params({"symbols": [nq.key]})
+        baseline = rss_mb()
+        counts = {
+            "rollup": rollup_chunk(chunk, settings, parsed, connect),
+            "features": feature_chunk(chunk, settings, parsed, connect, refresh=True),
+        }
     else:
         from market_backfill.triangles.engine import run_engine  # noqa: F401 - import cost
         from market_backfill.triangles.load import triangle_chunk
