@@ -182,7 +182,9 @@ def test_the_autumn_series_matches_the_reference(autumn):
     assert "2025-11-26" not in {str(from_ns(int(t)).astimezone(ref.NY).date()) for t in daily["ts"]}
 
 
-WINDOWED = ("ret_1", "log_ret_1", "tr", "sma_50", "vol_30", "vwap_session", "volume_z_20")
+WINDOWED = {"ret_1": 1, "log_ret_1": 1, "tr": 1, "sma_50": 49, "vol_30": 30, "volume_z_20": 19}
+"""The non-recursive features, each with the bars its window needs before it (the first
+bar's ``tr`` is ``h - l`` alone); ``vwap_session`` needs none from a session's start."""
 
 
 @settings(max_examples=25, deadline=None)
@@ -200,9 +202,7 @@ def test_a_bar_s_window_features_have_the_same_bits_whatever_the_first_bar(seed,
     first = starts[cut % len(starts)]
     assert first > 0
     part = bar_features({k: v[first:] for k, v in a.items()})._asdict()
-    for name in WINDOWED:
-        settled = {"ret_1": 1, "log_ret_1": 1, "tr": 1, "sma_50": 49, "vol_30": 30}
-        skip = settled.get(name, 19 if name == "volume_z_20" else 0)
+    for name, skip in {**WINDOWED, "vwap_session": 0}.items():
         got, want = part[name][skip:], whole[name][first + skip :]
         assert np.array_equal(got, want, equal_nan=True), name
 
