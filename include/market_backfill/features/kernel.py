@@ -72,7 +72,7 @@ def linear_recurrence(x: np.ndarray, alpha: float, y0: float) -> np.ndarray:
     padded = np.zeros(blocks * BLOCK)
     padded[:n] = x
     j = np.arange(BLOCK)
-    up = c**j  # c**j
+    up = c**j
     down = (1.0 / c) ** j  # c**-j
     local = np.cumsum(padded.reshape(blocks, BLOCK) * (alpha * down), axis=1) * up
     carry_in = np.empty(blocks)  # y before each block
@@ -98,14 +98,15 @@ def _seeded_average(x: np.ndarray, length: int, alpha: float, out: np.ndarray) -
 
 
 def _session_sums(values: np.ndarray, session: np.ndarray) -> np.ndarray:
-    """Cumulative sums of ``values`` restarting at each session's first bar (each session
-    summed left to right from zero)."""
+    """Cumulative sums of each column of ``values`` (bars x columns) restarting at each
+    session's first bar (each session summed left to right from zero)."""
     starts = np.flatnonzero(session[1:] != session[:-1]) + 1
     out = values + 0.0  # a one-bar session: 0 + value
     bounds = np.concatenate(([0], starts, [len(values)]))
+    zero = np.zeros((1, values.shape[1]))
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         if hi - lo > 1:
-            out[lo:hi] = np.cumsum(np.concatenate(([0.0], values[lo:hi])))[1:]
+            out[lo:hi] = np.cumsum(np.concatenate((zero, values[lo:hi])), axis=0)[1:]
     return out
 
 
@@ -134,15 +135,14 @@ def compute_features(
         tr[1:] = np.maximum(np.maximum(tr[1:], np.abs(h[1:] - c1)), np.abs(lo[1:] - c1))
         out[2] = tr
         # atr_14: Wilder's RMA of tr, seeded with the mean of the first 14
-        _seeded_average(tr, RMA_LENGTH, 1.0 / RMA_LENGTH, out[3])
+        a_rma = 1.0 / RMA_LENGTH
+        _seeded_average(tr, RMA_LENGTH, a_rma, out[3])
         # rsi_14: RMAs of the up and down changes, from the second bar on
         change = c[1:] - c1
         up_rma = np.full(n, np.nan)
         down_rma = np.full(n, np.nan)
-        _seeded_average(np.where(change > 0.0, change, 0.0), RMA_LENGTH, 1 / RMA_LENGTH, up_rma[1:])
-        _seeded_average(
-            np.where(change < 0.0, -change, 0.0), RMA_LENGTH, 1 / RMA_LENGTH, down_rma[1:]
-        )
+        _seeded_average(np.where(change > 0.0, change, 0.0), RMA_LENGTH, a_rma, up_rma[1:])
+        _seeded_average(np.where(change < 0.0, -change, 0.0), RMA_LENGTH, a_rma, down_rma[1:])
         rsi = 100.0 - 100.0 / (1.0 + up_rma / down_rma)
         rsi = np.where(down_rma == 0.0, np.where(up_rma > 0.0, 100.0, 50.0), rsi)
         out[4] = np.where(up_rma == 0.0, np.where(down_rma == 0.0, 50.0, 0.0), rsi)
@@ -159,8 +159,7 @@ def compute_features(
             ss = window_deviations(log_ret, mean, VOL_LENGTH)
             out[7, VOL_LENGTH:] = np.sqrt(ss / (VOL_LENGTH - 1))
         # vwap_session: typical price x volume since the session's first bar
-        pv = _session_sums((h + lo + c) / 3.0 * v, session)
-        vv = _session_sums(v, session)
+        pv, vv = _session_sums(np.column_stack(((h + lo + c) / 3.0 * v, v)), session).T
         out[8] = np.where(vv != 0.0, pv / vv, np.nan)
         # volume_z_20: population z-score of the volume in its 20-bar window
         if n >= VOLUME_Z_LENGTH:
