@@ -14,7 +14,10 @@ symbols, one after the other (queued Asset events of a stage are dropped before 
 unpaused, so nothing runs beside the measured run). Reported per stage: wall time of the
 run, its mapped tasks, the task duration, the time the library reported
 inside the task (``backfill_runs`` ``seconds`` summed over its rows) and their difference,
-the fixed cost of a task (means). ``--floor-years``: that many years of one symbol through
+the fixed cost of a task (means), and the CPU time the machine and the PostgreSQL server
+spent during the run. ``--stage-floors``: before each stage, on the same stack, its floor
+(``bench/floor_dags/``: a DAG of the stage's shape whose tasks do nothing) with as many
+mapped tasks, reported beside it. ``--floor-years``: that many years of one symbol through
 ``ohlcv_reingest`` against ``bench/floor_dags/floor_reingest.py`` (no-op tasks of the same
 shape) on one stack, beside the seed method's time for the same rows (issue 15).
 """
@@ -41,6 +44,15 @@ from market_backfill_devtools.sample import synthetic_bars
 ROOT = Path(__file__).resolve().parent.parent
 DEEP_ROOTS = ("ES", "NQ", "YM", "RTY")
 STAGES = ("ohlcv_reingest", "triangle_backfill", "feature_backfill", "gap_detection")
+FLOOR_DAGS = ROOT / "bench" / "floor_dags"
+STAGE_FLOORS = {
+    "ohlcv_reingest": "floor_reingest",
+    "triangle_backfill": "floor_triangles",
+    "feature_backfill": "floor_features",
+    "gap_detection": "floor_gaps",
+}
+CPU_FIELDS = slice(0, 8)  # /proc/stat: user nice system idle iowait irq softirq steal
+BUSY = (0, 1, 2, 5, 6, 7)
 BROKER_DB = 12
 
 
@@ -67,8 +79,40 @@ def sqlalchemy_url(target: PgTarget) -> str:
     return f"postgresql+psycopg2://{auth}@{target.host}:{target.port}/{target.dbname}"
 
 
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine spent busy since boot (not idle nor waiting)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:][CPU_FIELDS]]
+    return sum(ticks[i] for i in BUSY) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_s(market: PgTarget) -> float:
+    """CPU seconds of the PostgreSQL server holding ``market``: its postmaster's own and
+    its reaped children's (every backend that has ended), plus the live backends'."""
+    with market.connect() as conn:
+        data = conn.execute("SHOW data_directory").fetchone()[0]
+    postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
+    total = 0
+    for pid in [postmaster, *_children(postmaster)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile: its time is in the postmaster's
+            continue
+        own = int(fields[11]) + int(fields[12])
+        total += own + (int(fields[13]) + int(fields[14]) if pid == postmaster else 0)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) -> dict:
-    """One manual run of ``dag_id`` alone; its timings."""
+    """One manual run of ``dag_id`` alone; its timings and the CPU seconds the machine
+    and the PostgreSQL server spent from its trigger to its end."""
     try:
         stack.request("DELETE", f"/api/v2/dags/{dag_id}/assets/queuedEvents")
     except urllib.error.HTTPError as exc:
@@ -76,8 +120,10 @@ def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) ->
             raise
     stack.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
     stack.wait_until_idle(timeout=3600)
+    cpu0, server0 = machine_busy_s(), server_cpu_s(market)
     run_id = stack.trigger(dag_id, conf)
     state = stack.wait_for_run(dag_id, run_id, timeout=4 * 3600)
+    cpu, server = machine_busy_s() - cpu0, server_cpu_s(market) - server0
     run = stack.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
     stack.patch(f"/api/v2/dags/{dag_id}", {"is_paused": True})
     tis = [
@@ -85,15 +131,17 @@ def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) ->
         for ti in task_instances(stack, dag_id, run_id)
         if ti["map_index"] >= 0 and ti["duration"] is not None
     ]
-    with market.connect() as conn:
-        inside = [
-            float(r[0])
-            for r in conn.execute(
-                "SELECT (counts->>'seconds')::float FROM backfill_runs WHERE dag_id = %s "
-                "AND run_id = %s AND symbol <> '*' AND counts ? 'seconds'",
-                (dag_id, run_id),
-            )
-        ]
+    inside = []
+    with market.connect() as conn:  # a floor's run before any stage: no table yet
+        if conn.execute("SELECT to_regclass('backfill_runs')").fetchone()[0] is not None:
+            inside = [
+                float(r[0])
+                for r in conn.execute(
+                    "SELECT (counts->>'seconds')::float FROM backfill_runs WHERE dag_id = %s "
+                    "AND run_id = %s AND symbol <> '*' AND counts ? 'seconds'",
+                    (dag_id, run_id),
+                )
+            ]
     started = datetime.fromisoformat(run["start_date"])
     ended = datetime.fromisoformat(run["end_date"])
     # means, not medians: a mapped task holds a group of symbols, each with its own
@@ -109,6 +157,8 @@ def run_stage(stack: AirflowStack, market: PgTarget, dag_id: str, conf: dict) ->
         "task": task,
         "library": library,
         "fixed": None if task is None or library is None else task - library,
+        "cpu": cpu,
+        "server_cpu": server,
     }
 
 
@@ -124,15 +174,17 @@ def task_instances(stack: AirflowStack, dag_id: str, run_id: str) -> list[dict]:
             return out
 
 
-def stack_for(executor: str, home: Path, env: dict, meta: PgTarget | None) -> AirflowStack:
+def stack_for(
+    executor: str, home: Path, env: dict, meta: PgTarget | None, dags: Path = ROOT / "dags"
+) -> AirflowStack:
     if executor == "local":
-        return AirflowStack(home, ROOT / "dags", env)
+        return AirflowStack(home, dags, env)
     import redis
 
     redis.Redis(host="127.0.0.1", port=6379, db=BROKER_DB).flushdb()
     return CeleryStack(
         home,
-        ROOT / "dags",
+        dags,
         env,
         metadata_url=sqlalchemy_url(meta),
         broker_url=f"redis://127.0.0.1:6379/{BROKER_DB}",
@@ -149,11 +201,19 @@ def _env(market: PgTarget, data: Path) -> dict[str, str]:
 
 
 def pipeline(
-    executor: str, admin: PgTarget, files: Path, roots: list[str], dates: dict, work: Path
+    executor: str,
+    admin: PgTarget,
+    files: Path,
+    roots: list[str],
+    dates: dict,
+    work: Path,
+    stage_floors: bool = False,
 ) -> tuple[list[dict], int]:
-    """Every stage, one after the other, on fresh databases: their timings, bars stored."""
+    """Every stage, one after the other, on fresh databases: their timings (each with its
+    floor's under ``"floor"`` when ``stage_floors``), bars stored."""
     market = create_database(admin, "scale")
     meta = create_database(admin, "scalemeta") if executor == "celery" else None
+    months = _months(dates)
     dates = {**dates, "symbols": [f"GLBX.MDP3:{r}" for r in roots]}
     confs = {
         "ohlcv_reingest": {**dates, "source": "dbn_file", "dbn_path": str(files / "*.dbn.zst")},
@@ -161,15 +221,33 @@ def pipeline(
         "feature_backfill": dates,
         "gap_detection": {**dates, "repair": False},
     }
+    floor_confs = {
+        "floor_reingest": {"months": months},
+        "floor_triangles": {"months": months},
+        "floor_features": {"months": months},
+        "floor_gaps": {"symbols": len(roots)},
+    }
+    dags = ROOT / "dags"
+    if stage_floors:
+        dags = _dags_with_floors(work / f"dags-{executor}", list(STAGE_FLOORS.values()))
     results = []
     try:
         env = _env(market, work / f"data-{executor}")
-        with stack_for(executor, work / f"airflow-{executor}", env, meta) as stack:
+        with stack_for(executor, work / f"airflow-{executor}", env, meta, dags) as stack:
             for dag_id in STAGES:
                 stack.wait_for_dag(dag_id)
+                if stage_floors:
+                    stack.wait_for_dag(STAGE_FLOORS[dag_id])
             for dag_id in STAGES:
+                floor_run = None
+                if stage_floors:
+                    floor_id = STAGE_FLOORS[dag_id]
+                    print(f"  {executor} {floor_id} ...", flush=True)
+                    floor_run = run_stage(stack, market, floor_id, floor_confs[floor_id])
+                    print(f"    {floor_run}", flush=True)
                 print(f"  {executor} {dag_id} ...", flush=True)
-                results.append(run_stage(stack, market, dag_id, confs[dag_id]))
+                ours = run_stage(stack, market, dag_id, confs[dag_id])
+                results.append({**ours, "floor": floor_run})
                 print(f"    {results[-1]}", flush=True)
         with market.connect() as conn:
             stored = conn.execute("SELECT count(*) FROM market_bars_ohlcv_1m_clean").fetchone()[0]
@@ -180,24 +258,57 @@ def pipeline(
     return results, stored
 
 
+def _months(dates: dict) -> int:
+    """Calendar months from ``dates["start"]`` to ``dates["end"]`` (ISO dates), inclusive."""
+    first, last = (datetime.fromisoformat(dates[k]) for k in ("start", "end"))
+    return (last.year - first.year) * 12 + last.month - first.month + 1
+
+
+def _dags_with_floors(folder: Path, floor_ids: list[str]) -> Path:
+    """A DAG folder of the project's DAG files and the named floor DAGs (with the module
+    they share)."""
+    import shutil
+
+    folder.mkdir(parents=True)
+    floors = [*floor_ids, "floor_common"]
+    for path in [*(ROOT / "dags").glob("*.py"), *(FLOOR_DAGS / f"{f}.py" for f in floors)]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
 def table(executor: str, results: list[dict], stored: int) -> list[str]:
-    lines = [
+    floors = any(r.get("floor") for r in results)
+    head = (
         f"| {executor}: stage | state | wall s | mapped tasks | task s (mean) | "
-        "library s per task (mean) | fixed cost per task s |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| `{r['dag_id']}` | {r['state']} | {_s(r['wall'])} | {r['tasks']} | {_s(r['task'])} "
-        f"| {_s(r['library'])} | {_s(r['fixed'])} |"
-        for r in results
-    ]
+        "library s per task (mean) | fixed cost per task s | CPU s (machine / PostgreSQL) |"
+    )
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|"
+    if floors:
+        head += " floor: wall s | floor: CPU s (machine) | wall s above the floor |"
+        rule += "---:|---:|---:|"
+    lines = [head, rule]
+    for r in results:
+        line = (
+            f"| `{r['dag_id']}` | {r['state']} | {_s(r['wall'])} | {r['tasks']} | {_s(r['task'])} "
+            f"| {_s(r['library'])} | {_s(r['fixed'])} | {_s(r['cpu'])} / {_s(r['server_cpu'])} |"
+        )
+        if floors:
+            f = r.get("floor") or {}
+            above = r["wall"] - f["wall"] if f else None
+            line += f" {_s(f.get('wall'))} | {_s(f.get('cpu'))} | {_s(above)} |"
+        lines.append(line)
     total = sum(r["wall"] for r in results)
-    lines += [f"| **all stages** ({stored:,} bars stored) | | **{total:,.0f}** | | | | |", ""]
-    return lines
+    last = f"| **all stages** ({stored:,} bars stored) | | **{total:,.0f}** | | | | | "
+    last += f"{_s(sum(r['cpu'] for r in results))} / {_s(sum(r['server_cpu'] for r in results))} |"
+    if floors:
+        floor_wall = sum(r["floor"]["wall"] for r in results if r.get("floor"))
+        floor_cpu = sum(r["floor"]["cpu"] for r in results if r.get("floor"))
+        last += f" **{floor_wall:,.0f}** | {_s(floor_cpu)} | **{total - floor_wall:,.0f}** |"
+    return [*lines, last, ""]
 
 
 def wide(admin: PgTarget, count: int, work: Path) -> list[str]:
@@ -253,8 +364,6 @@ def floor(admin: PgTarget, years: int, work: Path, repeat: int = 2) -> list[str]
     """Issue 15's running-Airflow figure: ``years`` of NQ through ``ohlcv_reingest`` against
     ``floor_reingest`` (a no-op DAG of its shape, as many mapped tasks) on one LocalExecutor
     stack, runs alternating; the seed method's time for the same rows beside it."""
-    import shutil
-
     import bench_insert
 
     from market_backfill.db.schema import apply_schema
@@ -264,13 +373,7 @@ def floor(admin: PgTarget, years: int, work: Path, repeat: int = 2) -> list[str]
     files = work / "floor-files"
     bars = write_files(files, ["NQ"], start, end)
     months = len(list(files.iterdir()))
-    dags = work / "floor-dags"  # the project's DAG files beside the no-op one
-    dags.mkdir()
-    for path in [
-        *(ROOT / "dags").glob("*.py"),
-        ROOT / "bench" / "floor_dags" / "floor_reingest.py",
-    ]:
-        shutil.copy(path, dags / path.name)
+    dags = _dags_with_floors(work / "floor-dags", ["floor_reingest"])
     market = create_database(admin, "floor")
     runs: dict[str, list[dict]] = {"floor_reingest": [], "ohlcv_reingest": []}
     conf = {
@@ -349,6 +452,11 @@ def main() -> None:
     parser.add_argument("--wide-symbols", type=int, default=60)
     parser.add_argument("--executors", default="local,celery")
     parser.add_argument("--floor-years", type=int, default=2, help="0: no floor comparison")
+    parser.add_argument(
+        "--stage-floors",
+        action="store_true",
+        help="before each stage, its no-op floor DAG with as many mapped tasks",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
     compile_package(ROOT)  # task processes load the package as a pip install leaves it
@@ -371,7 +479,9 @@ def main() -> None:
         ]
     dates = {"start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()}
     for executor in executors:
-        results, stored = pipeline(executor, admin, deep, list(DEEP_ROOTS), dates, work)
+        results, stored = pipeline(
+            executor, admin, deep, list(DEEP_ROOTS), dates, work, args.stage_floors
+        )
         report += table(executor, results, stored)
     if args.wide_symbols:
         print("wide ...", flush=True)

@@ -9,43 +9,21 @@ mapped-task labels, no import of the project: ``bench/bench_gap_dag.py`` runs it
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import TriggerRule, dag, task
+from floor_common import chunk, ensure_schema, floor_args
 
 
-@dag(
-    dag_id="floor_gaps",
-    schedule=None,
-    catchup=False,
-    params={"symbols": Param(1, type="integer", minimum=1, maximum=1024)},
-    tags=["benchmark"],
-)
+@dag(**floor_args("floor_gaps", "symbols"))
 def floor_gaps() -> None:
-    @task
-    def ensure_schema() -> None:
-        """Nothing."""
-
     @task
     def plan(params=None) -> list[dict]:
         """One target per symbol, labelled like the real ones."""
         return [{"label": f"S{n} 2011-01-01 .. 2025-12-31"} for n in range(params["symbols"])]
 
-    @task(multiple_outputs=False, map_index_template="{{ chunk_label }}")
-    def detect(target: dict) -> dict:
-        """Nothing scanned."""
-        from airflow.sdk import get_current_context
-
-        get_current_context()["chunk_label"] = target["label"]
-        return {"gaps": 0}
-
     @task
     def plan_repairs() -> list[dict]:
         """No gap to repair."""
         return []
-
-    @task(multiple_outputs=False, map_index_template="{{ chunk_label }}")
-    def repair(gap: dict) -> dict:
-        """Never runs (no gap)."""
-        return {}
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def announce() -> int:
@@ -60,8 +38,8 @@ def floor_gaps() -> None:
     targets = plan()
     ensure_schema() >> targets
     gaps = plan_repairs()
-    detect.expand(target=targets) >> gaps
-    repairs = repair.expand(gap=gaps)
+    chunk.override(task_id="detect").expand(chunk=targets) >> gaps
+    repairs = chunk.override(task_id="repair", max_active_tis_per_dagrun=2).expand(chunk=gaps)
     repairs >> [announce(), report()]
 
 

@@ -9,27 +9,12 @@ no import of the project: ``bench/run_all.py`` runs it with ``airflow dags test`
 
 from __future__ import annotations
 
-from airflow.sdk import Param, PokeReturnValue, TriggerRule, dag, task
+from airflow.sdk import PokeReturnValue, dag, task
+from floor_common import chunk, ensure_schema, floor_args, plan_months, summarize
 
 
-@dag(
-    dag_id="floor_reingest",
-    schedule=None,
-    catchup=False,
-    params={"months": Param(12, type="integer", minimum=1, maximum=1024)},
-    tags=["benchmark"],
-)
+@dag(**floor_args("floor_reingest", "months"))
 def floor_reingest() -> None:
-    @task
-    def ensure_schema() -> None:
-        """Nothing."""
-
-    @task
-    def plan(params=None) -> list[dict]:
-        """One chunk per month, labelled like the real ones."""
-        months = int(params["months"])
-        return [{"label": f"NQ 2025-{m % 12 + 1:02d}", "month": m} for m in range(months)]
-
     @task.sensor(mode="reschedule", poke_interval=5, timeout=60)
     def batch_ready(chunks: list[dict]) -> PokeReturnValue:
         """Done at the first poke."""
@@ -40,23 +25,11 @@ def floor_reingest() -> None:
         """Nothing to download."""
         return {}
 
-    @task(map_index_template="{{ chunk_label }}", max_active_tis_per_dagrun=4)
-    def reingest_chunk(chunk: dict, files: dict) -> dict:
-        """Nothing loaded."""
-        from airflow.sdk import get_current_context
-
-        get_current_context()["chunk_label"] = chunk["label"]
-        return {"rows_in": 0}
-
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def summarize(ti=None) -> dict:
-        """The plan's length."""
-        return {"chunks": len(ti.xcom_pull(task_ids="plan"))}
-
-    chunks = plan()
+    chunks = plan_months.override(task_id="plan")()
     ensure_schema() >> chunks
     files = download_batch(batch_ready(chunks))
-    reingest_chunk.partial(files=files).expand(chunk=chunks) >> summarize()
+    mapped = chunk.override(task_id="reingest_chunk", max_active_tis_per_dagrun=4)
+    mapped.partial(files=files).expand(chunk=chunks) >> summarize()
 
 
 floor_reingest()
