@@ -3,9 +3,10 @@
     python bench/bench_gaps.py [--years 15] [--repeat 3] [--url postgresql://...]
 
 Loads SYNTHETIC NQ-like bars (with holes) for --years into a fresh database (one COPY),
-then times ``gaps.scan`` (calendar minutes + one binary COPY query per month + gap
-finding + per-month completeness), median of --repeat: every month read (none kept from
-an earlier scan), and a rescan taking the months the scan before kept.
+then times ``gaps.scan`` (calendar minutes + one range query per run of up to 12
+consecutive months to read + gap finding + per-month completeness), median of --repeat:
+every month read (none kept from an earlier scan), and a rescan taking the months the
+scan before kept.
 """
 
 from __future__ import annotations

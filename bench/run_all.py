@@ -418,7 +418,7 @@ def main() -> None:
             "## Gap scan (15 years of one symbol)",
             "",
             f"{n:,} stored bars, {res['expected']:,} expected trading minutes: scan "
-            f"(calendar, one binary-COPY query per month, gaps, completeness) in "
+            f"(calendar, one range query per run of up to 12 months, gaps, completeness) in "
             f"**{res['median_s']:.2f} s** (target: under 10 s); a rescan of the unchanged "
             f"bars, taking the months the scan before kept, {res['kept_s']:.3f} s.",
             "",

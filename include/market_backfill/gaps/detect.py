@@ -1,10 +1,11 @@
 """Gap detection against the symbol's trading calendar, vectorised.
 
 Expected minutes come from the calendar's schedule (every minute from each session's
-open to its close, close excluded); stored minutes from one indexed range query per
-symbol and month, read as one binary value straight into numpy, for the months whose bars
+open to its close, close excluded); stored minutes from indexed range queries per
+symbol, each read as one binary value straight into numpy, for the months whose bars
 changed since an earlier scan kept them (:mod:`market_backfill.gaps.scanned_months`;
-a month without bars is not read at all). A gap is a maximal run of
+a month without bars is not read at all; consecutive months to read go by one range scan,
+up to :data:`MONTHS_PER_READ`). A gap is a maximal run of
 missing minutes, consecutive in time (so it never spans a close, a break, a weekend or
 a holiday), at least ``min_gap_minutes`` long.
 """
@@ -43,6 +44,12 @@ _MONTH_READ = sql.SQL(
 )
 
 
+MONTHS_PER_READ = 12
+"""Consecutive months a scan reads by one range query: a first scan of 15 years sends 15
+queries, not 180 (each query costs the server its start and the client a round trip); a
+year of 1-minute bars is about 3 MB sent."""
+
+
 def _read_range(cur: Any, series: Series, lo: datetime, hi: datetime) -> np.ndarray:
     key = [sql.Literal(v) for v in series.key]
     stmt = _MONTH_READ.format(sql.Identifier(CLEAN_TABLE), *key, sql.Literal(lo), sql.Literal(hi))
@@ -63,6 +70,18 @@ def stored_minutes(conn: Connection, series: Series, start: datetime, end: datet
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
+def consecutive_groups(indexes: Sequence[int], limit: int) -> list[list[int]]:
+    """``indexes`` (ascending) cut into runs of consecutive values, each at most ``limit``
+    long."""
+    groups: list[list[int]] = []
+    for i in indexes:
+        if groups and groups[-1][-1] == i - 1 and len(groups[-1]) < limit:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def _whole_month(lo: datetime, hi: datetime) -> date | None:
     """``lo``'s month when the span ``[lo, hi)`` (of :func:`_month_bounds`: never across
     a month start) is all of it, else None."""
@@ -81,9 +100,9 @@ def missing_minutes(
     without a stored bar (sorted int64 ns), and how many spans were read; ``periods``:
     the calendar's sessions over the spans. Whole UTC
     months come from :mod:`~market_backfill.gaps.scanned_months` while their bars are
-    unchanged, and are not read when they hold none; the others are read (one range scan
-    each) and whole ones kept for the next scan. Runs in the caller's transaction (its
-    commit keeps the months read)."""
+    unchanged, and are not read when they hold none; the others are read (consecutive ones
+    by one range scan, up to :data:`MONTHS_PER_READ`) and whole ones kept for the next
+    scan. Runs in the caller's transaction (its commit keeps the months read)."""
     if not spans:
         return [], 0
     whole = [_whole_month(lo, hi) for lo, hi in spans]
@@ -92,26 +111,31 @@ def missing_minutes(
     states = (
         month_states(conn, series, version, months[0], next_month(months[-1])) if months else {}
     )
-    missing: list[np.ndarray] = []
+    missing = [np.empty(0, dtype=np.int64)] * len(spans)  # the spans read: filled below
+    to_read: list[int] = []
+    for i, ((lo, hi), month) in enumerate(zip(spans, whole, strict=True)):
+        state = states.get(month) if month is not None else None
+        if state is not None and state.missing is not None:  # unchanged since kept
+            missing[i] = state.missing
+        elif month is not None and state is None:  # no bar in the month
+            missing[i] = period_minutes(cut_periods(periods, to_ns(lo), to_ns(hi)))
+        else:
+            to_read.append(i)
     found: list[tuple[date, int, np.ndarray]] = []
-    read = 0
     with conn.cursor() as cur:
-        for (lo, hi), month in zip(spans, whole, strict=True):
-            state = states.get(month) if month is not None else None
-            if state is not None and state.missing is not None:  # unchanged since kept
-                missing.append(state.missing)
-                continue
-            expected = period_minutes(cut_periods(periods, to_ns(lo), to_ns(hi)))
-            if month is not None and state is None:  # no bar in the month
-                missing.append(expected)
-                continue
-            gone = expected[~present_mask(expected, _read_range(cur, series, lo, hi))]
-            missing.append(gone)
-            read += 1
-            if state is not None:
-                found.append((month, state.changed, gone))
+        for group in consecutive_groups(to_read, MONTHS_PER_READ):
+            lo, hi = spans[group[0]][0], spans[group[-1]][1]
+            stored = _read_range(cur, series, lo, hi)
+            cuts = np.searchsorted(stored, [to_ns(spans[i][1]) for i in group[:-1]])
+            for i, bars in zip(group, np.split(stored, cuts), strict=True):
+                span_lo, span_hi = (to_ns(t) for t in spans[i])
+                expected = period_minutes(cut_periods(periods, span_lo, span_hi))
+                missing[i] = gone = expected[~present_mask(expected, bars)]
+                state = states.get(whole[i]) if whole[i] is not None else None
+                if state is not None:
+                    found.append((whole[i], state.changed, gone))
     keep_months(conn, series, version, found)
-    return missing, read
+    return missing, len(to_read)
 
 
 @dataclass(frozen=True)

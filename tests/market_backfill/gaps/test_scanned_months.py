@@ -216,3 +216,48 @@ def test_a_writer_committing_mid_scan_never_leaves_a_stale_month(
         assert any(lo <= hole and hole + 30 * MIN <= hi for lo, hi in during[0])
         assert _scanned(conn, *RANGE) == (truth, 1)  # February again: its number moved
         assert _scanned(conn, *RANGE) == (truth, 0)
+
+
+def test_consecutive_groups_cut_runs_at_gaps_and_at_the_limit():
+    assert detect.consecutive_groups([], 12) == []
+    assert detect.consecutive_groups([0, 1, 2, 4, 5, 9], 12) == [[0, 1, 2], [4, 5], [9]]
+    assert detect.consecutive_groups(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_consecutive_months_are_read_together(market_db, quarter_bars, monkeypatch):
+    """A first scan reads the months to read in runs of up to ``MONTHS_PER_READ`` by one
+    range query each, split at the months' starts: the same answer as a full read, for
+    whole and cut months; a month between two read ones that is kept splits the run."""
+    store_bars(quarter_bars)
+    read_range = detect._read_range
+    queries = []
+
+    def counted(cur, series, lo, hi):
+        queries.append((lo, hi))
+        return read_range(cur, series, lo, hi)
+
+    def scan_counted(conn, start, end):
+        truth = _full_read(conn, start, end)
+        queries.clear()
+        monkeypatch.setattr(detect, "_read_range", counted)
+        found = _scanned(conn, start, end)
+        monkeypatch.setattr(detect, "_read_range", read_range)
+        assert found[0] == truth
+        return found[1], list(queries)
+
+    jan, feb, mar, apr = (utc(f"2025-{m:02d}-01T00:00") for m in (1, 2, 3, 4))
+    with market_db.connect() as conn:
+        assert scan_counted(conn, *RANGE) == (3, [(jan, apr)])
+        # cut months at both ends, February kept between them: two queries
+        assert scan_counted(conn, *CUT) == (2, [(CUT[0], feb), (mar, CUT[1])])
+        monkeypatch.setattr(detect, "MONTHS_PER_READ", 2)
+        monkeypatch.setattr(detect, "calendar_version", lambda name: f"{name}@another")
+        assert scan_counted(conn, *RANGE) == (3, [(jan, mar), (mar, apr)])
+        for day in ("2025-01-20", "2025-03-20"):  # January and March change, February not
+            conn.execute(
+                "DELETE FROM market_bars_ohlcv_1m_clean WHERE ts >= %s "
+                "AND ts < %s + interval '7 minutes'",
+                (utc(f"{day}T15:00"), utc(f"{day}T15:00")),
+            )
+        conn.commit()
+        assert scan_counted(conn, *RANGE) == (2, [(jan, feb), (mar, apr)])
