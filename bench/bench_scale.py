@@ -208,6 +208,7 @@ def pipeline(
     dates: dict,
     work: Path,
     stage_floors: bool = False,
+    stages: tuple[str, ...] = STAGES,
 ) -> tuple[list[dict], int]:
     """Every stage, one after the other, on fresh databases: their timings (each with its
     floor's under ``"floor"`` when ``stage_floors``), bars stored."""
@@ -238,7 +239,7 @@ def pipeline(
                 stack.wait_for_dag(dag_id)
                 if stage_floors:
                     stack.wait_for_dag(STAGE_FLOORS[dag_id])
-            for dag_id in STAGES:
+            for dag_id in stages:
                 floor_run = None
                 if stage_floors:
                     floor_id = STAGE_FLOORS[dag_id]
@@ -453,12 +454,19 @@ def main() -> None:
     parser.add_argument("--executors", default="local,celery")
     parser.add_argument("--floor-years", type=int, default=2, help="0: no floor comparison")
     parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="the stages to run, in order (each reads what the ones before it wrote)",
+    )
+    parser.add_argument(
         "--stage-floors",
         action="store_true",
         help="before each stage, its no-op floor DAG with as many mapped tasks",
     )
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
+    if unknown := set(args.stages.split(",")) - set(STAGES):
+        parser.error(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
     compile_package(ROOT)  # task processes load the package as a pip install leaves it
     args.url = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     admin = PgTarget.from_url(args.url)
@@ -480,7 +488,14 @@ def main() -> None:
     dates = {"start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()}
     for executor in executors:
         results, stored = pipeline(
-            executor, admin, deep, list(DEEP_ROOTS), dates, work, args.stage_floors
+            executor,
+            admin,
+            deep,
+            list(DEEP_ROOTS),
+            dates,
+            work,
+            args.stage_floors,
+            tuple(s for s in args.stages.split(",") if s),
         )
         report += table(executor, results, stored)
     if args.wide_symbols:

@@ -296,9 +296,10 @@ def read_ts_rows(
     1000000000)::int8``), rows sorted by the first column. The server sends every row in
     one ``bytea`` (``string_agg`` of the columns' binary send functions) and numpy decodes
     it: no message or object per row. Numerics go as they are stored, decoded by
-    :mod:`market_backfill.db.numeric_kernel` (a third less server time than the cast), or
-    with ``scale_on_server`` cast by the server (for a task that does not load numba
-    otherwise: its import and start cost about half a second). Rows come in the query's
+    :mod:`market_backfill.db.numeric_kernel` (a third less server time than the cast; for
+    a task that loads numba anyway), or with ``scale_on_server`` cast by the server (for a
+    task that does not load numba otherwise: its import and start cost about half a
+    second). Rows come in the query's
     order when it has one (checked; sorted here otherwise). Runs in the caller's
     transaction."""
     names = [sql.Identifier(f"c{i}") for i in range(width)]

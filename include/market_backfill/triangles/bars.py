@@ -26,9 +26,12 @@ def read_bars(
 ) -> dict[str, np.ndarray]:
     """Bars of ``series`` with stored ``ts`` in ``[lo, hi)`` as int64 arrays (prices
     fixed-point 1e-9, exactly as stored), ordered by ts. One indexed range scan sent as
-    one binary value, the prices as stored, decoded by a numba kernel (no Python object per
-    row; the task loads numba for its engine anyway). The legacy table holds one series
-    per symbol and is read by symbol. Runs in the caller's transaction."""
+    one binary value, no Python object per row (:func:`read_ts_rows`). The clean table's
+    prices are scaled by the server, so a clean-table task never loads numba (its import
+    and start cost a task more than the casts: a few ms per month); the legacy table's,
+    whose hygiene is compiled anyway, go as stored and are decoded by the numba kernel,
+    which names a bar whose price cannot be read. The legacy table holds one series per
+    symbol and is read by symbol. Runs in the caller's transaction."""
     key = series.key[:1] if legacy else series.key
     names = ("symbol",) if legacy else ("symbol", "roll_rule", "rank")
     where = sql.SQL(" AND ").join(
@@ -39,7 +42,7 @@ def read_bars(
         "SELECT ts, open, high, low, close FROM {} WHERE {} AND ts >= {} AND ts < {} ORDER BY ts"
     ).format(sql.Identifier(table), where, sql.Literal(from_ns(lo_ns)), sql.Literal(from_ns(hi_ns)))
     with conn.cursor() as cur:
-        arr = read_ts_rows(cur, query, 5, numeric=(1, 2, 3, 4))
+        arr = read_ts_rows(cur, query, 5, numeric=(1, 2, 3, 4), scale_on_server=not legacy)
     columns = np.ascontiguousarray(arr.T)
     return {
         "ts": columns[0],

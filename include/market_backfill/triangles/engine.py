@@ -2,8 +2,8 @@
 
 Implements ../shared/spec/triangle-signals.md exactly: segments (anchors), the FVG bias
 engine on 1-minute bars and on UTC-aligned higher-timeframe (HTF) bars, alignment,
-engulfing and sweep filters, warm-up. Everything except the bias engine's sequential
-loop (compiled, :mod:`market_backfill.triangles.bias_kernel`) is vectorised numpy. Inputs are
+engulfing and sweep filters, warm-up. All of it is vectorised numpy, the bias engine's
+zones included (:mod:`market_backfill.triangles.fvg_bias`): no compiler. Inputs are
 int64 arrays: ``ts`` (bar open time, ns UTC) and int64 fixed-point prices (1e-9), sorted
 by ``ts``, hygiene already applied.
 """
@@ -27,6 +27,7 @@ from market_backfill.names import (
 )
 from market_backfill.timeutil import EPOCH, to_ns
 from market_backfill.triangles.bias import BEARISH, BULLISH, NEUTRAL
+from market_backfill.triangles.fvg_bias import bias_series
 from market_backfill.zones import local_to_utc
 
 if TYPE_CHECKING:
@@ -214,8 +215,6 @@ def _htf_seen(
     minutes: int,
 ) -> np.ndarray:
     """Bias of one HTF engine as seen by each 1-minute bar (section 4)."""
-    from market_backfill.triangles.bias_kernel import bias_series  # numba: when computing
-
     n = len(ts)
     tf_ns = minutes * MINUTE_NS
     bucket = ts // tf_ns
@@ -254,8 +253,6 @@ def run_engine(
     settings: TriangleSettings,
 ) -> EngineResult:
     """Triangles of one symbol's good bars (sections 2-6)."""
-    from market_backfill.triangles.bias_kernel import bias_series  # numba: when computing
-
     n = len(ts)
     ts = np.ascontiguousarray(ts, dtype=np.int64)
     o, h, lo, c = (np.ascontiguousarray(a, dtype=np.int64) for a in (open_, high, low, close))

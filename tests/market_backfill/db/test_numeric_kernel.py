@@ -105,6 +105,9 @@ def test_values_the_cast_refuses_are_refused(market_db, text, message):
         conn.rollback()
         with conn.cursor() as cur, pytest.raises(ValueError, match=f"row 1: .*{message}") as err:
             read_ts_rows(cur, query, 2, numeric=(1,))
+        with conn.cursor() as cur, pytest.raises((psycopg.DataError, psycopg.NotSupportedError)):
+            read_ts_rows(cur, query, 2, numeric=(1,), scale_on_server=True)  # the cast's error
+        conn.rollback()
     assert re.search(r"\(at 20\d\d-\d\d-\d\d \d\d:\d\d:[\d.]+\+00:00\), column 2 ", str(err.value))
 
 

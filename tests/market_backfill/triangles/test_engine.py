@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from market_backfill.errors import ParamError
 from market_backfill.names import TRIANGLE_FLAGS
 from market_backfill.timeutil import to_ns
-from market_backfill.triangles.bias_kernel import BEARISH, BULLISH, NEUTRAL, bias_series
+from market_backfill.triangles.bias import BEARISH, BULLISH, NEUTRAL
 from market_backfill.triangles.engine import (
     SETTING_COLUMNS,
     TriangleSettings,
@@ -23,8 +23,9 @@ from market_backfill.triangles.engine import (
     segment_of,
     segment_start,
 )
+from market_backfill.triangles.fvg_bias import bias_series, first_below
 from market_backfill_devtools.sample import synthetic_bars
-from tests.support.triangle_reference import anchor_for, reference_triangles
+from tests.support.triangle_reference import RefBias, anchor_for, reference_triangles
 
 MIN = 60_000_000_000
 TICK = 250_000_000
@@ -317,6 +318,51 @@ def test_segment_reset_clears_state():
     low = np.array([5, 6, 6, 7], dtype=np.int64)
     c = np.array([7, 11, 11, 8], dtype=np.int64)
     assert bias_series(h, low, c, np.array([1, 0, 1, 0], dtype=bool)).tolist() == [N, U, N, N]
+
+
+def reference_bias(high, low, close, new_segment) -> list[int]:
+    """The spec's bias, bar by bar (the literal reference), reset at each segment."""
+    codes = {"Neutral": N, "Bullish": U, "Bearish": D}
+    out, ref = [], RefBias()
+    for i, bar in enumerate(zip(high.tolist(), low.tolist(), close.tolist(), strict=True)):
+        if i == 0 or new_segment[i]:
+            ref = RefBias()
+        out.append(codes[ref.update(*bar)])
+    return out
+
+
+def test_the_zone_passes_give_the_spec_bias_on_any_bars():
+    """Random walks in short and long segments, closes inside their bar and (a third of
+    the series) outside it, where a zone may close in the bar that makes it: the numpy
+    passes give the bar-by-bar definition's bias at every bar."""
+    rng = np.random.default_rng(3)
+    for trial in range(400):
+        n = int(rng.integers(1, 400))
+        walk = np.cumsum(rng.integers(-5, 6, n))
+        high, low = walk + rng.integers(0, 6, n), walk - rng.integers(0, 6, n)
+        if trial % 3:
+            close = rng.integers(low, high + 1)
+        else:
+            close = rng.integers(low - 3, high + 4)
+        new_segment = rng.random(n) < rng.choice([0.0, 0.01, 0.2])
+        new_segment[0] = bool(trial % 5)  # the first bar starts a segment either way
+        got = bias_series(high, low, close, new_segment).tolist()
+        assert got == reference_bias(high, low, close, new_segment), trial
+
+
+def test_first_below_finds_the_first_later_value_under_each_threshold():
+    """Across block edges, in the first block and far beyond it, or nowhere."""
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 63, 64, 65, 129, 1000, 5000):
+        values = rng.integers(-50, 50, n)
+        starts, below = rng.integers(0, n, 300), rng.integers(-60, 60, 300)
+        pairs = zip(starts, below, strict=True)
+        want = [next((j for j in range(a, n) if values[j] < b), n) for a, b in pairs]
+        assert first_below(values, starts, below).tolist() == want, n
+    far = np.zeros(10_000, dtype=np.int64)
+    far[-1] = -1  # found only in the last block, past every doubling step
+    assert first_below(far, np.array([0, 9_999]), np.array([0, 0])).tolist() == [9_999] * 2
+    assert first_below(far, np.array([0]), np.array([-1])).tolist() == [10_000]
 
 
 # -- HTF buckets -----------------------------------------------------------------------------

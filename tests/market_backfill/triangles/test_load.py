@@ -214,10 +214,12 @@ def test_a_grains_root_segments_at_its_own_session_open(market_db, quarter_bars)
     assert winter == to_ns("2025-01-13T01:00")  # 19:00 CST
 
 
-def test_a_triangle_task_body_runs_without_pandas(market_db, quarter_bars):
-    """A chunk task process pays for what it imports: reading bars, the engine and the
-    binary COPY of the events work on numpy arrays, so pandas (half a second to import)
-    is never loaded. Run in a fresh interpreter, through the task body, on real bars."""
+def test_a_triangle_task_body_runs_without_pandas_or_numba(market_db, quarter_bars):
+    """A chunk task process pays for what it imports: reading bars (prices scaled by the
+    server), the engine (numpy passes) and the binary COPY of the events work on numpy
+    arrays, so neither pandas (half a second to import) nor numba (its import and its
+    compiled kernels' load, about as much) is loaded. Run in a fresh interpreter, through
+    the task body, on real bars."""
     store_bars(quarter_bars)
     setup = group_task_code(
         "triangle_backfill",
@@ -227,7 +229,8 @@ def test_a_triangle_task_body_runs_without_pandas(market_db, quarter_bars):
         "out = run_group(group, run)\n"
         "assert out['triangles'] > 0 and out['inserted'] == out['triangles'], out",
     )
-    assert loaded_after(setup, ["pandas", "pandas_market_calendars", "databento"]) == []
+    heavy = ["pandas", "numba", "pandas_market_calendars", "databento"]
+    assert loaded_after(setup, heavy) == []
     with market_db.connect() as conn:
         stored = conn.execute("SELECT count(*) FROM triangle_events_v1").fetchone()[0]
     want = _engine_events(quarter_bars, FEB.start, FEB.end, TriangleSettings())
