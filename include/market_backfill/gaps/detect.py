@@ -38,7 +38,7 @@ from market_backfill.trading_calendar import (
     sessions,
 )
 
-_MONTH_READ = sql.SQL(
+_RANGE_READ = sql.SQL(
     "SELECT ts FROM {} WHERE symbol = {} AND roll_rule = {} AND rank = {} "
     "AND ts >= {} AND ts < {} ORDER BY ts"
 )
@@ -52,7 +52,7 @@ year of 1-minute bars is about 3 MB sent."""
 
 def _read_range(cur: Any, series: Series, lo: datetime, hi: datetime) -> np.ndarray:
     key = [sql.Literal(v) for v in series.key]
-    stmt = _MONTH_READ.format(sql.Identifier(CLEAN_TABLE), *key, sql.Literal(lo), sql.Literal(hi))
+    stmt = _RANGE_READ.format(sql.Identifier(CLEAN_TABLE), *key, sql.Literal(lo), sql.Literal(hi))
     return read_timestamps(cur, stmt)
 
 
