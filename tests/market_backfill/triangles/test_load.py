@@ -4,7 +4,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
+import psycopg
 import pytest
+from psycopg import sql
 
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.tables import LEGACY_TABLE
@@ -110,6 +112,31 @@ def test_legacy_table_shifts_close_stamps_and_applies_the_heuristics(market_db, 
         got = stored_events(conn, ["GLBX.MDP3:NQ"])
     assert [to_ns(t) for t in got.ts] == want.ts.tolist()  # open times
     assert set(got.source_table) == {"legacy"}
+
+
+def test_an_unreadable_price_fails_the_chunk_on_either_table(market_db, quarter_bars):
+    """A NaN price stored by another tool: the legacy table's read (decoded on the client)
+    names the bar; the clean table's (scaled by the server) fails with the cast's error."""
+    feb = quarter_bars[
+        (quarter_bars.ts >= to_ns("2025-02-03")) & (quarter_bars.ts < to_ns("2025-02-04"))
+    ]
+    store_bars(feb)
+    store_bars(feb.assign(ts=feb.ts + 60 * PX), table=LEGACY_TABLE)
+    with market_db.connect() as conn:
+        for table in ("market_bars_ohlcv_1m_clean", LEGACY_TABLE):
+            conn.execute(
+                sql.SQL("UPDATE {} SET close = 'NaN' WHERE ts = '2025-02-03 15:07+00'").format(
+                    sql.Identifier(table)
+                )
+            )
+        conn.commit()
+    legacy = parse_params(
+        {"symbols": ["GLBX.MDP3:NQ"], "source_table": "legacy", "allow_legacy": True}
+    )
+    with pytest.raises(ValueError, match=r"NaN or infinite \(at 2025-02-03 15:07:00\+00:00\)"):
+        triangle_chunk(FEB, NQ, legacy, hook_connector())
+    with pytest.raises((psycopg.DataError, psycopg.NotSupportedError), match="NaN"):
+        triangle_chunk(FEB, NQ, parse_params({"symbols": ["GLBX.MDP3:NQ"]}), hook_connector())
 
 
 def test_a_range_without_bars_gives_zero_counts(market_db):
