@@ -105,12 +105,23 @@ def execute_values_only(url: str, frame) -> None:
     _execute_values_batches(url, rows)
 
 
-def inserter(url: str, frame) -> None:
-    """This project's BatchInserter (COPY fast path, autocommit, 500-row batches)."""
+def inserter(url: str, frame, writers: int = 1) -> None:
+    """This project's BatchInserter (COPY fast path, autocommit, 500-row batches) over
+    ``writers`` connections at once."""
     with BatchInserter(
-        lambda: psycopg.connect(url), CLEAN_TABLE, CLEAN_COLUMNS, BAR_UPSERT, binary=BAR_BINARY
+        lambda: psycopg.connect(url),
+        CLEAN_TABLE,
+        CLEAN_COLUMNS,
+        BAR_UPSERT,
+        binary=BAR_BINARY,
+        writers=writers,
     ) as ins:
         ins.insert(clean_rows(frame, NQ_V0))
+
+
+def inserter_two_writers(url: str, frame) -> None:
+    """The inserter over two connections at once (a reingest chunk's default)."""
+    inserter(url, frame, writers=2)
 
 
 def inserter_upsert(url: str, frame) -> None:
@@ -147,7 +158,8 @@ STRATEGIES: dict[str, Callable] = {
     "seed: iterrows + execute_values": seed_execute_values,
     "execute_values (no iterrows)": execute_values_only,
     "inserter, upsert path": inserter_upsert,
-    "inserter (COPY per 500, default)": inserter,
+    "inserter (COPY per 500, one writer)": inserter,
+    "inserter (COPY per 500, two writers: reingest's default)": inserter_two_writers,
     "one COPY, one transaction": one_copy,
 }
 

@@ -209,15 +209,22 @@ def pipeline(
     work: Path,
     stage_floors: bool = False,
     stages: tuple[str, ...] = STAGES,
+    reingest: dict | None = None,
 ) -> tuple[list[dict], int]:
     """Every stage, one after the other, on fresh databases: their timings (each with its
-    floor's under ``"floor"`` when ``stage_floors``), bars stored."""
+    floor's under ``"floor"`` when ``stage_floors``), bars stored. ``reingest``: more
+    ``ohlcv_reingest`` params (e.g. ``writers``)."""
     market = create_database(admin, "scale")
     meta = create_database(admin, "scalemeta") if executor == "celery" else None
     months = _months(dates)
     dates = {**dates, "symbols": [f"GLBX.MDP3:{r}" for r in roots]}
     confs = {
-        "ohlcv_reingest": {**dates, "source": "dbn_file", "dbn_path": str(files / "*.dbn.zst")},
+        "ohlcv_reingest": {
+            **dates,
+            "source": "dbn_file",
+            "dbn_path": str(files / "*.dbn.zst"),
+            **(reingest or {}),
+        },
         "triangle_backfill": dates,
         "feature_backfill": dates,
         "gap_detection": {**dates, "repair": False},
@@ -361,10 +368,13 @@ def wide(admin: PgTarget, count: int, work: Path) -> list[str]:
     ]
 
 
-def floor(admin: PgTarget, years: int, work: Path, repeat: int = 2) -> list[str]:
-    """Issue 15's running-Airflow figure: ``years`` of NQ through ``ohlcv_reingest`` against
-    ``floor_reingest`` (a no-op DAG of its shape, as many mapped tasks) on one LocalExecutor
-    stack, runs alternating; the seed method's time for the same rows beside it."""
+def floor(
+    admin: PgTarget, years: int, work: Path, repeat: int = 2, reingest: dict | None = None
+) -> list[str]:
+    """Issue 15's running-Airflow figure: ``years`` of NQ through ``ohlcv_reingest`` (more
+    params in ``reingest``) against ``floor_reingest`` (a no-op DAG of its shape, as many
+    mapped tasks) on one LocalExecutor stack, runs alternating; the seed method's time for
+    the same rows beside it."""
     import bench_insert
 
     from market_backfill.db.schema import apply_schema
@@ -383,6 +393,7 @@ def floor(admin: PgTarget, years: int, work: Path, repeat: int = 2) -> list[str]
         "end": (end - timedelta(days=1)).date().isoformat(),
         "source": "dbn_file",
         "dbn_path": str(files / "*.dbn.zst"),
+        **(reingest or {}),
     }
     try:
         seed_frame = bench_insert.bar_frame(60_000)
@@ -463,8 +474,12 @@ def main() -> None:
         action="store_true",
         help="before each stage, its no-op floor DAG with as many mapped tasks",
     )
+    parser.add_argument(
+        "--writers", type=int, help="ohlcv_reingest's writers param (default: the DAG's)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
+    reingest = {} if args.writers is None else {"writers": args.writers}
     if unknown := set(args.stages.split(",")) - set(STAGES):
         parser.error(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
     compile_package(ROOT)  # task processes load the package as a pip install leaves it
@@ -496,6 +511,7 @@ def main() -> None:
             work,
             args.stage_floors,
             tuple(s for s in args.stages.split(",") if s),
+            reingest,
         )
         report += table(executor, results, stored)
     if args.wide_symbols:
@@ -503,7 +519,7 @@ def main() -> None:
         report += wide(admin, args.wide_symbols, work)
     if args.floor_years:
         print("floor ...", flush=True)
-        report += floor(admin, args.floor_years, work)
+        report += floor(admin, args.floor_years, work, reingest=reingest)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(report) + "\n", encoding="utf-8")
     print("\n".join(report))

@@ -18,6 +18,7 @@ from market_backfill.airflow.params import (
     range_params,
     source_params,
     symbols_per_task_param,
+    writers_param,
 )
 from market_backfill.airflow.schedules import DAILY, FIRST_DAY, batch_poke_seconds
 from market_backfill.names import (
@@ -83,6 +84,7 @@ batches, commits, retries) and writes it to `backfill_runs`.
         **range_params("catch-up mode, from each symbol's last stored bar"),
         **source_params("the chunks", REINGEST_SOURCES),
         "batch_size": batch_size_param(),
+        "writers": writers_param(),
         "symbols_per_task": symbols_per_task_param(),
         "max_cost_usd": param(
             DEFAULT_MAX_COST_USD,

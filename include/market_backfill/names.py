@@ -40,6 +40,8 @@ MARKET_DB_POOL = "market_db"  # every other task: reads and writes of the market
 
 # -- runs ---------------------------------------------------------------------------------------
 DEFAULT_BATCH_SIZE = 500
+DEFAULT_WRITERS = 2  # connections a reingest chunk writes its committed batches over at once
+MAX_WRITERS = 8
 DEFAULT_SYMBOLS_PER_TASK = 25  # every monthly stage: one mapped task per month and 25 symbols
 DEFAULT_MAX_COST_USD = 50.0  # the Databento estimate a run may spend without raising it
 CATCHUP_LOOKBACK = timedelta(days=7)  # where catch-up starts when nothing is stored yet

@@ -15,6 +15,8 @@ from market_backfill.names import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_COST_USD,
     DEFAULT_SYMBOLS_PER_TASK,
+    DEFAULT_WRITERS,
+    MAX_WRITERS,
 )
 from market_backfill.symbols import Symbol, check_roll, parse_symbols
 from market_backfill.timeutil import day_start
@@ -103,6 +105,15 @@ def param_cost_cap(params: Params) -> float:
 def param_batch_size(params: Params) -> int:
     """The ``batch_size`` param (rows per committed batch), at least 1."""
     return param_int(params, "batch_size", DEFAULT_BATCH_SIZE, 1)
+
+
+def param_writers(params: Params) -> int:
+    """The ``writers`` param: connections a chunk writes its committed batches over at once,
+    1 to ``MAX_WRITERS``."""
+    writers = param_int(params, "writers", DEFAULT_WRITERS, 1)
+    if writers > MAX_WRITERS:
+        raise ParamError("writers", f"param 'writers' must be at most {MAX_WRITERS}, got {writers}")
+    return writers
 
 
 def param_symbols_per_task(params: Params) -> int:

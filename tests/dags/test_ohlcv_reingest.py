@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
+from market_backfill.db.inserter import BatchInserter
+from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill_devtools.sample import write_sample
 from tests.conftest import ROOT
 from tests.support.xcoms import mapped_xcoms
@@ -61,12 +64,17 @@ def _assert_stored_nq_es(db, src, lo: str, hi: str) -> None:
 
 
 def test_dag_test_loads_monthly_chunks_and_a_rerun_changes_nothing(
-    reingest_dag, market_db, sample_file
+    reingest_dag, market_db, sample_file, monkeypatch
 ):
     path, bars = sample_file
     conf = {**CONF, "dbn_path": str(path)}
+    writing = set()  # the threads that wrote batches
+    monkeypatch.setattr(
+        BatchInserter, "default_hook", lambda at: writing.add(threading.current_thread().name)
+    )
     run = reingest_dag.test(run_conf=conf)
     assert run.state == "success"
+    assert f"{CLEAN_TABLE} writer 2" in writing  # two writers a chunk by default
     assert _count(market_db) == bars
     chunks = mapped_xcoms("ohlcv_reingest", run.run_id, "reingest_chunk")
     assert set(chunks) == {"NQ 2025-11", "NQ 2025-12"}
@@ -89,8 +97,11 @@ def test_dag_test_loads_monthly_chunks_and_a_rerun_changes_nothing(
     ]
     assert audit[0][3] == bars
 
-    again = reingest_dag.test(run_conf=conf)
+    writing.clear()
+    again = reingest_dag.test(run_conf={**conf, "writers": 1})
     assert again.state == "success"
+    assert writing
+    assert f"{CLEAN_TABLE} writer 2" not in writing
     assert _count(market_db) == bars
     assert all(
         c["rows_written"] == 0

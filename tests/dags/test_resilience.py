@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import numpy as np
@@ -95,8 +96,9 @@ def test_a_year_of_reingest_and_triangles_survives_repeated_backend_kills(
     assert got.direction.tolist() == want.direction.tolist()
 
 
+@pytest.mark.parametrize("writers", [1, 2])
 def test_reingest_survives_the_server_stopping_between_two_batches(
-    reingest_dag, airflow_db, year_file, tmp_path, monkeypatch, sleeps
+    reingest_dag, airflow_db, year_file, tmp_path, monkeypatch, sleeps, writers
 ):
     server = PrivateServer(tmp_path / "pg")
     try:
@@ -104,28 +106,37 @@ def test_reingest_survives_the_server_stopping_between_two_batches(
         with server.target.connect() as conn:
             apply_schema(conn)
         path, _ = year_file
-        committed = []
+        outage_lock = threading.Lock()
+        outage = {"stopped": False, "started": False}
 
-        def outage(at: BatchAttempt) -> None:
-            """After 40 committed batches the server stops; it is back for the third try."""
-            if at.attempt == 1:
-                committed.append(at.batch)
-            if len(committed) == 41 and at.attempt == 1:
-                server.stop()
-            if len(committed) == 41 and at.attempt == 3:
-                server.start()
+        def stop_and_start(at: BatchAttempt) -> None:
+            """Before the first chunk's 41st batch the server stops; it is back for the
+            first third try (of any writer's batch)."""
+            with outage_lock:
+                if at.batch == 41 and at.attempt == 1 and not outage["stopped"]:
+                    server.stop()
+                    outage["stopped"] = True
+                if outage["stopped"] and not outage["started"] and at.attempt == 3:
+                    server.start()
+                    outage["started"] = True
 
-        monkeypatch.setattr(BatchInserter, "default_hook", outage)
+        monkeypatch.setattr(BatchInserter, "default_hook", stop_and_start)
         run = reingest_dag.test(
             run_conf={
                 "source": "dbn_file",
                 "dbn_path": str(path),
                 "start": "2025-01-01",
                 "end": "2025-03-31",
+                "writers": writers,
             }
         )
         assert run.state == "success"
-        assert len(sleeps) == 2, "the batch met the stopped server twice, then went in"
+        assert outage == {"stopped": True, "started": True}
+        if writers == 1:
+            assert len(sleeps) == 2, "the batch met the stopped server twice, then went in"
+        else:  # each writer met the stopped server once or twice, then its batch went in
+            assert 2 <= len(sleeps) <= 4
+        assert _totals(server.target, run.run_id)["retries"] == len(sleeps)
         with server.target.connect() as conn:
             n, distinct = conn.execute(
                 "SELECT count(*), count(DISTINCT ts) FROM market_bars_ohlcv_1m_clean"

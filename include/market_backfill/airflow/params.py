@@ -16,7 +16,9 @@ from market_backfill.names import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SYMBOLS,
     DEFAULT_SYMBOLS_PER_TASK,
+    DEFAULT_WRITERS,
     MARKET_DB_POOL,
+    MAX_WRITERS,
     ROLL_RULES,
     SOURCES,
     SYMBOL_PATTERN,
@@ -155,6 +157,18 @@ def batch_size_param() -> Param:
         100000,
         "Rows per committed batch",
         "Rows per committed transaction (the shared inserter's batch).",
+    )
+
+
+def writers_param() -> Param:
+    """``writers``: connections one chunk writes its committed batches over at once."""
+    return int_param(
+        DEFAULT_WRITERS,
+        1,
+        MAX_WRITERS,
+        "Writers per chunk",
+        "Connections one chunk writes its committed batches over at once: the server "
+        "writes one batch while it commits another. 1 writes them one after another.",
     )
 
 

@@ -21,11 +21,21 @@ reconnects through the connector (``PostgresHook`` in the DAGs) and retries the 
 at most ``backoff.attempts`` times; then it raises :class:`BatchInsertError`. Any other database
 error (bad data) rolls the batch back and raises at once, naming the batch; batches
 committed before it stay committed.
+
+With ``writers`` > 1 the batches of one :meth:`BatchInserter.insert` go over that many
+connections at once, each batch still its own committed transaction, taken in order by
+whichever writer is free: the server writes one batch while it commits another, and the
+client's waits overlap. Every guarantee above holds per batch; what changes is that a
+failing batch may have later batches committed beside it (each writer finishes the batch
+it holds, none takes another). For rows whose batches share no key, or in key order
+(two batches then share at most one key): batches that share keys wait on each other's
+commit, and two that insert several of the same keys in opposite orders could deadlock.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +87,8 @@ BatchHook = Callable[[BatchAttempt], None]
 
 
 class BatchInsertError(RuntimeError):
-    """A batch could not be written; ``batch`` is 1-based, earlier batches are committed."""
+    """A batch could not be written; ``batch`` is 1-based, earlier batches are committed
+    (with several writers, some later ones may be too: the message says how many)."""
 
     def __init__(self, message: str, *, batch: int, first_row: int, last_row: int) -> None:
         super().__init__(message)
@@ -105,6 +116,7 @@ class InsertStats:
     retries: int = 0
     seconds: float = 0.0
     retry_errors: list[str] = field(default_factory=list)
+    rows_committed: int = 0  # rows of the committed batches
 
     def cadence(self) -> Cadence:
         """The batches, commits and retries of the write."""
@@ -123,6 +135,52 @@ class ConflictPolicy:
     update: tuple[str, ...] = ()
     changed_only: bool = True
     touch: tuple[str, ...] = ()
+
+
+class _Batch(NamedTuple):
+    """One batch of an insert: its 1-based number, rows ``first`` to ``last``, the COPY
+    payload."""
+
+    number: int
+    first: int
+    last: int
+    payload: str | bytes
+
+
+def _numbered(payloads: Iterator[tuple[int, str | bytes]], stats: InsertStats) -> Iterator[_Batch]:
+    """The (row count, payload) pairs of an insert as batches, counted in ``stats`` as
+    they are taken."""
+    for count, payload in payloads:
+        stats.batches += 1
+        first = stats.rows + 1
+        stats.rows += count
+        yield _Batch(stats.batches, first, stats.rows, payload)
+
+
+class _BatchFailed(Exception):
+    """A batch that could not be written (the cause chained), before the insert knows
+    how many batches are committed."""
+
+    def __init__(self, what: str, batch: _Batch, *, resumable: bool) -> None:
+        super().__init__(what)
+        self.what, self.batch, self.resumable = what, batch, resumable
+
+    def error(self, commits: int, writers: int) -> BatchInsertError:
+        """The :class:`BatchInsertError` to raise once ``commits`` batches are committed
+        by ``writers`` connections."""
+        committed = (
+            f"{commits} earlier batches are committed"
+            if writers == 1
+            else f"{commits} other batches are committed ({writers} writers: later batches "
+            "may be among them)"
+        )
+        resume = "; re-running the task resumes safely" if self.resumable else ""
+        return BatchInsertError(
+            f"{self.what}. {committed}{resume}.",
+            batch=self.batch.number,
+            first_row=self.batch.first,
+            last_row=self.batch.last,
+        )
 
 
 class _Statements(NamedTuple):
@@ -144,6 +202,9 @@ class BatchInserter:
     """
 
     default_hook: ClassVar[BatchHook | None] = None
+    parallel_from: ClassVar[int] = 4
+    """With ``writers`` > 1, an insert of fewer batches than this goes over one connection:
+    a second connection costs more than it saves on a few batches."""
 
     def __init__(
         self,
@@ -158,9 +219,12 @@ class BatchInserter:
         progress_every: int = 10,
         hook: BatchHook | None = None,
         binary: Mapping[str, BinaryKind] | None = None,
+        writers: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if writers < 1:
+            raise ValueError(f"writers must be >= 1, got {writers}")
         if not columns:
             raise ValueError("columns must not be empty")
         self._connect = connect
@@ -175,6 +239,8 @@ class BatchInserter:
         self.backoff = backoff
         self.progress_every = max(1, progress_every)
         self.hook = hook if hook is not None else BatchInserter.default_hook
+        self.writers = writers
+        self._tally = threading.Lock()  # the counts of an insert, kept by every writer
         self._conn: Connection | None = None
         self._staging = sql.Identifier(f"_stage_{table}"[:63])
         self._stage_ready = False
@@ -290,44 +356,37 @@ class BatchInserter:
             return max(cur.rowcount, 0)
 
     def _write_with_retry(
-        self,
-        payload: str | bytes,
-        stats: InsertStats,
-        batch_no: int,
-        first: int,
-        last: int,
-        total_batches: int | None,
+        self, batch: _Batch, stats: InsertStats, total_batches: int | None
     ) -> None:
-        label = f"batch {batch_no}" + (f"/{total_batches}" if total_batches else "")
+        """Write ``batch`` as one committed transaction, retried on a new connection after
+        a lost one; count it in ``stats``. Raises :class:`_BatchFailed`."""
+        label = f"batch {batch.number}" + (f"/{total_batches}" if total_batches else "")
         attempts = self.backoff.attempts
         for attempt in range(1, attempts + 1):
             try:
-                stats.written += self._write_batch(payload, (batch_no, attempt, first, last))
-                stats.commits += 1
-                return
+                written = self._write_batch(
+                    batch.payload, (batch.number, attempt, batch.first, batch.last)
+                )
             except Exception as exc:
                 if not is_lost_connection(exc):
-                    raise BatchInsertError(
-                        f"{self.table}: {label} (rows {first}-{last}) was rejected by the "
-                        f"database and rolled back: {type(exc).__name__}: {exc}. "
-                        f"{stats.commits} earlier batches are committed.",
-                        batch=batch_no,
-                        first_row=first,
-                        last_row=last,
+                    raise _BatchFailed(
+                        f"{self.table}: {label} (rows {batch.first}-{batch.last}) was rejected "
+                        f"by the database and rolled back: {type(exc).__name__}: {exc}",
+                        batch,
+                        resumable=False,
                     ) from exc
                 self._drop_connection()
                 if attempt == attempts:
-                    raise BatchInsertError(
-                        f"{self.table}: {label} (rows {first}-{last}) failed after "
+                    raise _BatchFailed(
+                        f"{self.table}: {label} (rows {batch.first}-{batch.last}) failed after "
                         f"{attempts} attempts, the database connection kept failing: "
-                        f"{type(exc).__name__}: {str(exc).strip()}. {stats.commits} earlier "
-                        "batches are committed; re-running the task resumes safely.",
-                        batch=batch_no,
-                        first_row=first,
-                        last_row=last,
+                        f"{type(exc).__name__}: {str(exc).strip()}",
+                        batch,
+                        resumable=True,
                     ) from exc
-                stats.retries += 1
-                stats.retry_errors.append(type(exc).__name__)
+                with self._tally:
+                    stats.retries += 1
+                    stats.retry_errors.append(type(exc).__name__)
                 log.warning(
                     "%s: database connection lost during %s (%s); reconnecting in %.1fs "
                     "(attempt %d/%d)",
@@ -339,47 +398,123 @@ class BatchInserter:
                     attempts,
                 )
                 self.backoff.wait(attempt)
+                continue
+            with self._tally:
+                stats.written += written
+                stats.commits += 1
+                stats.rows_committed += batch.last - batch.first + 1
+                if stats.commits % self.progress_every == 0 or stats.commits == total_batches:
+                    log.info(
+                        "%s: batch %d%s, %d rows (commits: %d, retries: %d)",
+                        self.table,
+                        stats.commits,
+                        f"/{total_batches}" if total_batches else "",
+                        stats.rows_committed,
+                        stats.commits,
+                        stats.retries,
+                    )
+            return
 
     def insert(
         self, rows: pd.DataFrame | Mapping[str, np.ndarray] | Iterable[Sequence[Any]]
     ) -> InsertStats:
         """Write ``rows``: columns (a DataFrame, or numpy arrays by column name: binary COPY
-        only) holding the inserter's columns, or row tuples in column order.
+        only) holding the inserter's columns, or row tuples in column order. Columns go
+        over ``writers`` connections at once when they make at least :attr:`parallel_from`
+        batches; tuples always over one.
 
         Returns the counts; raises :class:`BatchInsertError` when a batch cannot be written.
         """
         started = time.monotonic()
         stats = InsertStats()
-        batches: Iterator[tuple[int, str | bytes]]
+        payloads: Iterator[tuple[int, str | bytes]]
         if isinstance(rows, Mapping) or hasattr(rows, "columns"):  # a DataFrame
             missing = [c for c in self.columns if c not in rows]
             if missing:
                 raise ValueError(f"{self.table}: missing columns {missing}")
-            batches, total = self._frame_batches(rows)
+            payloads, total = self._frame_batches(rows)
             total_batches: int | None = -(-total // self.batch_size)
         else:
             if self.binary is not None:
                 raise ValueError(f"{self.table}: binary COPY takes columns, not tuples")
-            batches = ((len(b), "\n".join(b) + "\n") for b in self._tuple_batches(rows))
+            payloads = ((len(b), "\n".join(b) + "\n") for b in self._tuple_batches(rows))
             total_batches = None
-        for count, payload in batches:
-            batch_no = stats.batches + 1
-            first = stats.rows + 1
-            stats.rows += count
-            stats.batches = batch_no
-            self._write_with_retry(payload, stats, batch_no, first, stats.rows, total_batches)
-            if batch_no % self.progress_every == 0 or batch_no == total_batches:
-                log.info(
-                    "%s: batch %d%s, %d rows (commits: %d, retries: %d)",
-                    self.table,
-                    batch_no,
-                    f"/{total_batches}" if total_batches else "",
-                    stats.rows,
-                    stats.commits,
-                    stats.retries,
-                )
+        batches = _numbered(payloads, stats)
+        writers = self.writers if (total_batches or 0) >= self.parallel_from else 1
+        try:
+            if writers > 1:
+                self._insert_parallel(batches, stats, total_batches, writers)
+            else:
+                for batch in batches:
+                    self._write_with_retry(batch, stats, total_batches)
+        except _BatchFailed as failed:
+            raise failed.error(stats.commits, writers) from failed.__cause__
         stats.seconds = round(time.monotonic() - started, 3)
         return stats
+
+    def _insert_parallel(
+        self, batches: Iterator[_Batch], stats: InsertStats, total_batches: int | None, writers: int
+    ) -> None:
+        """Write ``batches`` over ``writers`` connections: this inserter's and those of
+        helpers of the same settings, each a thread taking the next batch when free. After
+        a failure no writer takes another batch; all are joined before the failure is
+        raised (the lowest failing batch's, or any other error first)."""
+        helpers = [self._helper() for _ in range(writers - 1)]
+        take = threading.Lock()
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def write_all(writer: BatchInserter) -> None:
+            try:
+                while not stop.is_set():
+                    with take:
+                        batch = next(batches, None)
+                    if batch is None:
+                        return
+                    writer._write_with_retry(batch, stats, total_batches)
+            except BaseException as exc:  # noqa: BLE001 - raised below, after the join
+                failures.append(exc)
+                stop.set()
+
+        threads = [
+            threading.Thread(target=write_all, args=(h,), name=f"{self.table} writer {i}")
+            for i, h in enumerate(helpers, start=2)
+        ]
+        for thread in threads:
+            thread.start()
+        write_all(self)
+        for thread in threads:
+            thread.join()
+        self.upsert_mode = self.upsert_mode or any(h.upsert_mode for h in helpers)
+        for helper in helpers:
+            if failures:  # a helper's connection may be mid-failure: never reused
+                helper._drop_connection()
+            else:
+                helper.close()
+        others = [f for f in failures if not isinstance(f, _BatchFailed)]
+        if others:
+            raise others[0]
+        if failures:
+            raise min(failures, key=lambda f: f.batch.number)  # type: ignore[attr-defined]
+
+    def _helper(self) -> BatchInserter:
+        """A writer of the same table, columns, policy, hook and counts lock, with a
+        connection of its own from the same connector."""
+        helper = BatchInserter(
+            self._connect,
+            self.table,
+            self.columns,
+            self.conflict,
+            kinds=self.kinds,
+            batch_size=self.batch_size,
+            backoff=self.backoff,
+            progress_every=self.progress_every,
+            binary=self.binary,
+        )
+        helper.hook = self.hook
+        helper.upsert_mode = self.upsert_mode
+        helper._tally = self._tally
+        return helper
 
     def _frame_batches(
         self, rows: pd.DataFrame | Mapping[str, np.ndarray]
@@ -425,11 +560,19 @@ def write_rows(
     kinds: Mapping[str, ColumnKind] | None = None,
     binary: Mapping[str, BinaryKind] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    writers: int = 1,
 ) -> InsertStats:
-    """Write ``rows`` through a :class:`BatchInserter` of its own (committed batches, see
-    the module docstring; text COPY with ``kinds``, binary COPY with ``binary``) and close
-    its connection."""
+    """Write ``rows`` through a :class:`BatchInserter` of its own (committed batches over
+    ``writers`` connections, see the module docstring; text COPY with ``kinds``, binary
+    COPY with ``binary``) and close its connections."""
     with BatchInserter(
-        connect, table, columns, conflict, kinds=kinds, batch_size=batch_size, binary=binary
+        connect,
+        table,
+        columns,
+        conflict,
+        kinds=kinds,
+        batch_size=batch_size,
+        binary=binary,
+        writers=writers,
     ) as inserter:
         return inserter.insert(rows)

@@ -143,8 +143,10 @@ def load_chunk(
 ) -> ReingestResult:
     """Fetch, validate and upsert one chunk; return its counts (the chunk's XCom).
 
-    Transaction behaviour: every 500-row batch is committed on its own; a lost connection
-    retries the batch; the upsert makes any re-run (task retry, cleared task) harmless.
+    Transaction behaviour: every 500-row batch is committed on its own, over
+    ``parsed.writers`` connections at once (the hygiene's rows are unique and in key
+    order); a lost connection retries the batch; the upsert makes any re-run (task retry,
+    cleared task) harmless.
     """
     from market_backfill.reingest.hygiene import validate_bars
 
@@ -176,6 +178,7 @@ def load_chunk(
         rows,
         binary=BAR_BINARY,
         batch_size=parsed.batch_size,
+        writers=parsed.writers,
     )
     if change_id is not None:
         run_transaction(connect, lambda c: confirm_write(c, change_id, stats.written))

@@ -10,6 +10,7 @@ from market_backfill.names import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_COST_USD,
     DEFAULT_SYMBOLS_PER_TASK,
+    DEFAULT_WRITERS,
     REINGEST_SOURCES,
 )
 from market_backfill.params import (
@@ -21,6 +22,7 @@ from market_backfill.params import (
     param_series,
     param_symbols,
     param_symbols_per_task,
+    param_writers,
 )
 from market_backfill.symbols import Symbol
 
@@ -39,6 +41,7 @@ class ReingestParams:
     max_cost_usd: float = DEFAULT_MAX_COST_USD  # the Databento estimate a run may spend
     dry_run: bool = False  # plan and estimate only
     symbols_per_task: int = DEFAULT_SYMBOLS_PER_TASK  # symbols of a month in one mapped task
+    writers: int = DEFAULT_WRITERS  # connections a chunk's batches go over at once
 
 
 def parse_params(params: Params) -> ReingestParams:
@@ -61,4 +64,5 @@ def parse_params(params: Params) -> ReingestParams:
         param_cost_cap(params),
         bool(params.get("dry_run", False)),
         param_symbols_per_task(params),
+        param_writers(params),
     )

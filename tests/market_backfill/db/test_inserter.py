@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 
 from market_backfill.airflow.connections import hook_connector
-from market_backfill.db.inserter import BatchInserter, BatchInsertError, ConflictPolicy
+from market_backfill.db.inserter import (
+    BatchAttempt,
+    BatchInserter,
+    BatchInsertError,
+    ConflictPolicy,
+)
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS
 from market_backfill.symbols import Series, parse_symbol
+from market_backfill.timeutil import from_ns
 from market_backfill_devtools.sample import bar_frame
 from tests.conftest import CLEAN_TEXT_KINDS
 
@@ -174,3 +183,114 @@ def test_progress_is_logged_every_ten_batches_and_at_the_end(market_db, caplog):
         f"{CLEAN_TABLE}: batch 10/13, 1000 rows (commits: 10, retries: 0)",
         f"{CLEAN_TABLE}: batch 13/13, 1234 rows (commits: 13, retries: 0)",
     ]
+
+
+# -- several writers ----------------------------------------------------------------------------
+
+
+def test_two_writers_write_batches_at_once_each_committed_once(market_db):
+    """Batches 1 and 2 meet at a barrier before their writes: with one writer the second
+    never starts while the first waits, and the barrier breaks."""
+    meet = threading.Barrier(2, timeout=10)
+    seen, backends = [], set()
+
+    def hook(at: BatchAttempt) -> None:
+        seen.append((at.batch, at.attempt, at.first_row, at.last_row))
+        if at.batch in (1, 2):
+            meet.wait()
+        if at.conn is not None:
+            backends.add(at.conn.info.backend_pid)
+
+    with _inserter(hook_connector(), batch_size=100, hook=hook, writers=2) as ins:
+        stats = ins.insert(rows_of(2050))
+    assert sorted(seen) == [(b, 1, (b - 1) * 100 + 1, min(b * 100, 2050)) for b in range(1, 22)]
+    assert len(backends) == 2
+    assert (stats.rows, stats.batches, stats.commits, stats.written) == (2050, 21, 21, 2050)
+    assert stats.rows_committed == 2050
+    assert _count(market_db) == (2050, 2050)
+
+
+def test_few_batches_go_over_one_connection(market_db):
+    seen = []
+    batches = BatchInserter.parallel_from - 1
+    with _inserter(hook_connector(), batch_size=10, hook=seen.append, writers=2) as ins:
+        ins.insert(rows_of(10 * batches))
+    assert [a.batch for a in seen] == list(range(1, batches + 1))  # in order: one writer
+    assert len({id(a.conn) for a in seen[1:]}) == 1
+
+
+def test_writers_rewrite_only_changed_rows_on_a_rerun(market_db):
+    frame = rows_of(3000)
+    with _inserter(hook_connector(), batch_size=200, writers=2) as ins:
+        ins.insert(frame.iloc[:1000])
+        again = ins.insert(frame)
+        assert ins.upsert_mode
+    assert (again.commits, again.written) == (15, 2000)
+    changed = frame.assign(close=frame.close + 250_000_000)
+    with _inserter(hook_connector(), batch_size=200, writers=2) as ins:
+        third = ins.insert(changed)
+    assert third.written == 3000
+    assert _count(market_db) == (3000, 3000)
+    with market_db.connect() as conn:
+        closes = conn.execute(f"SELECT (close * 1e9)::int8 FROM {CLEAN_TABLE} ORDER BY ts")
+        assert [c for (c,) in closes] == changed.close.tolist()
+
+
+def _bad_at(frame, *rows: int):
+    """``frame`` with no symbol on ``rows``: the server refuses their batches (NOT NULL)."""
+    frame = frame.copy()
+    frame.loc[list(rows), "symbol"] = None
+    return frame
+
+
+def test_of_two_bad_batches_the_first_is_raised_after_both_writers_stop(market_db):
+    frame = _bad_at(rows_of(2000), 250, 350)  # batches 3 and 4, written at once
+    meet = threading.Barrier(2, timeout=10)
+
+    def hook(at: BatchAttempt) -> None:
+        if at.batch in (3, 4):
+            meet.wait()
+
+    with (
+        _inserter(hook_connector(), batch_size=100, hook=hook, writers=2) as ins,
+        pytest.raises(BatchInsertError) as err,
+    ):
+        ins.insert(frame)
+    assert (err.value.batch, err.value.first_row, err.value.last_row) == (3, 201, 300)
+    message = str(err.value)
+    assert "batch 3/20 (rows 201-300) was rejected by the database" in message
+    assert "2 other batches are committed (2 writers: later batches may be among them)" in message
+    assert _count(market_db) == (200, 200)
+
+
+def test_after_a_bad_batch_the_other_writer_ends_its_batch_and_takes_no_more(market_db):
+    """Batch 3 is refused while the other writer holds batch 4, which starts a second
+    after they meet (the refusal takes milliseconds): batch 4 goes in, batch 5 never."""
+    frame = _bad_at(rows_of(2000), 250)
+    meet = threading.Barrier(2, timeout=10)
+    attempted = []
+
+    def hook(at: BatchAttempt) -> None:
+        attempted.append(at.batch)
+        if at.batch in (3, 4):
+            meet.wait()
+        if at.batch == 4:
+            time.sleep(1.0)
+
+    with (
+        _inserter(hook_connector(), batch_size=100, hook=hook, writers=2) as ins,
+        pytest.raises(BatchInsertError) as err,
+    ):
+        ins.insert(frame)
+    assert err.value.batch == 3
+    assert "3 other batches are committed" in str(err.value)
+    assert sorted(attempted) == [1, 2, 3, 4]
+    with market_db.connect() as conn:
+        stored = conn.execute(f"SELECT ts FROM {CLEAN_TABLE} ORDER BY ts").fetchall()
+    want = [*frame.ts.iloc[:200], *frame.ts.iloc[300:400]]
+    assert [t for (t,) in stored] == [from_ns(int(t)) for t in want]
+
+
+def test_writers_must_be_positive(market_db):
+    with pytest.raises(ValueError, match="writers must be >= 1"):
+        _inserter(hook_connector(), writers=0)

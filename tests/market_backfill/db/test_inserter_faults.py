@@ -63,8 +63,10 @@ def _inserter(**kwargs) -> BatchInserter:
     )
 
 
-@pytest.mark.parametrize("rows", ["frame", "tuples"])
-def test_backend_killed_before_batches_is_retried_exactly_once_each(market_db, sleeps, rows):
+@pytest.mark.parametrize(("rows", "writers"), [("frame", 1), ("tuples", 1), ("frame", 2)])
+def test_backend_killed_before_batches_is_retried_exactly_once_each(
+    market_db, sleeps, rows, writers
+):
     killed = []
 
     def kill(at: BatchAttempt) -> None:
@@ -73,7 +75,7 @@ def test_backend_killed_before_batches_is_retried_exactly_once_each(market_db, s
 
     data = rows_of(5000) if rows == "frame" else _tuples(5000)
     backoff = Backoff(attempts=3, base_s=0.5)
-    with _inserter(hook=kill, backoff=backoff, text=rows == "tuples") as ins:
+    with _inserter(hook=kill, backoff=backoff, text=rows == "tuples", writers=writers) as ins:
         stats = ins.insert(data)
     assert killed == [True, True]
     assert stats.retries == 2

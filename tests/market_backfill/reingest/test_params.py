@@ -11,6 +11,12 @@ BASE = {"symbols": ["GLBX.MDP3:NQ"], "source": "dbn_file", "dbn_path": "/x.dbn"}
 def test_parse_params_defaults_and_errors():
     p = parse_params({**BASE, "start": "2025-12-01", "end": "2025-12-31"})
     assert (p.roll_rule, p.rank, p.batch_size) == (None, None, 500)  # None: the registry's
+    assert p.writers == 2
+    assert parse_params({**BASE, "writers": 8}).writers == 8
+    for bad in (0, 9, True, "2"):
+        with pytest.raises(ParamError, match="param 'writers' must be") as err:
+            parse_params({**BASE, "writers": bad})
+        assert err.value.param == "writers"
     with pytest.raises(ParamError, match="param 'symbols': malformed symbol"):
         parse_params({**BASE, "symbols": ["NQ; DROP TABLE x"]})
     with pytest.raises(ParamError, match="param 'roll_rule'") as err:
