@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 from bench_insert import NQ_V0, copy_all
 
+from market_backfill.db.connection import ReusingConnector
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.gaps.detect import scan
@@ -66,20 +67,23 @@ def forget_scans(url: str) -> None:
 
 
 def time_scans(url: str, start: datetime, end: datetime, repeat: int) -> dict:
-    """Median seconds of ``gaps.scan`` over ``[start, end)``, each committed: ``read``,
+    """Median seconds of ``gaps.scan`` over ``[start, end)`` (two readers, as in a detect
+    task), each committed: ``read``,
     every month read (none kept: the first scan of a history), and ``kept``, the months
     kept by the scan before (a rescan of unchanged bars: the daily run's case)."""
     times: dict[str, list[float]] = {"read": [], "kept": []}
+    connect = ReusingConnector(lambda: psycopg.connect(url))  # a task's: a second reader
     with psycopg.connect(url) as conn:
         for _ in range(repeat):  # alternating
             for kind in ("read", "kept"):
                 if kind == "read":
                     forget_scans(url)
                 started = time.perf_counter()
-                result = scan(conn, NQ_V0, "CME Globex Equity", start, end, 5)
+                result = scan(conn, NQ_V0, "CME Globex Equity", start, end, 5, connect)
                 conn.commit()
                 times[kind].append(time.perf_counter() - started)
                 assert (result.read == 0) == (kind == "kept"), (kind, result.read)
+    connect.close()
     return {
         "expected": sum(m["expected"] for m in result.months),
         "gaps": len(result.gaps),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -183,3 +185,36 @@ def test_repairs_go_through_the_pre_flight_cap_and_dry_run(
     assert repaired.state == "success"
     assert len(gateway.state.data_requests()) == 1
     assert estimate(repaired.run_id)["total_usd"] == quote["total_usd"]
+
+
+def test_a_detect_task_reads_its_ranges_over_two_connections(
+    gap_dag, market_db, quarter_bars, tmp_path, monkeypatch
+):
+    """Three months, one range each: the detect task's scan reads them in its reader
+    threads, on two backends."""
+    from market_backfill.gaps import detect
+
+    store_bars(quarter_bars)
+    path = write_bars(
+        tmp_path / "nq.dbn.zst", quarter_bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 3}
+    )
+    read_range = detect._read_range
+    backends = set()
+
+    def noted(cur, series, lo, hi):
+        if threading.current_thread().name.startswith("gap scan reader"):
+            backends.add(cur.connection.info.backend_pid)
+        return read_range(cur, series, lo, hi)
+
+    monkeypatch.setattr(detect, "MONTHS_PER_READ", 1)
+    monkeypatch.setattr(detect, "_read_range", noted)
+    conf = {
+        "symbols": [NQ],
+        "start": "2025-01-01",
+        "end": "2025-03-31",
+        "source": "dbn_file",
+        "dbn_path": str(path),
+    }
+    run = gap_dag.test(run_conf=conf)
+    assert run.state == "success"
+    assert len(backends) == 2

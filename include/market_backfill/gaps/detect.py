@@ -5,23 +5,28 @@ open to its close, close excluded); stored minutes from indexed range queries pe
 symbol, each read as one binary value straight into numpy, for the months whose bars
 changed since an earlier scan kept them (:mod:`market_backfill.gaps.scanned_months`;
 a month without bars is not read at all; consecutive months to read go by one range scan,
-up to :data:`MONTHS_PER_READ`). A gap is a maximal run of
+up to :data:`MONTHS_PER_READ`; a detect task reads two ranges at once over two
+connections while it compares the ones read with the calendar). A gap is a maximal run of
 missing minutes, consecutive in time (so it never spans a close, a break, a weekend or
 a holiday), at least ``min_gap_minutes`` long.
 """
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import islice
 from typing import Any
 
 import numpy as np
 from psycopg import sql
 
-from market_backfill.db.connection import Connection
+from market_backfill.db.connection import Connection, Connector, close_quietly, release
 from market_backfill.db.copy_binary import read_timestamps
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.gaps.scanned_months import keep_months, month_states
@@ -54,6 +59,65 @@ def _read_range(cur: Any, series: Series, lo: datetime, hi: datetime) -> np.ndar
     key = [sql.Literal(v) for v in series.key]
     stmt = _RANGE_READ.format(sql.Identifier(CLEAN_TABLE), *key, sql.Literal(lo), sql.Literal(hi))
     return read_timestamps(cur, stmt)
+
+
+READ_AHEAD = 3
+"""Ranges a two-reader scan holds at most: two being read, one the caller works on (a year
+of one series is about 3 MB)."""
+
+
+def read_ranges(
+    conn: Connection,
+    series: Series,
+    ranges: Sequence[tuple[datetime, datetime]],
+    connect: Connector | None = None,
+) -> Iterator[np.ndarray]:
+    """The stored open times (int64 ns, sorted) of ``series`` in each of ``ranges``, in
+    order, one range scan each. With ``connect`` and more than one range, two threads
+    read them, one on ``conn`` and one on a connection from ``connect`` (given back
+    after), up to :data:`READ_AHEAD` ranges ahead of the caller: the server scans two
+    ranges at once while the caller compares the ones read with the calendar. The caller
+    must not use ``conn`` until the iteration ends (it waits for the readers then, also
+    when abandoned early). Reads on ``conn`` are in the caller's transaction; each read
+    sees the bars committed before it began, as on ``conn`` alone (read committed)."""
+    if connect is None or len(ranges) < 2:
+        with conn.cursor() as cur:
+            for lo, hi in ranges:
+                yield _read_range(cur, series, lo, hi)
+        return
+    helper = connect()
+    free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+    free.put(conn)
+    free.put(helper)
+
+    def read(span: tuple[datetime, datetime]) -> np.ndarray:
+        reader = free.get()
+        try:
+            with reader.cursor() as cur:
+                return _read_range(cur, series, *span)
+        finally:
+            free.put(reader)
+
+    done = False
+    pending: deque[Future[np.ndarray]] = deque()
+    with ThreadPoolExecutor(2, thread_name_prefix="gap scan reader") as pool:
+        try:
+            todo = iter(ranges)
+            for span in islice(todo, READ_AHEAD):
+                pending.append(pool.submit(read, span))
+            while pending:
+                stored = pending.popleft().result()
+                for span in islice(todo, 1):
+                    pending.append(pool.submit(read, span))
+                yield stored
+            done = True
+        finally:
+            for future in pending:
+                future.cancel()
+    if done:
+        release(connect, helper)
+    else:  # a read failed or the caller stopped: the helper's state is not known
+        close_quietly(helper)
 
 
 def _month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -95,6 +159,7 @@ def missing_minutes(
     calendar: str,
     spans: Sequence[tuple[datetime, datetime]],
     periods: np.ndarray,
+    connect: Connector | None = None,
 ) -> tuple[list[np.ndarray], int]:
     """The trading minutes of each span (months, or parts of the range's first and last)
     without a stored bar (sorted int64 ns), and how many spans were read; ``periods``:
@@ -102,7 +167,8 @@ def missing_minutes(
     months come from :mod:`~market_backfill.gaps.scanned_months` while their bars are
     unchanged, and are not read when they hold none; the others are read (consecutive ones
     by one range scan, up to :data:`MONTHS_PER_READ`) and whole ones kept for the next
-    scan. Runs in the caller's transaction (its commit keeps the months read)."""
+    scan. Runs in the caller's transaction (its commit keeps the months read); with
+    ``connect`` two connections read at once (:func:`read_ranges`)."""
     if not spans:
         return [], 0
     whole = [_whole_month(lo, hi) for lo, hi in spans]
@@ -122,18 +188,17 @@ def missing_minutes(
         else:
             to_read.append(i)
     found: list[tuple[date, int, np.ndarray]] = []
-    with conn.cursor() as cur:
-        for group in consecutive_groups(to_read, MONTHS_PER_READ):
-            lo, hi = spans[group[0]][0], spans[group[-1]][1]
-            stored = _read_range(cur, series, lo, hi)
-            cuts = np.searchsorted(stored, [to_ns(spans[i][1]) for i in group[:-1]])
-            for i, bars in zip(group, np.split(stored, cuts), strict=True):
-                span_lo, span_hi = (to_ns(t) for t in spans[i])
-                expected = period_minutes(cut_periods(periods, span_lo, span_hi))
-                missing[i] = gone = expected[~present_mask(expected, bars)]
-                state = states.get(whole[i]) if whole[i] is not None else None
-                if state is not None:
-                    found.append((whole[i], state.changed, gone))
+    groups = consecutive_groups(to_read, MONTHS_PER_READ)
+    ranges = [(spans[g[0]][0], spans[g[-1]][1]) for g in groups]
+    for group, stored in zip(groups, read_ranges(conn, series, ranges, connect), strict=True):
+        cuts = np.searchsorted(stored, [to_ns(spans[i][1]) for i in group[:-1]])
+        for i, bars in zip(group, np.split(stored, cuts), strict=True):
+            span_lo, span_hi = (to_ns(t) for t in spans[i])
+            expected = period_minutes(cut_periods(periods, span_lo, span_hi))
+            missing[i] = gone = expected[~present_mask(expected, bars)]
+            state = states.get(whole[i]) if whole[i] is not None else None
+            if state is not None:
+                found.append((whole[i], state.changed, gone))
     keep_months(conn, series, version, found)
     return missing, len(to_read)
 
@@ -218,15 +283,17 @@ def scan(
     start: datetime,
     end: datetime,
     min_gap_minutes: int,
+    connect: Connector | None = None,
 ) -> Scan:
     """Compare stored bars with the calendar over ``[start, end)``, month by month
-    (:func:`missing_minutes`: in the caller's transaction)."""
+    (:func:`missing_minutes`: in the caller's transaction; with ``connect``, a second
+    connection from it reads beside ``conn``)."""
     started = time.monotonic()
     spans = _month_bounds(start, end) if start < end else []
     bounds = np.array([to_ns(lo) for lo, _ in spans] + [to_ns(end)], dtype=np.int64)
     periods = sessions(calendar, start, end)  # empty when start >= end
     expected = period_counts(periods, bounds) if spans else np.zeros(0, dtype=np.int64)
-    missing, read = missing_minutes(conn, series, calendar, spans, periods)
+    missing, read = missing_minutes(conn, series, calendar, spans, periods, connect)
     gone = np.concatenate(missing) if missing else np.empty(0, dtype=np.int64)
     gaps = _long_runs(series, *runs_of(gone), min_gap_minutes)
     absent = np.array([len(m) for m in missing], dtype=np.int64)

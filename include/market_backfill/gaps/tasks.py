@@ -112,7 +112,7 @@ def detect(target: Mapping[str, Any], run: RunContext) -> DetectResult:
 
         def scan_and_record(conn: Connection) -> DetectResult:
             lo, hi = chunk.start_dt, chunk.end_dt
-            found = scan(conn, series, calendar, lo, hi, gp.min_gap_minutes)
+            found = scan(conn, series, calendar, lo, hi, gp.min_gap_minutes, connect)
             counts = record_gaps(conn, series, lo, hi, found.gaps)
             expected = sum(m["expected"] for m in found.months)
             stored = sum(m["stored"] for m in found.months)

@@ -5,10 +5,14 @@ writer committing mid-scan."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
 import numpy as np
+import pytest
 
+from market_backfill.airflow.connections import hook_connector
+from market_backfill.db.connection import ReusingConnector
 from market_backfill.db.schema import apply_schema
 from market_backfill.gaps import detect
 from market_backfill.gaps.detect import find_gaps, present_mask, scan, stored_minutes
@@ -261,3 +265,90 @@ def test_consecutive_months_are_read_together(market_db, quarter_bars, monkeypat
             )
         conn.commit()
         assert scan_counted(conn, *RANGE) == (2, [(jan, feb), (mar, apr)])
+
+
+def _months_of_quarter():
+    jan, feb, mar, apr = (utc(f"2025-{m:02d}-01T00:00") for m in (1, 2, 3, 4))
+    return [(jan, feb), (feb, mar), (mar, apr)]
+
+
+def test_two_connections_read_two_ranges_at_once_and_the_second_is_given_back(
+    market_db, quarter_bars, monkeypatch
+):
+    """The first two ranges' reads meet at a barrier: on one connection the second never
+    starts while the first waits, and the barrier breaks. Each range's minutes as a full
+    read's, in order; the second connection goes back to the connector."""
+    store_bars(quarter_bars)
+    read_range = detect._read_range
+    meet = threading.Barrier(2, timeout=10)
+    backends = {}
+
+    def met(cur, series, lo, hi):
+        backends[lo] = cur.connection.info.backend_pid
+        if lo < ranges[2][0]:
+            meet.wait()
+        return read_range(cur, series, lo, hi)
+
+    ranges = _months_of_quarter()
+    connect = ReusingConnector(hook_connector())
+    with market_db.connect() as conn:
+        monkeypatch.setattr(detect, "_read_range", met)
+        got = list(detect.read_ranges(conn, NQ_V0, ranges, connect))
+        monkeypatch.setattr(detect, "_read_range", read_range)
+        for (lo, hi), stored in zip(ranges, got, strict=True):
+            assert stored.tolist() == stored_minutes(conn, NQ_V0, lo, hi).tolist()
+        assert len(set(backends.values())) == 2
+        assert conn.info.backend_pid in backends.values()
+    assert connect.opened == 1
+    helper = connect()  # the helper, given back idle
+    assert helper.info.backend_pid in backends.values()
+    connect.close()
+    helper.close()
+
+
+def test_a_scan_over_two_connections_finds_what_a_full_read_finds(
+    market_db, quarter_bars, monkeypatch
+):
+    store_bars(quarter_bars)
+    monkeypatch.setattr(detect, "MONTHS_PER_READ", 1)  # four ranges, read two at a time
+    connect = ReusingConnector(hook_connector())
+    with market_db.connect() as conn:
+        truth = _full_read(conn, *RANGE)
+        found = scan(conn, NQ_V0, CAL, *RANGE, 5, connect)
+        conn.commit()
+        assert ([(g.start_ns, g.end_ns) for g in found.gaps], found.months) == truth
+        assert found.read == 3
+    assert connect.opened == 1
+    connect.close()
+
+
+def test_a_read_abandoned_or_failing_ends_its_readers_and_frees_the_connection(
+    market_db, quarter_bars, monkeypatch
+):
+    store_bars(quarter_bars)
+    ranges = _months_of_quarter()
+    read_range = detect._read_range
+
+    def failing(cur, series, lo, hi):
+        if lo == ranges[1][0]:
+            raise ValueError("unreadable")
+        return read_range(cur, series, lo, hi)
+
+    def readers() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("gap scan reader")}
+
+    connect = ReusingConnector(hook_connector())
+    with market_db.connect() as conn:
+        for stored in detect.read_ranges(conn, NQ_V0, ranges, connect):
+            assert len(stored)
+            break  # abandoned after the first range
+        assert not readers()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        monkeypatch.setattr(detect, "_read_range", failing)
+        reads = detect.read_ranges(conn, NQ_V0, ranges, connect)
+        assert len(next(reads))
+        with pytest.raises(ValueError, match="unreadable"):
+            next(reads)
+        assert not readers()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    connect.close()
