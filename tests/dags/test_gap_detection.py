@@ -34,6 +34,17 @@ def _report(db, run_id: str) -> dict:
         ).fetchone()[0]
 
 
+def _file_conf(start: str, end: str, path) -> dict:
+    """NQ's gap run over ``start``..``end``, repairs from the DBN file ``path``."""
+    return {
+        "symbols": [NQ],
+        "start": start,
+        "end": end,
+        "source": "dbn_file",
+        "dbn_path": str(path),
+    }
+
+
 def test_holes_are_detected_repaired_and_reported(gap_dag, market_db, tmp_path):
     start, end = pd.Timestamp("2025-12-01", tz="UTC"), pd.Timestamp("2025-12-06", tz="UTC")
     full = synthetic_bars(
@@ -45,13 +56,7 @@ def test_holes_are_detected_repaired_and_reported(gap_dag, market_db, tmp_path):
     single = ts == to_ns("2025-12-03T09:31")
     store_bars(full[~hole & ~single])
     path = write_bars(tmp_path / "nq.dbn.zst", full, dataset="GLBX.MDP3", instruments={"NQ.v.0": 3})
-    conf = {
-        "symbols": [NQ],
-        "start": "2025-12-01",
-        "end": "2025-12-05",
-        "source": "dbn_file",
-        "dbn_path": str(path),
-    }
+    conf = _file_conf("2025-12-01", "2025-12-05", path)
     run = gap_dag.test(run_conf=conf)
     assert run.state == "success"
     with market_db.connect() as conn:
@@ -94,15 +99,7 @@ def test_a_source_without_the_data_leaves_the_gap_open_without_failing(
     path = write_bars(
         tmp_path / "nq.dbn", full[~hole], dataset="GLBX.MDP3", instruments={"NQ.v.0": 3}
     )
-    run = gap_dag.test(
-        run_conf={
-            "symbols": [NQ],
-            "start": "2025-12-01",
-            "end": "2025-12-02",
-            "source": "dbn_file",
-            "dbn_path": str(path),
-        }
-    )
+    run = gap_dag.test(run_conf=_file_conf("2025-12-01", "2025-12-02", path))
     assert run.state == "success"
     with market_db.connect() as conn:
         status, attempts, error = conn.execute(
@@ -208,13 +205,6 @@ def test_a_detect_task_reads_its_ranges_over_two_connections(
 
     monkeypatch.setattr(detect, "MONTHS_PER_READ", 1)
     monkeypatch.setattr(detect, "_read_range", noted)
-    conf = {
-        "symbols": [NQ],
-        "start": "2025-01-01",
-        "end": "2025-03-31",
-        "source": "dbn_file",
-        "dbn_path": str(path),
-    }
-    run = gap_dag.test(run_conf=conf)
+    run = gap_dag.test(run_conf=_file_conf("2025-01-01", "2025-03-31", path))
     assert run.state == "success"
     assert len(backends) == 2
