@@ -457,14 +457,17 @@ class BatchInserter:
     ) -> None:
         """Write ``batches`` over ``writers`` connections: this inserter's and those of
         helpers of the same settings, each a thread taking the next batch when free. After
-        a failure no writer takes another batch; all are joined before the failure is
-        raised (the lowest failing batch's, or any other error first)."""
+        a failure, or an interruption of this thread, no writer takes another batch; all
+        are joined before the failure is raised (the lowest failing batch's, or any other
+        error first)."""
         helpers = [self._helper() for _ in range(writers - 1)]
         take = threading.Lock()
         stop = threading.Event()
         failures: list[BaseException] = []
 
-        def write_all(writer: BatchInserter) -> None:
+        ended = [threading.Event() for _ in helpers]
+
+        def write_all(writer: BatchInserter, done: threading.Event | None = None) -> None:
             try:
                 while not stop.is_set():
                     with take:
@@ -475,22 +478,33 @@ class BatchInserter:
             except BaseException as exc:  # noqa: BLE001 - raised below, after the join
                 failures.append(exc)
                 stop.set()
+            finally:
+                if done is not None:
+                    done.set()
 
         threads = [
-            threading.Thread(target=write_all, args=(h,), name=f"{self.table} writer {i}")
-            for i, h in enumerate(helpers, start=2)
+            threading.Thread(target=write_all, args=(h, e), name=f"{self.table} writer {i}")
+            for i, (h, e) in enumerate(zip(helpers, ended, strict=True), start=2)
         ]
         for thread in threads:
             thread.start()
-        write_all(self)
-        for thread in threads:
-            thread.join()
-        self.upsert_mode = self.upsert_mode or any(h.upsert_mode for h in helpers)
-        for helper in helpers:
-            if failures:  # a helper's connection may be mid-failure: never reused
-                helper._drop_connection()
-            else:
-                helper.close()
+        joined = False
+        try:
+            write_all(self)
+            for done in ended:  # events: Python 3.11 loses a thread a signal cut join() short
+                done.wait()
+            joined = True
+        finally:
+            if not joined:  # interrupted while waiting (a signal): helpers end their batch
+                stop.set()
+                for done in ended:
+                    done.wait()
+            self.upsert_mode = self.upsert_mode or any(h.upsert_mode for h in helpers)
+            for helper in helpers:
+                if failures or not joined:  # a helper's connection may be mid-failure
+                    helper._drop_connection()
+                else:
+                    helper.close()
         others = [f for f in failures if not isinstance(f, _BatchFailed)]
         if others:
             raise others[0]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -294,3 +295,41 @@ def test_after_a_bad_batch_the_other_writer_ends_its_batch_and_takes_no_more(mar
 def test_writers_must_be_positive(market_db):
     with pytest.raises(ValueError, match="writers must be >= 1"):
         _inserter(hook_connector(), writers=0)
+
+
+def test_a_signal_while_waiting_for_the_writers_ends_them_before_it_is_raised(market_db):
+    """The second writer holds its first batch until the first writer has written the
+    rest and waits for it; then a signal interrupts the first writer (as Airflow stops a
+    task, in its main thread), and the held batch goes in half a second later: the
+    signal's exception is raised only after that."""
+
+    class Stop(BaseException):
+        pass
+
+    release = threading.Event()
+    main = threading.main_thread().ident
+
+    def hook(at: BatchAttempt) -> None:
+        if threading.current_thread().name.endswith("writer 2"):
+            deadline = time.monotonic() + 10
+            while _count(market_db)[0] < 900 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)  # the first writer is waiting now
+            signal.pthread_kill(main, signal.SIGUSR1)
+            release.wait(10)
+
+    def interrupt(signum, frame):
+        threading.Timer(0.5, release.set).start()
+        raise Stop
+
+    before = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with (
+            _inserter(hook_connector(), batch_size=100, hook=hook, writers=2) as ins,
+            pytest.raises(Stop),
+        ):
+            ins.insert(rows_of(1000))
+        assert _count(market_db) == (1000, 1000)  # the held batch went in before the raise
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+        release.set()
