@@ -13,6 +13,7 @@ a holiday), at least ``min_gap_minutes`` long.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from collections import deque
@@ -190,15 +191,16 @@ def missing_minutes(
     found: list[tuple[date, int, np.ndarray]] = []
     groups = consecutive_groups(to_read, MONTHS_PER_READ)
     ranges = [(spans[g[0]][0], spans[g[-1]][1]) for g in groups]
-    for group, stored in zip(groups, read_ranges(conn, series, ranges, connect), strict=True):
-        cuts = np.searchsorted(stored, [to_ns(spans[i][1]) for i in group[:-1]])
-        for i, bars in zip(group, np.split(stored, cuts), strict=True):
-            span_lo, span_hi = (to_ns(t) for t in spans[i])
-            expected = period_minutes(cut_periods(periods, span_lo, span_hi))
-            missing[i] = gone = expected[~present_mask(expected, bars)]
-            state = states.get(whole[i]) if whole[i] is not None else None
-            if state is not None:
-                found.append((whole[i], state.changed, gone))
+    with contextlib.closing(read_ranges(conn, series, ranges, connect)) as reads:
+        for group, stored in zip(groups, reads, strict=True):  # the readers end with the loop
+            cuts = np.searchsorted(stored, [to_ns(spans[i][1]) for i in group[:-1]])
+            for i, bars in zip(group, np.split(stored, cuts), strict=True):
+                span_lo, span_hi = (to_ns(t) for t in spans[i])
+                expected = period_minutes(cut_periods(periods, span_lo, span_hi))
+                missing[i] = gone = expected[~present_mask(expected, bars)]
+                state = states.get(whole[i]) if whole[i] is not None else None
+                if state is not None:
+                    found.append((whole[i], state.changed, gone))
     keep_months(conn, series, version, found)
     return missing, len(to_read)
 

@@ -352,3 +352,30 @@ def test_a_read_abandoned_or_failing_ends_its_readers_and_frees_the_connection(
         assert not readers()
         assert conn.execute("SELECT 1").fetchone() == (1,)
     connect.close()
+
+
+def test_a_scan_failing_between_reads_ends_its_readers_before_it_raises(
+    market_db, quarter_bars, monkeypatch
+):
+    store_bars(quarter_bars)
+    monkeypatch.setattr(detect, "MONTHS_PER_READ", 1)
+    compare = detect.present_mask
+    calls = []
+
+    def failing(expected, stored):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("cannot compare")
+        return compare(expected, stored)
+
+    monkeypatch.setattr(detect, "present_mask", failing)
+    connect = ReusingConnector(hook_connector())
+    with market_db.connect() as conn:
+        with pytest.raises(ValueError, match="cannot compare") as failed:
+            scan(conn, NQ_V0, CAL, *RANGE, 5, connect)
+        assert failed.traceback  # kept: the readers end with the scan, not with it
+        readers = [t for t in threading.enumerate() if t.name.startswith("gap scan reader")]
+        assert not readers
+        conn.rollback()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    connect.close()
