@@ -76,11 +76,16 @@ def param_series(params: Params) -> tuple[str | None, int | None]:
     return roll_rule, rank
 
 
-def param_int(params: Params, name: str, default: int, minimum: int) -> int:
-    """An integer param of at least ``minimum`` (booleans are not integers here)."""
+def param_int(
+    params: Params, name: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
+    """An integer param of at least ``minimum`` and, given, at most ``maximum`` (booleans
+    are not integers here)."""
     value = params.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ParamError(name, f"param {name!r} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ParamError(name, f"param {name!r} must be at most {maximum}, got {value}")
     return value
 
 
@@ -110,10 +115,7 @@ def param_batch_size(params: Params) -> int:
 def param_writers(params: Params) -> int:
     """The ``writers`` param: connections a chunk writes its committed batches over at once,
     1 to ``MAX_WRITERS``."""
-    writers = param_int(params, "writers", DEFAULT_WRITERS, 1)
-    if writers > MAX_WRITERS:
-        raise ParamError("writers", f"param 'writers' must be at most {MAX_WRITERS}, got {writers}")
-    return writers
+    return param_int(params, "writers", DEFAULT_WRITERS, 1, MAX_WRITERS)
 
 
 def param_symbols_per_task(params: Params) -> int:
