@@ -76,7 +76,7 @@ def _bars_query(table: str, extra: tuple[str, ...], timeframe: bool) -> tuple[sq
         " AND timeframe = {}" if timeframe else ""
     )
     return sql.SQL(
-        "SELECT " + cols + " FROM {table} WHERE " + where + " AND ts >= {} AND ts < {} ORDER BY ts"
+        "SELECT " + cols + " FROM {table} WHERE " + where + " AND ts >= {} AND ts < {}"
     ), table
 
 
@@ -94,7 +94,8 @@ def read_bars(
 ) -> Bars:
     """The stored ``tf`` bars of ``series`` with ``ts`` in ``[lo, hi)``, ordered: the clean
     1-minute bars for ``1m``, else the rolled-up bars (with their ``bars`` counts). One
-    index range scan sent as one binary value, decoded by numpy; prices exact int64
+    index range scan sent as one binary value, decoded by numpy and put in order on the
+    client (the query has no ``ORDER BY``: see :func:`read_ts_rows`); prices exact int64
     fixed-point, scaled by the server (:func:`read_ts_rows`), so the feature stage never
     loads numba: its import and start cost a task more than the casts (a few ms per
     month of 1-minute bars)."""

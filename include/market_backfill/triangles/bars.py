@@ -26,7 +26,8 @@ def read_bars(
 ) -> dict[str, np.ndarray]:
     """Bars of ``series`` with stored ``ts`` in ``[lo, hi)`` as int64 arrays (prices
     fixed-point 1e-9, exactly as stored), ordered by ts. One indexed range scan sent as
-    one binary value, no Python object per row (:func:`read_ts_rows`). The clean table's
+    one binary value, no Python object per row, put in order on the client (the query has
+    no ``ORDER BY``: see :func:`read_ts_rows`). The clean table's
     prices are scaled by the server, so a clean-table task never loads numba (its import
     and start cost a task more than the casts: a few ms per month); the legacy table's,
     whose hygiene is compiled anyway, go as stored and are decoded by the numba kernel,
@@ -39,7 +40,7 @@ def read_bars(
         for n, v in zip(names, key, strict=True)
     )
     query = sql.SQL(
-        "SELECT ts, open, high, low, close FROM {} WHERE {} AND ts >= {} AND ts < {} ORDER BY ts"
+        "SELECT ts, open, high, low, close FROM {} WHERE {} AND ts >= {} AND ts < {}"
     ).format(sql.Identifier(table), where, sql.Literal(from_ns(lo_ns)), sql.Literal(from_ns(hi_ns)))
     with conn.cursor() as cur:
         arr = read_ts_rows(cur, query, 5, numeric=(1, 2, 3, 4), scale_on_server=not legacy)

@@ -22,6 +22,7 @@ from market_backfill.symbols import settings_of
 from market_backfill.timeutil import to_ns
 from tests.conftest import store_bars
 from tests.support.feature_checks import NQ, assert_same, single_pass, stored
+from tests.support.heap_order import reverse_heap
 from tests.support.imports import group_task_code, loaded_after
 
 PARAMS = {"symbols": ["GLBX.MDP3:NQ"]}
@@ -256,3 +257,22 @@ def test_feature_task_bodies_run_without_pandas_or_numba(market_db, quarter_bars
             expected = single_pass(quarter_bars, tf)
             in_feb = (expected.ts >= to_ns(feb.start_dt)) & (expected.ts < to_ns(feb.end_dt))
             assert_same(expected[in_feb], stored(conn, tf))
+
+
+def test_bars_stored_newest_first_give_the_same_features(market_db, quarter_bars):
+    # the reads send no ORDER BY (the server would sort a month): the rows are sorted here
+    store_bars(quarter_bars)
+    connect, parsed = hook_connector(), parse_params(PARAMS)
+    nq = settings_of(connect, "GLBX.MDP3:NQ")
+    chunks = months()
+    for month in ("2025-01", "2025-02", "2025-03"):
+        rollup_chunk(chunks[month], nq, parsed, connect)
+    march = chunks["2025-03"]
+    reverse_heap(market_db, "market_bars_ohlcv_1m_clean", march.start_dt, march.end_dt)
+    reverse_heap(market_db, "market_bars_ohlcv_agg", march.start_dt, march.end_dt)
+    result = feature_chunk(march, nq, parsed, connect, refresh=True)
+    assert result["warmup_rolled"] == 0  # every timeframe read from its stored bars
+    with market_db.connect() as conn:
+        for tf in TIMEFRAMES:
+            expected = single_pass(quarter_bars, tf)
+            assert_same(expected[expected.ts >= march.start_dt.timestamp() * 1e9], stored(conn, tf))

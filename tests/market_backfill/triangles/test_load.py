@@ -21,6 +21,7 @@ from market_backfill.triangles.load import triangle_chunk
 from market_backfill.triangles.params import parse_params
 from market_backfill.triangles.store import stored_events
 from tests.conftest import store_bars
+from tests.support.heap_order import reverse_heap
 from tests.support.imports import group_task_code, loaded_after
 
 
@@ -262,3 +263,18 @@ def test_a_triangle_task_body_runs_without_pandas_or_numba(market_db, quarter_ba
         stored = conn.execute("SELECT count(*) FROM triangle_events_v1").fetchone()[0]
     want = _engine_events(quarter_bars, FEB.start, FEB.end, TriangleSettings())
     assert stored == len(want) > 0
+
+
+def test_bars_stored_newest_first_give_the_same_events(market_db, quarter_bars):
+    # the read sends no ORDER BY (the server would sort a month): the rows are sorted here
+    store_bars(quarter_bars)
+    reverse_heap(market_db, "market_bars_ohlcv_1m_clean", FEB.start_dt, FEB.end_dt)
+    parsed = parse_params({"symbols": ["GLBX.MDP3:NQ"]})
+    result = triangle_chunk(FEB, NQ, parsed, hook_connector())
+    want = _engine_events(quarter_bars, "2025-02-01", "2025-03-01", parsed.settings)
+    assert result["triangles"] == result["inserted"] == len(want) > 100
+    assert result["preload_bars"] > 0
+    with market_db.connect() as conn:
+        got = stored_events(conn, ["GLBX.MDP3:NQ"])
+    assert (got.ts.map(lambda t: to_ns(t)).to_numpy() == want.ts.to_numpy()).all()
+    assert got.direction.tolist() == want.direction.tolist()
