@@ -18,6 +18,7 @@ from market_backfill.airflow.params import (
     range_params,
     series_params,
     symbols_per_task_param,
+    writers_param,
 )
 from market_backfill.names import TIMEFRAMES
 
@@ -79,6 +80,7 @@ Runs after every update of the bars (Asset schedule) in catch-up mode.
         ),
         "since": date_param("Since (UTC)", "With Force recalc: the first day recomputed."),
         "batch_size": batch_size_param(),
+        "writers": writers_param(),
         "symbols_per_task": symbols_per_task_param(),
     },
 )

@@ -19,6 +19,7 @@ from market_backfill.airflow.params import (
     series_params,
     symbols_per_task_param,
     text_param,
+    writers_param,
 )
 
 DOC = """
@@ -95,6 +96,7 @@ replaces the chunk's rows for the same settings. Runs after every successful
         ),
         "purge": flag("Purge", "Replace the chunk's rows for these settings."),
         "batch_size": batch_size_param(),
+        "writers": writers_param(),
         "symbols_per_task": symbols_per_task_param(),
     },
 )

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from market_backfill.db.inserter import BatchInserter
+from market_backfill.db.tables import AGG_TABLE, FEATURES_TABLE
 from market_backfill.names import TIMEFRAMES
 from market_backfill.symbols import Series, parse_symbol
 from market_backfill.timeutil import to_ns
@@ -38,12 +42,25 @@ def _updated(db) -> tuple[int, str]:
         ).fetchone()
 
 
-def test_two_halves_equal_one_pass_and_a_rerun_writes_nothing(feature_dag, market_db, quarter_bars):
+def test_two_halves_equal_one_pass_and_a_rerun_writes_nothing(
+    feature_dag, market_db, quarter_bars, monkeypatch
+):
     store_bars(quarter_bars)
+    writing = set()  # the threads that wrote batches
+    monkeypatch.setattr(
+        BatchInserter, "default_hook", lambda at: writing.add(threading.current_thread().name)
+    )
     first = feature_dag.test(run_conf={**CONF, "start": "2025-01-01", "end": "2025-02-14"})
     assert first.state == "success"
-    second = feature_dag.test(run_conf={**CONF, "start": "2025-02-15", "end": "2025-03-31"})
+    # two writers a chunk by default, in both stages
+    assert {f"{AGG_TABLE} writer 2", f"{FEATURES_TABLE} writer 2"} <= writing
+    writing.clear()
+    second = feature_dag.test(
+        run_conf={**CONF, "start": "2025-02-15", "end": "2025-03-31", "writers": 1}
+    )
     assert second.state == "success"
+    assert writing
+    assert not {f"{AGG_TABLE} writer 2", f"{FEATURES_TABLE} writer 2"} & writing
     with market_db.connect() as conn:
         for tf in TIMEFRAMES:
             assert_same(single_pass(quarter_bars, tf), stored(conn, tf))

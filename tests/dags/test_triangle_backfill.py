@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from market_backfill.db.inserter import BatchInserter
+from market_backfill.db.tables import EVENTS_TABLE
 from market_backfill.timeutil import to_ns
 from market_backfill.triangles.engine import TriangleSettings, run_engine
 from market_backfill.triangles.store import stored_events
@@ -43,10 +47,17 @@ def _chunk_counts(run_id: str, db) -> dict[str, dict]:
         )
 
 
-def test_monthly_chunks_equal_one_run_and_reruns_add_nothing(triangle_dag, market_db, quarter_bars):
+def test_monthly_chunks_equal_one_run_and_reruns_add_nothing(
+    triangle_dag, market_db, quarter_bars, monkeypatch
+):
     store_bars(quarter_bars)
-    run = triangle_dag.test(run_conf=CONF)
+    writing = set()  # the threads that wrote batches
+    monkeypatch.setattr(
+        BatchInserter, "default_hook", lambda at: writing.add(threading.current_thread().name)
+    )
+    run = triangle_dag.test(run_conf={**CONF, "batch_size": 100})  # enough batches for two
     assert run.state == "success"
+    assert f"{EVENTS_TABLE} writer 2" in writing  # two writers a chunk by default
     counts = _chunk_counts(run.run_id, market_db)
     assert set(counts) == {"2025-01", "2025-02", "2025-03", "total"}
     assert counts["total"]["bars"] == len(quarter_bars)
@@ -57,8 +68,11 @@ def test_monthly_chunks_equal_one_run_and_reruns_add_nothing(triangle_dag, marke
     assert again.state == "success"
     assert _chunk_counts(again.run_id, market_db)["total"]["inserted"] == 0
 
-    purged = triangle_dag.test(run_conf={**CONF, "purge": True})
+    writing.clear()
+    purged = triangle_dag.test(run_conf={**CONF, "purge": True, "batch_size": 100, "writers": 1})
     assert purged.state == "success"
+    assert writing
+    assert f"{EVENTS_TABLE} writer 2" not in writing
     total = _chunk_counts(purged.run_id, market_db)["total"]
     assert total["inserted"] == total["triangles"]
     assert _stored(market_db) == _one_run(quarter_bars)

@@ -224,7 +224,8 @@ def rollup_chunk(
     timeframe up from the 1-minute bars and write them.
 
     Transaction behaviour: the bars are read in one transaction; the buckets are written in
-    committed batches (upsert of what differs), so a re-run writes nothing new."""
+    committed batches (upsert of what differs; over ``parsed.writers`` connections at once,
+    the rows unique and in key order), so a re-run writes nothing new."""
     started = time.monotonic()
     series = symbol_settings.series(parsed.roll_rule, parsed.rank)
     lo, hi = chunk.start_dt, chunk.end_dt
@@ -237,7 +238,13 @@ def rollup_chunk(
     last_ns = to_ns(span[1]) if span else 0
     total, written = InsertStats(), {}
     with BatchInserter(
-        connect, AGG_TABLE, AGG_COLUMNS, AGG_UPSERT, binary=AGG_BINARY, batch_size=parsed.batch_size
+        connect,
+        AGG_TABLE,
+        AGG_COLUMNS,
+        AGG_UPSERT,
+        binary=AGG_BINARY,
+        batch_size=parsed.batch_size,
+        writers=parsed.writers,
     ) as inserter:
         for tf in parsed.agg_timeframes:
             agg = rollup(bars, tf, last_ns)
@@ -328,8 +335,9 @@ def feature_chunk(
     Without ``refresh`` a timeframe whose chunk rows all exist is skipped (an anti-join
     count) and only missing rows are inserted; with it rows whose values differ are
     overwritten. Transaction behaviour: each timeframe's bars are read in one transaction;
-    rows are written in committed batches, so a re-run after a failure completes the
-    chunk and writes nothing twice."""
+    rows are written in committed batches (over ``parsed.writers`` connections at once, the
+    rows unique and in key order), so a re-run after a failure completes the chunk and
+    writes nothing twice."""
     started = time.monotonic()
     series = symbol_settings.series(parsed.roll_rule, parsed.rank)
     lo, hi = chunk.start_dt, chunk.end_dt
@@ -345,6 +353,7 @@ def feature_chunk(
         policy,
         batch_size=parsed.batch_size,
         binary=FEATURE_BINARY,
+        writers=parsed.writers,
     ) as inserter:
         for tf in parsed.timeframes:
             if not refresh:

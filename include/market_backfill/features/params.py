@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_BATCH_SIZE, TIMEFRAMES, Timeframe
+from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, TIMEFRAMES, Timeframe
 from market_backfill.params import (
     Params,
     date_range,
     param_batch_size,
     param_series,
     param_symbols,
+    param_writers,
     parse_date,
 )
 from market_backfill.symbols import Symbol
@@ -35,6 +36,7 @@ class FeatureParams:
     batch_size: int = DEFAULT_BATCH_SIZE
     roll_rule: str | None = None
     rank: int | None = None
+    writers: int = DEFAULT_WRITERS  # connections a chunk's batches go over at once
 
     @property
     def agg_timeframes(self) -> tuple[Timeframe, ...]:
@@ -94,4 +96,5 @@ def parse_params(params: Params) -> FeatureParams:
         param_batch_size(params),
         roll_rule,
         rank,
+        param_writers(params),
     )

@@ -184,8 +184,9 @@ def triangle_chunk(
     """Compute and write one chunk's triangles; return its counts (the chunk's XCom).
 
     Transaction behaviour: the bars are read in one transaction; ``purge`` deletes in
-    another; the events are written in committed batches (insert-ignore), so a re-run
-    after any failure writes what is missing and nothing twice."""
+    another; the events are written in committed batches (insert-ignore; over
+    ``parsed.writers`` connections at once, the rows unique and in key order), so a
+    re-run after any failure writes what is missing and nothing twice."""
     started = time.monotonic()
     tri = symbol_triangles(parsed, symbol_settings)
     legacy, table = parsed.legacy, parsed.table
@@ -223,6 +224,7 @@ def triangle_chunk(
         rows,
         binary=EVENT_BINARY,
         batch_size=parsed.batch_size,
+        writers=parsed.writers,
     )
     counts = TriangleResult(
         symbol=symbol_settings.symbol.key,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from market_backfill.db.tables import CLEAN_TABLE, LEGACY_TABLE
 from market_backfill.errors import ParamError
-from market_backfill.names import DEFAULT_BATCH_SIZE, TRIANGLE_FLAGS
+from market_backfill.names import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, TRIANGLE_FLAGS
 from market_backfill.params import (
     Params,
     date_range,
@@ -15,6 +15,7 @@ from market_backfill.params import (
     param_choice,
     param_series,
     param_symbols,
+    param_writers,
 )
 from market_backfill.symbols import Symbol
 from market_backfill.triangles.engine import TriangleSettings
@@ -34,6 +35,7 @@ class TriangleParams:
     batch_size: int = DEFAULT_BATCH_SIZE
     roll_rule: str | None = None  # None: each symbol's registry default
     rank: int | None = None
+    writers: int = DEFAULT_WRITERS  # connections a chunk's batches go over at once
 
     @property
     def table(self) -> str:
@@ -79,4 +81,5 @@ def parse_params(params: Params) -> TriangleParams:
         param_batch_size(params),
         roll_rule,
         rank,
+        param_writers(params),
     )

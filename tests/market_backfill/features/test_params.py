@@ -50,3 +50,12 @@ def test_force_recalc_runs_from_since_to_end():
 def test_bad_combinations_name_the_param(params, message):
     with pytest.raises(ParamError, match=message):
         parse_params({**NQ, **params})
+
+
+def test_writers_default_to_two_and_are_checked():
+    assert parse_params(NQ).writers == 2
+    assert parse_params({**NQ, "writers": 8}).writers == 8
+    for bad in (0, 9, True, "2"):
+        with pytest.raises(ParamError, match="param 'writers' must be") as err:
+            parse_params({**NQ, "writers": bad})
+        assert err.value.param == "writers"

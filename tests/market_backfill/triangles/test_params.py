@@ -17,3 +17,12 @@ def test_params_validation():
         parse_params({"symbols": ["GLBX.MDP3:NQ"], "warmup": -3})
     with pytest.raises(ParamError, match="param 'source_table'"):
         parse_params({"symbols": ["GLBX.MDP3:NQ"], "source_table": "raw"})
+
+
+def test_writers_default_to_two_and_are_checked():
+    assert parse_params({"symbols": ["GLBX.MDP3:NQ"]}).writers == 2
+    assert parse_params({**{"symbols": ["GLBX.MDP3:NQ"]}, "writers": 8}).writers == 8
+    for bad in (0, 9, True, "2"):
+        with pytest.raises(ParamError, match="param 'writers' must be") as err:
+            parse_params({**{"symbols": ["GLBX.MDP3:NQ"]}, "writers": bad})
+        assert err.value.param == "writers"
