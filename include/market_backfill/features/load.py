@@ -231,7 +231,7 @@ def rollup_chunk(
     lo, hi = chunk.start_dt, chunk.end_dt
 
     def read(conn: Connection) -> tuple[tuple[datetime, datetime] | None, Bars]:
-        bars = read_bars(conn, series, "1m", lo, hi + BUCKET_SPILL)
+        bars = read_bars(conn, series, "1m", lo, hi + BUCKET_SPILL, connect)
         return bar_span(conn, series), bars
 
     span, bars = run_transaction(connect, read, what="read bars")
@@ -281,14 +281,21 @@ def rollup_chunk(
 
 
 def _stored_warmup(
-    conn: Connection, series: Series, tf: Timeframe, month: datetime, lo: datetime, hi: datetime
+    conn: Connection,
+    series: Series,
+    tf: Timeframe,
+    month: datetime,
+    lo: datetime,
+    hi: datetime,
+    connect: Connector,
 ) -> Bars | None:
     """The ``tf`` bars from the month's origin to ``hi`` as stored, or None when the stored
-    buckets before ``lo`` do not hold every 1-minute bar of their span."""
+    buckets before ``lo`` do not hold every 1-minute bar of their span (a long range read
+    over two connections, :func:`read_bars`)."""
     nth = nth_bar_before(conn, series, tf, month, WARMUP_BARS)
     session = session_floor(month)
     origin = EPOCH if nth is None else min(nth, session)
-    bars = read_bars(conn, series, tf, origin, hi)
+    bars = read_bars(conn, series, tf, origin, hi, connect)
     if tf == "1m":
         return bars
     before = bars["ts"] < to_ns(lo)
@@ -303,15 +310,21 @@ def _stored_warmup(
 
 
 def _rolled_warmup(
-    conn: Connection, series: Series, tf: Timeframe, month: datetime, hi: datetime
+    conn: Connection,
+    series: Series,
+    tf: Timeframe,
+    month: datetime,
+    hi: datetime,
+    connect: Connector,
 ) -> Bars:
     """The ``tf`` bars from the month's origin to ``hi``, rolled up in memory from the
-    1-minute bars (from a :func:`horizon` before the month, or the series' first bar)."""
+    1-minute bars (from a :func:`horizon` before the month, or the series' first bar;
+    read over two connections, :func:`read_bars`)."""
     span = bar_span(conn, series)
     last_ns = to_ns(span[1]) if span else 0
     start = session_floor(month - horizon(tf))
     while True:
-        minutes = read_bars(conn, series, "1m", start, hi + BUCKET_SPILL)
+        minutes = read_bars(conn, series, "1m", start, hi + BUCKET_SPILL, connect)
         agg = rollup(minutes, tf, last_ns)
         agg = {k: v[agg["ts"] < to_ns(hi)] for k, v in agg.items()}
         enough = int((agg["ts"] < to_ns(month)).sum()) > WARMUP_BARS
@@ -367,10 +380,10 @@ def feature_chunk(
                     continue
 
             def bars_of(conn: Connection, tf: Timeframe = tf) -> tuple[Bars, bool]:
-                stored = _stored_warmup(conn, series, tf, month, lo, hi)
+                stored = _stored_warmup(conn, series, tf, month, lo, hi, connect)
                 if stored is not None:
                     return stored, False
-                return _rolled_warmup(conn, series, tf, month, hi), True
+                return _rolled_warmup(conn, series, tf, month, hi, connect), True
 
             bars, was_rolled = run_transaction(connect, bars_of, what=f"read {tf} bars")
             rolled += was_rolled
@@ -381,7 +394,8 @@ def feature_chunk(
                 series, tf, bars["ts"][keep], Features(*(f[keep] for f in features))
             )
             stats = inserter.insert(rows)
-            computed[tf], written[tf] = len(rows), stats.written
+            inserter.close()  # its connection back to the task's connector for the next read
+            computed[tf], written[tf] = int(keep.sum()), stats.written
             _add(total, stats)
     result = FeatureResult(
         symbol=symbol_settings.symbol.key,

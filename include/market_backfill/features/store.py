@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from psycopg import sql
 
-from market_backfill.db.connection import Connection, first_value
+from market_backfill.db.connection import Connection, Connector, first_value
 from market_backfill.db.copy_binary import BinaryKind, read_ts_rows, table_columns
 from market_backfill.db.inserter import ConflictPolicy
+from market_backfill.db.split_read import read_split
 from market_backfill.db.tables import AGG_TABLE, CLEAN_TABLE, FEATURES_TABLE, MONTH_COUNTS_TABLE
 from market_backfill.features.columns import FEATURE_COLUMNS, Features
 from market_backfill.features.rollup import Bars
 from market_backfill.names import FEATURE_LOGIC_VERSION, Timeframe
 from market_backfill.planning import month_ceil, month_floor
 from market_backfill.symbols import Series
+from market_backfill.timeutil import from_ns, to_ns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,22 +93,31 @@ def read_bars(
     tf: Timeframe,
     lo: datetime,
     hi: datetime,
+    connect: Connector | None = None,
 ) -> Bars:
     """The stored ``tf`` bars of ``series`` with ``ts`` in ``[lo, hi)``, ordered: the clean
     1-minute bars for ``1m``, else the rolled-up bars (with their ``bars`` counts). One
     index range scan sent as one binary value, decoded by numpy and put in order on the
-    client (the query has no ``ORDER BY``: see :func:`read_ts_rows`); prices exact int64
-    fixed-point, scaled by the server (:func:`read_ts_rows`), so the feature stage never
-    loads numba: its import and start cost a task more than the casts (a few ms per
-    month of 1-minute bars)."""
+    client (the query has no ``ORDER BY``: see :func:`read_ts_rows`); with ``connect``, a
+    range of a week or more is read as two halves over two connections at once
+    (:func:`read_split`). Prices exact int64 fixed-point, scaled by the server, so the
+    feature stage never loads numba: its import and start cost a task more than the
+    casts (a few ms per month of 1-minute bars). Runs in the caller's transaction (the
+    first half of a split read in one of its own)."""
     if tf == "1m":
-        template, values, names = _READ_CLEAN, (*series.key, lo, hi), _BAR_FIELDS
+        template, key, names = _READ_CLEAN, series.key, _BAR_FIELDS
     else:
-        template, values, names = _READ_AGG, (*series.key, tf, lo, hi), (*_BAR_FIELDS, "bars")
-    query = template[0].format(*map(sql.Literal, values), table=sql.Identifier(template[1]))
-    with conn.cursor() as cur:
-        arr = read_ts_rows(cur, query, len(names), numeric=_PRICE_INDEXES, scale_on_server=True)
-    columns = np.ascontiguousarray(arr.T)
+        template, key, names = _READ_AGG, (*series.key, tf), (*_BAR_FIELDS, "bars")
+
+    def read(reader: Connection, lo_ns: int, hi_ns: int) -> np.ndarray:
+        values = (*key, from_ns(lo_ns), from_ns(hi_ns))
+        query = template[0].format(*map(sql.Literal, values), table=sql.Identifier(template[1]))
+        with reader.cursor() as cur:
+            return read_ts_rows(
+                cur, query, len(names), numeric=_PRICE_INDEXES, scale_on_server=True
+            )
+
+    columns = np.ascontiguousarray(read_split(conn, connect, read, to_ns(lo), to_ns(hi)).T)
     return {name: columns[i] for i, name in enumerate(names)}
 
 

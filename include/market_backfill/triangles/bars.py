@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from psycopg import sql
 
-from market_backfill.db.connection import Connection
+from market_backfill.db.connection import Connection, Connector
 from market_backfill.db.copy_binary import read_ts_rows
+from market_backfill.db.split_read import read_split
 from market_backfill.names import FIXED_SCALE
 from market_backfill.symbols import Series, SymbolSettings
 from market_backfill.timeutil import from_ns
@@ -22,29 +23,44 @@ LEGACY_REASONS = {
 
 
 def read_bars(
-    conn: Connection, table: str, series: Series, lo_ns: int, hi_ns: int, *, legacy: bool
+    conn: Connection,
+    table: str,
+    series: Series,
+    lo_ns: int,
+    hi_ns: int,
+    *,
+    legacy: bool,
+    connect: Connector | None = None,
 ) -> dict[str, np.ndarray]:
     """Bars of ``series`` with stored ``ts`` in ``[lo, hi)`` as int64 arrays (prices
     fixed-point 1e-9, exactly as stored), ordered by ts. One indexed range scan sent as
     one binary value, no Python object per row, put in order on the client (the query has
-    no ``ORDER BY``: see :func:`read_ts_rows`). The clean table's
-    prices are scaled by the server, so a clean-table task never loads numba (its import
-    and start cost a task more than the casts: a few ms per month); the legacy table's,
-    whose hygiene is compiled anyway, go as stored and are decoded by the numba kernel,
-    which names a bar whose price cannot be read. The legacy table holds one series per
-    symbol and is read by symbol. Runs in the caller's transaction."""
+    no ``ORDER BY``: see :func:`read_ts_rows`); with ``connect``, a range of a week or more
+    is read as two halves over two connections at once (:func:`read_split`). The clean
+    table's prices are scaled by the server, so a clean-table task never loads numba (its
+    import and start cost a task more than the casts: a few ms per month); the legacy
+    table's, whose hygiene is compiled anyway, go as stored and are decoded by the numba
+    kernel, which names a bar whose price cannot be read. The legacy table holds one
+    series per symbol and is read by symbol. Runs in the caller's transaction (the first
+    half of a split read in one of its own)."""
     key = series.key[:1] if legacy else series.key
     names = ("symbol",) if legacy else ("symbol", "roll_rule", "rank")
     where = sql.SQL(" AND ").join(
         sql.SQL("{} = {}").format(sql.Identifier(n), sql.Literal(v))
         for n, v in zip(names, key, strict=True)
     )
-    query = sql.SQL(
+    template = sql.SQL(
         "SELECT ts, open, high, low, close FROM {} WHERE {} AND ts >= {} AND ts < {}"
-    ).format(sql.Identifier(table), where, sql.Literal(from_ns(lo_ns)), sql.Literal(from_ns(hi_ns)))
-    with conn.cursor() as cur:
-        arr = read_ts_rows(cur, query, 5, numeric=(1, 2, 3, 4), scale_on_server=not legacy)
-    columns = np.ascontiguousarray(arr.T)
+    )
+
+    def read(reader: Connection, lo: int, hi: int) -> np.ndarray:
+        query = template.format(
+            sql.Identifier(table), where, sql.Literal(from_ns(lo)), sql.Literal(from_ns(hi))
+        )
+        with reader.cursor() as cur:
+            return read_ts_rows(cur, query, 5, numeric=(1, 2, 3, 4), scale_on_server=not legacy)
+
+    columns = np.ascontiguousarray(read_split(conn, connect, read, lo_ns, hi_ns).T)
     return {
         "ts": columns[0],
         "open": columns[1],

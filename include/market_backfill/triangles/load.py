@@ -196,7 +196,9 @@ def triangle_chunk(
     shift = MINUTE_NS if legacy else 0  # legacy ts is the CLOSE time: open = ts - 1 minute
     bars = run_transaction(
         connect,
-        lambda c: read_bars(c, table, series, read_from + shift, hi + shift, legacy=legacy),
+        lambda c: read_bars(
+            c, table, series, read_from + shift, hi + shift, legacy=legacy, connect=connect
+        ),
         what="read bars",
     )
     bars["ts"] = bars["ts"] - shift

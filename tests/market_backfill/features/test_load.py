@@ -8,7 +8,7 @@ import pytest
 
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.changes import log_write
-from market_backfill.db.connection import run_transaction
+from market_backfill.db.connection import ReusingConnector, run_transaction
 from market_backfill.features.load import (
     absorb_changes,
     feature_chunk,
@@ -276,3 +276,18 @@ def test_bars_stored_newest_first_give_the_same_features(market_db, quarter_bars
         for tf in TIMEFRAMES:
             expected = single_pass(quarter_bars, tf)
             assert_same(expected[expected.ts >= march.start_dt.timestamp() * 1e9], stored(conn, tf))
+
+
+def test_chunks_read_their_minutes_over_two_connections(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    connect = ReusingConnector(hook_connector())
+    parsed = parse_params({**PARAMS, "writers": 1})
+    nq = settings_of(connect, "GLBX.MDP3:NQ")
+    rollup_chunk(months()["2025-02"], nq, parsed, connect)
+    assert connect.opened == 2  # the task's connection and the read's second half's
+    result = feature_chunk(months()["2025-02"], nq, parsed, connect, refresh=True)
+    assert connect.opened == 2  # both kept by the connector between reads and writes
+    connect.close()
+    feb = (quarter_bars.ts >= to_ns("2025-02-01")) & (quarter_bars.ts < to_ns("2025-03-01"))
+    assert result["computed"]["1m"] == result["written"]["1m"] == feb.sum()  # rows, not columns
+    assert result["computed"] == result["written"]

@@ -9,6 +9,7 @@ import pytest
 from psycopg import sql
 
 from market_backfill.airflow.connections import hook_connector
+from market_backfill.db.connection import ReusingConnector
 from market_backfill.db.tables import LEGACY_TABLE
 from market_backfill.errors import ParamError
 from market_backfill.names import FIXED_SCALE as PX
@@ -278,3 +279,13 @@ def test_bars_stored_newest_first_give_the_same_events(market_db, quarter_bars):
         got = stored_events(conn, ["GLBX.MDP3:NQ"])
     assert (got.ts.map(lambda t: to_ns(t)).to_numpy() == want.ts.to_numpy()).all()
     assert got.direction.tolist() == want.direction.tolist()
+
+
+def test_a_chunk_reads_its_bars_over_two_connections(market_db, quarter_bars):
+    store_bars(quarter_bars)
+    connect = ReusingConnector(hook_connector())
+    parsed = parse_params({"symbols": ["GLBX.MDP3:NQ"], "writers": 1})
+    result = triangle_chunk(FEB, NQ, parsed, connect)
+    assert result["inserted"] > 100
+    assert connect.opened == 2  # the task's connection and the read's second half's
+    connect.close()

@@ -1,0 +1,62 @@
+"""One range read as two, over two connections at once.
+
+A month of 1-minute bars costs the server far more than the client (each row's prices
+scaled and sent: see :func:`market_backfill.db.copy_binary.read_ts_rows`); read as two
+halves on two connections, two server processes share it, on two cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from market_backfill.db.connection import Connection, Connector, close_quietly, release
+from market_backfill.names import MINUTE_NS
+
+RangeRead = Callable[[Connection, int, int], np.ndarray]
+"""``read(conn, lo_ns, hi_ns)``: the rows with first column in ``[lo, hi)``, sorted by it."""
+
+SPLIT_FROM_NS = 7 * 24 * 60 * MINUTE_NS
+"""Ranges shorter than a week are read on one connection: a second connection's start
+costs more than its half of a short read saves."""
+
+
+def read_split(
+    conn: Connection,
+    connect: Connector | None,
+    read: RangeRead,
+    lo_ns: int,
+    hi_ns: int,
+) -> np.ndarray:
+    """``read`` over ``[lo, hi)`` as one sorted matrix. With ``connect`` and a range of at
+    least :data:`SPLIT_FROM_NS`, the first half (cut at a whole minute) is read by a
+    thread on a connection from ``connect`` while this thread reads the second on
+    ``conn``; the helper connection is given back after (:func:`release`), or closed when
+    a read failed, and a failure of either read is raised after both ended (a lost
+    connection as such: the caller's transaction retries the whole read).
+
+    Transaction behaviour: the second half is read in the caller's transaction on
+    ``conn``; the first in a transaction of its own (read committed, rolled back when the
+    helper is given back). Each half sees the rows committed before its query began, as
+    two reads on ``conn`` would."""
+    if connect is None or hi_ns - lo_ns < SPLIT_FROM_NS:
+        return read(conn, lo_ns, hi_ns)
+    mid = lo_ns + (hi_ns - lo_ns) // 2 // MINUTE_NS * MINUTE_NS
+    helper = connect()
+    ended = False
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="range reader") as pool:
+            first = pool.submit(read, helper, lo_ns, mid)
+            try:
+                second = read(conn, mid, hi_ns)
+            finally:
+                head = first.result()  # waits for it; its failure is raised here first
+        ended = True
+    finally:
+        if ended:
+            release(connect, helper)
+        else:  # a read failed or was interrupted: the helper's state is not known
+            close_quietly(helper)
+    return np.concatenate([head, second])
