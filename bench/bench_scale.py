@@ -209,11 +209,11 @@ def pipeline(
     work: Path,
     stage_floors: bool = False,
     stages: tuple[str, ...] = STAGES,
-    reingest: dict | None = None,
+    extra: dict | None = None,
 ) -> tuple[list[dict], int]:
     """Every stage, one after the other, on fresh databases: their timings (each with its
-    floor's under ``"floor"`` when ``stage_floors``), bars stored. ``reingest``: more
-    ``ohlcv_reingest`` params (e.g. ``writers``)."""
+    floor's under ``"floor"`` when ``stage_floors``), bars stored. ``extra``: more params
+    of the three chunk stages (``writers``)."""
     market = create_database(admin, "scale")
     meta = create_database(admin, "scalemeta") if executor == "celery" else None
     months = _months(dates)
@@ -223,10 +223,10 @@ def pipeline(
             **dates,
             "source": "dbn_file",
             "dbn_path": str(files / "*.dbn.zst"),
-            **(reingest or {}),
+            **(extra or {}),
         },
-        "triangle_backfill": dates,
-        "feature_backfill": dates,
+        "triangle_backfill": {**dates, **(extra or {})},
+        "feature_backfill": {**dates, **(extra or {})},
         "gap_detection": {**dates, "repair": False},
     }
     floor_confs = {
@@ -475,11 +475,14 @@ def main() -> None:
         help="before each stage, its no-op floor DAG with as many mapped tasks",
     )
     parser.add_argument(
-        "--writers", type=int, help="ohlcv_reingest's writers param (default: the DAG's)"
+        "--writers",
+        type=int,
+        help="the writers param of ohlcv_reingest, triangle_backfill and feature_backfill "
+        "(default: the DAGs', 2)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
-    reingest = {} if args.writers is None else {"writers": args.writers}
+    writers = {} if args.writers is None else {"writers": args.writers}
     if unknown := set(args.stages.split(",")) - set(STAGES):
         parser.error(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
     compile_package(ROOT)  # task processes load the package as a pip install leaves it
@@ -511,7 +514,7 @@ def main() -> None:
             work,
             args.stage_floors,
             tuple(s for s in args.stages.split(",") if s),
-            reingest,
+            writers,
         )
         report += table(executor, results, stored)
     if args.wide_symbols:
@@ -519,7 +522,7 @@ def main() -> None:
         report += wide(admin, args.wide_symbols, work)
     if args.floor_years:
         print("floor ...", flush=True)
-        report += floor(admin, args.floor_years, work, reingest=reingest)
+        report += floor(admin, args.floor_years, work, reingest=writers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(report) + "\n", encoding="utf-8")
     print("\n".join(report))

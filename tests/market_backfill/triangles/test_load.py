@@ -289,3 +289,28 @@ def test_a_chunk_reads_its_bars_over_two_connections(market_db, quarter_bars):
     assert result["inserted"] > 100
     assert connect.opened == 2  # the task's connection and the read's second half's
     connect.close()
+
+
+def test_a_lost_second_reader_retries_the_read_and_the_chunk_succeeds(market_db, quarter_bars):
+    """The read's second connection is terminated as it opens: the lost connection ends
+    the read's transaction, which is retried whole on new connections."""
+    store_bars(quarter_bars)
+    opened = []
+
+    def connect():
+        conn = hook_connector()()
+        opened.append(conn)
+        if len(opened) == 2:  # the first read's second half
+            with market_db.connect() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        return conn
+
+    parsed = parse_params({"symbols": ["GLBX.MDP3:NQ"], "writers": 1})
+    result = triangle_chunk(FEB, NQ, parsed, connect)
+    want = _engine_events(quarter_bars, "2025-02-01", "2025-03-01", parsed.settings)
+    assert result["inserted"] == len(want)
+    assert len(opened) == 5  # read (2), read again (2), write (1)
+    assert opened[1].closed
+    with market_db.connect() as conn:
+        got = stored_events(conn, ["GLBX.MDP3:NQ"])
+    assert (got.ts.map(lambda t: to_ns(t)).to_numpy() == want.ts.to_numpy()).all()
