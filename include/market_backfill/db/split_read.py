@@ -34,8 +34,9 @@ def read_split(
     least :data:`SPLIT_FROM_NS`, the first half (cut at a whole minute) is read by a
     thread on a connection from ``connect`` while this thread reads the second on
     ``conn``; the helper connection is given back after (:func:`release`), or closed when
-    a read failed, and a failure of either read is raised after both ended (a lost
-    connection as such: the caller's transaction retries the whole read).
+    a read failed. A failure is raised once both reads ended: this thread's own (the
+    helper's, if any, then dropped), else the helper's; a lost connection as such, so the
+    caller's transaction retries the whole read.
 
     Transaction behaviour: the second half is read in the caller's transaction on
     ``conn``; the first in a transaction of its own (read committed, rolled back when the
@@ -49,10 +50,8 @@ def read_split(
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="range reader") as pool:
             first = pool.submit(read, helper, lo_ns, mid)
-            try:
-                second = read(conn, mid, hi_ns)
-            finally:
-                head = first.result()  # waits for it; its failure is raised here first
+            second = read(conn, mid, hi_ns)  # on a failure the pool's exit waits for the first
+            head = first.result()
         ended = True
     finally:
         if ended:

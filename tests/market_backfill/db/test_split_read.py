@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import psycopg
@@ -80,19 +81,23 @@ def test_a_failing_half_is_raised_and_its_helper_closed(market_db, quarter_bars)
         helpers.append(conn)
         return conn
 
-    for failing in ("first", "second"):
+    # both failing: this thread's (the second half's) is raised, once the first ended
+    for failing, raised in (("first", "first"), ("second", "second"), ("both", "second")):
 
         def read(conn, lo, hi, failing=failing):
-            if (lo == LO) == (failing == "first"):
-                raise ValueError(f"{failing} half unreadable")
+            half = "first" if lo == LO else "second"
+            if failing in (half, "both"):
+                if half == "second":
+                    time.sleep(0.2)  # the first half fails first
+                raise ValueError(f"{half} half unreadable")
             return _bars(conn, lo, hi)
 
         with market_db.connect() as conn:
-            with pytest.raises(ValueError, match=f"{failing} half unreadable"):
+            with pytest.raises(ValueError, match=f"{raised} half unreadable"):
                 read_split(conn, connect, read, LO, HI)
             assert conn.execute("SELECT 1").fetchone() == (1,)
         assert not any(t.name.startswith("range reader") for t in threading.enumerate())
-    assert len(helpers) == 2
+    assert len(helpers) == 3
     assert all(h.closed for h in helpers)
 
 
