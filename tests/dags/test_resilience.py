@@ -35,10 +35,13 @@ class Killer:
     def __init__(self, admin, every: int = 7) -> None:
         self.admin, self.every = admin, every
         self.kills = 0
+        self._count = threading.Lock()  # two writers' hooks may kill at once
 
     def __call__(self, at: BatchAttempt) -> None:
         if at.attempt == 1 and at.conn is not None and at.batch % self.every == 0:
-            self.kills += terminate_backend(self.admin, at.conn)
+            killed = terminate_backend(self.admin, at.conn)
+            with self._count:
+                self.kills += killed
 
 
 def _totals(db, run_id: str) -> dict:
