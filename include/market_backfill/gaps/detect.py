@@ -14,6 +14,7 @@ a holiday), at least ``min_gap_minutes`` long.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from psycopg import sql
 
 from market_backfill.db.connection import Connection, Connector, close_quietly, release
 from market_backfill.db.copy_binary import read_timestamps
+from market_backfill.db.split_read import helper_read
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.gaps.scanned_months import keep_months, month_states
 from market_backfill.minute_runs import runs_of
@@ -43,6 +45,8 @@ from market_backfill.trading_calendar import (
     period_minutes,
     sessions,
 )
+
+log = logging.getLogger(__name__)
 
 _RANGE_READ = sql.SQL(
     "SELECT ts FROM {} WHERE symbol = {} AND roll_rule = {} AND rank = {} "
@@ -80,7 +84,10 @@ def read_ranges(
     ranges at once while the caller compares the ones read with the calendar. The caller
     must not use ``conn`` until the iteration ends (it waits for the readers then, also
     when abandoned early). Reads on ``conn`` are in the caller's transaction; each read
-    sees the bars committed before it began, as on ``conn`` alone (read committed)."""
+    sees the bars committed before it began, as on ``conn`` alone (read committed). A
+    read on the helper waits at most :data:`~market_backfill.db.split_read.HELPER_LOCK_TIMEOUT`
+    for a lock: then the readers stop and the ranges from that one on are read on
+    ``conn`` (no deadlock with a lock request queued behind the caller's transaction)."""
     if connect is None or len(ranges) < 2:
         with conn.cursor() as cur:
             for lo, hi in ranges:
@@ -91,23 +98,33 @@ def read_ranges(
     free.put(conn)
     free.put(helper)
 
-    def read(span: tuple[datetime, datetime]) -> np.ndarray:
+    def on_helper(reader: Connection, lo: datetime, hi: datetime) -> np.ndarray:
+        with reader.cursor() as cur:
+            return _read_range(cur, series, lo, hi)
+
+    def read(span: tuple[datetime, datetime]) -> np.ndarray | None:
         reader = free.get()
         try:
+            if reader is helper:  # None: it met a lock
+                return helper_read(helper, on_helper, *span)
             with reader.cursor() as cur:
                 return _read_range(cur, series, *span)
         finally:
             free.put(reader)
 
     done = False
-    pending: deque[Future[np.ndarray]] = deque()
+    blocked = len(ranges)  # the first range the helper could not read
+    pending: deque[Future[np.ndarray | None]] = deque()
     with ThreadPoolExecutor(2, thread_name_prefix="gap scan reader") as pool:
         try:
             todo = iter(ranges)
             for span in islice(todo, READ_AHEAD):
                 pending.append(pool.submit(read, span))
-            while pending:
+            for index in range(len(ranges)):
                 stored = pending.popleft().result()
+                if stored is None:
+                    blocked = index
+                    break
                 for span in islice(todo, 1):
                     pending.append(pool.submit(read, span))
                 yield stored
@@ -119,6 +136,11 @@ def read_ranges(
         release(connect, helper)
     else:  # a read failed or the caller stopped: the helper's state is not known
         close_quietly(helper)
+    if blocked < len(ranges):  # the readers have ended: the rest on ``conn`` alone
+        log.info("gap scan: a lock held the second reader; reading on one connection")
+        with conn.cursor() as cur:
+            for lo, hi in ranges[blocked:]:
+                yield _read_range(cur, series, lo, hi)
 
 
 def _month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:

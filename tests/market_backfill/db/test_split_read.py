@@ -115,3 +115,42 @@ def test_a_lost_helper_connection_is_raised_as_lost(market_db, quarter_bars):
     with market_db.connect() as conn:
         with pytest.raises(psycopg.OperationalError):
             read_split(conn, connect, _bars, LO, HI)
+
+
+def test_a_lock_request_queued_behind_the_callers_transaction_does_not_deadlock(
+    market_db, quarter_bars
+):
+    """The caller's transaction holds the table's share lock; another session asks for
+    an exclusive one (a schema apply's ALTER TABLE) and waits for it; the helper's read
+    would wait behind that request, the request for the caller, the caller for the
+    helper. The helper gives up after its lock timeout and the caller reads both halves."""
+    store_bars(quarter_bars)
+    connect = ReusingConnector(hook_connector())
+    locked = threading.Event()
+
+    def lock_table() -> None:
+        with market_db.connect() as other:
+            other.execute("LOCK TABLE market_bars_ohlcv_1m_clean IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+
+    with market_db.connect() as conn:
+        whole = _bars(conn, LO, HI)  # the caller's transaction now holds the share lock
+        locker = threading.Thread(target=lock_table, daemon=True)
+        locker.start()
+        time.sleep(0.5)  # the exclusive request is queued behind the caller's transaction
+        assert not locked.is_set()
+        got = []
+        reader = threading.Thread(
+            target=lambda: got.append(read_split(conn, connect, _bars, LO, HI)), daemon=True
+        )
+        reader.start()
+        reader.join(timeout=30)
+        assert not reader.is_alive()  # a deadlock would hold it forever
+        assert got[0].tolist() == whole.tolist()
+        conn.commit()
+    locker.join(timeout=30)
+    assert locked.is_set()  # the exclusive lock went through once the caller committed
+    helper = connect()  # the helper, given back usable
+    assert helper.execute("SELECT 1").fetchone() == (1,)
+    helper.close()
+    connect.close()

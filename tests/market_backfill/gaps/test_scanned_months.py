@@ -6,6 +6,7 @@ writer committing mid-scan."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 
 import numpy as np
@@ -378,4 +379,43 @@ def test_a_scan_failing_between_reads_ends_its_readers_before_it_raises(
         assert not readers
         conn.rollback()
         assert conn.execute("SELECT 1").fetchone() == (1,)
+    connect.close()
+
+
+def test_a_lock_request_queued_behind_the_scans_transaction_does_not_deadlock(
+    market_db, quarter_bars
+):
+    """As for the split reads (``test_split_read.py``): the second reader, stuck behind
+    an exclusive lock request that waits for the scan's own transaction, gives up after
+    its lock timeout, and the ranges from there on are read on the scan's connection."""
+    store_bars(quarter_bars)
+    ranges = _months_of_quarter()
+    connect = ReusingConnector(hook_connector())
+    locked = threading.Event()
+
+    def lock_table() -> None:
+        with market_db.connect() as other:
+            other.execute("LOCK TABLE market_bars_ohlcv_1m_clean IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+
+    with market_db.connect() as conn:
+        want = [stored_minutes(conn, NQ_V0, lo, hi).tolist() for lo, hi in ranges]
+        locker = threading.Thread(target=lock_table, daemon=True)
+        locker.start()
+        time.sleep(0.5)  # the exclusive request is queued behind the scan's transaction
+        assert not locked.is_set()
+        got = []
+        reader = threading.Thread(
+            target=lambda: got.extend(
+                r.tolist() for r in detect.read_ranges(conn, NQ_V0, ranges, connect)
+            ),
+            daemon=True,
+        )
+        reader.start()
+        reader.join(timeout=30)
+        assert not reader.is_alive()  # a deadlock would hold it forever
+        assert got == want
+        conn.commit()
+    locker.join(timeout=30)
+    assert locked.is_set()
     connect.close()
