@@ -7,8 +7,14 @@ fault lands exactly where the test says, never racing the load.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from psycopg import sql
 
 from market_backfill_devtools.pg import PgTarget
 
@@ -29,6 +35,41 @@ def terminate_app_backends(admin: PgTarget, application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return sum(1 for (ok,) in rows if ok)
+
+
+@contextmanager
+def queued_exclusive_lock(admin: PgTarget, table: str) -> Iterator[None]:
+    """Another session asks for an ``ACCESS EXCLUSIVE`` lock on ``table`` (as a schema
+    apply's ``ALTER TABLE`` does) and waits: the caller's open transaction holds a share
+    lock on it. On exit (after the caller ended its transaction) the lock must have been
+    granted."""
+    locked = threading.Event()
+
+    def lock_table() -> None:
+        with admin.connect() as other:
+            other.execute(
+                sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
+            )
+            locked.set()
+
+    locker = threading.Thread(target=lock_table, daemon=True)
+    locker.start()
+    time.sleep(0.5)  # the request is queued behind the caller's transaction
+    assert not locked.is_set()
+    yield
+    locker.join(timeout=30)
+    assert locked.is_set()
+
+
+def finishes(work: Callable[[], Any], timeout: float = 30) -> Any:
+    """``work()``'s result, run in a thread that must end within ``timeout`` seconds (a
+    deadlock would hold it forever)."""
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
+    thread.start()
+    thread.join(timeout=timeout)
+    assert not thread.is_alive()
+    return result[0]
 
 
 class PrivateServer:

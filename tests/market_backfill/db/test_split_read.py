@@ -17,6 +17,7 @@ from market_backfill.timeutil import to_ns
 from market_backfill.triangles.bars import read_bars
 from tests.conftest import store_bars
 from tests.market_backfill.gaps.holes import NQ_V0
+from tests.support.faults import finishes, queued_exclusive_lock
 
 LO, HI = to_ns("2025-01-06T00:00Z"), to_ns("2025-03-01T00:00Z")
 
@@ -126,30 +127,12 @@ def test_a_lock_request_queued_behind_the_callers_transaction_does_not_deadlock(
     helper. The helper gives up after its lock timeout and the caller reads both halves."""
     store_bars(quarter_bars)
     connect = ReusingConnector(hook_connector())
-    locked = threading.Event()
-
-    def lock_table() -> None:
-        with market_db.connect() as other:
-            other.execute("LOCK TABLE market_bars_ohlcv_1m_clean IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-
     with market_db.connect() as conn:
         whole = _bars(conn, LO, HI)  # the caller's transaction now holds the share lock
-        locker = threading.Thread(target=lock_table, daemon=True)
-        locker.start()
-        time.sleep(0.5)  # the exclusive request is queued behind the caller's transaction
-        assert not locked.is_set()
-        got = []
-        reader = threading.Thread(
-            target=lambda: got.append(read_split(conn, connect, _bars, LO, HI)), daemon=True
-        )
-        reader.start()
-        reader.join(timeout=30)
-        assert not reader.is_alive()  # a deadlock would hold it forever
-        assert got[0].tolist() == whole.tolist()
-        conn.commit()
-    locker.join(timeout=30)
-    assert locked.is_set()  # the exclusive lock went through once the caller committed
+        with queued_exclusive_lock(market_db, "market_bars_ohlcv_1m_clean"):
+            got = finishes(lambda: read_split(conn, connect, _bars, LO, HI))
+            assert got.tolist() == whole.tolist()
+            conn.commit()
     helper = connect()  # the helper, given back usable
     assert helper.execute("SELECT 1").fetchone() == (1,)
     helper.close()

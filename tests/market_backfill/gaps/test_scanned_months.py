@@ -6,7 +6,6 @@ writer committing mid-scan."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import date
 
 import numpy as np
@@ -22,6 +21,7 @@ from market_backfill.timeutil import to_ns
 from market_backfill.trading_calendar import trading_minutes
 from tests.conftest import store_bars
 from tests.market_backfill.gaps.holes import CAL, MIN, NQ_V0, reference_months, utc
+from tests.support.faults import finishes, queued_exclusive_lock
 
 RANGE = utc("2024-12-01T00:00"), utc("2025-05-01T00:00")  # Dec and Apr hold no bars
 CUT = utc("2025-01-15T13:07"), utc("2025-03-20T09:00")  # months cut at both ends
@@ -391,31 +391,12 @@ def test_a_lock_request_queued_behind_the_scans_transaction_does_not_deadlock(
     store_bars(quarter_bars)
     ranges = _months_of_quarter()
     connect = ReusingConnector(hook_connector())
-    locked = threading.Event()
-
-    def lock_table() -> None:
-        with market_db.connect() as other:
-            other.execute("LOCK TABLE market_bars_ohlcv_1m_clean IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-
     with market_db.connect() as conn:
         want = [stored_minutes(conn, NQ_V0, lo, hi).tolist() for lo, hi in ranges]
-        locker = threading.Thread(target=lock_table, daemon=True)
-        locker.start()
-        time.sleep(0.5)  # the exclusive request is queued behind the scan's transaction
-        assert not locked.is_set()
-        got = []
-        reader = threading.Thread(
-            target=lambda: got.extend(
-                r.tolist() for r in detect.read_ranges(conn, NQ_V0, ranges, connect)
-            ),
-            daemon=True,
-        )
-        reader.start()
-        reader.join(timeout=30)
-        assert not reader.is_alive()  # a deadlock would hold it forever
-        assert got == want
-        conn.commit()
-    locker.join(timeout=30)
-    assert locked.is_set()
+        with queued_exclusive_lock(market_db, "market_bars_ohlcv_1m_clean"):
+            got = finishes(
+                lambda: [r.tolist() for r in detect.read_ranges(conn, NQ_V0, ranges, connect)]
+            )
+            assert got == want
+            conn.commit()
     connect.close()
