@@ -35,15 +35,17 @@ server can see. After this wait the helper gives up and the caller reads its par
 def helper_read(
     helper: Connection, read: Callable[[Connection, Any, Any], np.ndarray], lo: Any, hi: Any
 ) -> np.ndarray | None:
-    """``read`` on ``helper`` in a transaction that waits at most
-    :data:`HELPER_LOCK_TIMEOUT` for a lock (``SET LOCAL``: gone when the helper is given
-    back); None when it timed out (the transaction is then rolled back)."""
+    """``read`` on ``helper`` in a transaction of its own that waits at most
+    :data:`HELPER_LOCK_TIMEOUT` for a lock (``SET LOCAL``) and is rolled back as soon as
+    the read ends, its locks with it: the caller's reads never queue behind a request
+    that waits for the helper. None when the wait timed out."""
     try:
         helper.execute(f"SET LOCAL lock_timeout = '{HELPER_LOCK_TIMEOUT}'")
         return read(helper, lo, hi)
     except LockNotAvailable:
-        helper.rollback()
         return None
+    finally:
+        helper.rollback()
 
 
 def read_split(

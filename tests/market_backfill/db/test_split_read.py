@@ -11,7 +11,7 @@ import pytest
 
 from market_backfill.airflow.connections import hook_connector
 from market_backfill.db.connection import ReusingConnector
-from market_backfill.db.split_read import SPLIT_FROM_NS, read_split
+from market_backfill.db.split_read import SPLIT_FROM_NS, helper_read, read_split
 from market_backfill.names import MINUTE_NS
 from market_backfill.timeutil import to_ns
 from market_backfill.triangles.bars import read_bars
@@ -137,3 +137,19 @@ def test_a_lock_request_queued_behind_the_callers_transaction_does_not_deadlock(
     assert helper.execute("SELECT 1").fetchone() == (1,)
     helper.close()
     connect.close()
+
+
+def test_a_helper_read_holds_no_lock_once_it_ended(market_db, quarter_bars):
+    """Else the caller's read could queue behind an exclusive request waiting for the
+    helper's open transaction, which ends only when the caller's read has."""
+    store_bars(quarter_bars)
+    with market_db.connect() as helper, market_db.connect() as admin:
+        got = helper_read(helper, _bars, LO, LO + SPLIT_FROM_NS)
+        assert len(got) > 5_000
+        held = admin.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND relation = "
+            "'market_bars_ohlcv_1m_clean'::regclass",
+            (helper.info.backend_pid,),
+        ).fetchone()[0]
+        assert held == 0
+        assert helper.execute("SHOW lock_timeout").fetchone()[0] == "0"  # SET LOCAL only
