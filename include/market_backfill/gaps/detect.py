@@ -89,16 +89,14 @@ def read_ranges(
     for a lock: then the readers stop and the ranges from that one on are read on
     ``conn`` (no deadlock with a lock request queued behind the caller's transaction)."""
     if connect is None or len(ranges) < 2:
-        with conn.cursor() as cur:
-            for lo, hi in ranges:
-                yield _read_range(cur, series, lo, hi)
+        yield from _read_in_order(conn, series, ranges)
         return
     helper = connect()
     free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
     free.put(conn)
     free.put(helper)
 
-    def on_helper(reader: Connection, lo: datetime, hi: datetime) -> np.ndarray:
+    def read_on(reader: Connection, lo: datetime, hi: datetime) -> np.ndarray:
         with reader.cursor() as cur:
             return _read_range(cur, series, lo, hi)
 
@@ -106,9 +104,8 @@ def read_ranges(
         reader = free.get()
         try:
             if reader is helper:  # None: it met a lock
-                return helper_read(helper, on_helper, *span)
-            with reader.cursor() as cur:
-                return _read_range(cur, series, *span)
+                return helper_read(helper, read_on, *span)
+            return read_on(reader, *span)
         finally:
             free.put(reader)
 
@@ -138,9 +135,15 @@ def read_ranges(
         close_quietly(helper)
     if blocked < len(ranges):  # the readers have ended: the rest on ``conn`` alone
         log.info("gap scan: a lock held the second reader; reading on one connection")
-        with conn.cursor() as cur:
-            for lo, hi in ranges[blocked:]:
-                yield _read_range(cur, series, lo, hi)
+        yield from _read_in_order(conn, series, ranges[blocked:])
+
+
+def _read_in_order(
+    conn: Connection, series: Series, ranges: Sequence[tuple[datetime, datetime]]
+) -> Iterator[np.ndarray]:
+    with conn.cursor() as cur:
+        for lo, hi in ranges:
+            yield _read_range(cur, series, lo, hi)
 
 
 def _month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
