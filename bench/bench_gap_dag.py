@@ -32,7 +32,8 @@ def measure(url: str, start: datetime, end: datetime, repeat: int) -> dict:
     """Median seconds of the floor and of ``gap_detection`` over ``[start, end)``, both
     with every month read (``read``: the kept months forgotten first) and rescanning
     unchanged bars (``kept``: the months the run before kept), each run's paired
-    difference with the floor's run before it, and the scan alone both ways."""
+    difference with the floor's run before it (``runs``: each round's three seconds), and
+    the scan alone both ways."""
     env = airflow_env(airflow_uri(url))
     conf = {
         "symbols": ["GLBX.MDP3:NQ"],
@@ -46,7 +47,8 @@ def measure(url: str, start: datetime, end: datetime, repeat: int) -> dict:
         forget_scans(url)
         runs["read"].append(dags_test(env, ROOT / "dags", "gap_detection", conf))
         runs["kept"].append(dags_test(env, ROOT / "dags", "gap_detection", conf))
-    out = {k: statistics.median(v) for k, v in runs.items()}
+    out: dict = {k: statistics.median(v) for k, v in runs.items()}
+    out["runs"] = list(zip(runs["floor"], runs["read"], runs["kept"], strict=True))
     for kind in ("read", "kept"):
         out[f"paired_{kind}"] = [g - f for f, g in zip(runs["floor"], runs[kind], strict=True)]
     scans = time_scans(url, start, end, repeat)

@@ -154,12 +154,13 @@ def one_copy(url: str, frame) -> None:
         copy_all(conn, frame)
 
 
+TWO_WRITERS = "inserter (COPY per 500, two writers: reingest's default)"
 STRATEGIES: dict[str, Callable] = {
     "seed: iterrows + execute_values": seed_execute_values,
     "execute_values (no iterrows)": execute_values_only,
     "inserter, upsert path": inserter_upsert,
     "inserter (COPY per 500, one writer)": inserter,
-    "inserter (COPY per 500, two writers: reingest's default)": inserter_two_writers,
+    TWO_WRITERS: inserter_two_writers,
     "one COPY, one transaction": one_copy,
 }
 

@@ -216,25 +216,7 @@ def pipeline(
     of the three chunk stages (``writers``)."""
     market = create_database(admin, "scale")
     meta = create_database(admin, "scalemeta") if executor == "celery" else None
-    months = _months(dates)
-    dates = {**dates, "symbols": [f"GLBX.MDP3:{r}" for r in roots]}
-    confs = {
-        "ohlcv_reingest": {
-            **dates,
-            "source": "dbn_file",
-            "dbn_path": str(files / "*.dbn.zst"),
-            **(extra or {}),
-        },
-        "triangle_backfill": {**dates, **(extra or {})},
-        "feature_backfill": {**dates, **(extra or {})},
-        "gap_detection": {**dates, "repair": False},
-    }
-    floor_confs = {
-        "floor_reingest": {"months": months},
-        "floor_triangles": {"months": months},
-        "floor_features": {"months": months},
-        "floor_gaps": {"symbols": len(roots)},
-    }
+    confs = stage_confs(dates, files, roots, extra)
     dags = ROOT / "dags"
     if stage_floors:
         dags = _dags_with_floors(work / f"dags-{executor}", list(STAGE_FLOORS.values()))
@@ -251,7 +233,7 @@ def pipeline(
                 if stage_floors:
                     floor_id = STAGE_FLOORS[dag_id]
                     print(f"  {executor} {floor_id} ...", flush=True)
-                    floor_run = run_stage(stack, market, floor_id, floor_confs[floor_id])
+                    floor_run = run_stage(stack, market, floor_id, confs[floor_id])
                     print(f"    {floor_run}", flush=True)
                 print(f"  {executor} {dag_id} ...", flush=True)
                 ours = run_stage(stack, market, dag_id, confs[dag_id])
@@ -264,6 +246,76 @@ def pipeline(
         if meta is not None:
             drop_database(admin, meta)
     return results, stored
+
+
+def deep_history(
+    admin: PgTarget,
+    years: int,
+    executors: list[str],
+    work: Path,
+    stage_floors: bool = False,
+    stages: tuple[str, ...] = STAGES,
+    extra: dict | None = None,
+) -> tuple[list[str], dict[str, list[dict]]]:
+    """``years`` (ending 2026-01-01) x :data:`DEEP_ROOTS` as monthly DBN files, then
+    :func:`pipeline` on each executor: the report's lines and each executor's stage
+    results (none without executors)."""
+    if not executors:
+        return [], {}
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime(2026 - years, 1, 1, tzinfo=UTC)
+    deep = work / "deep"
+    print(f"writing {years} years x {len(DEEP_ROOTS)} symbols ...", flush=True)
+    bars = write_files(deep, list(DEEP_ROOTS), start, end)
+    report = [
+        f"{years} years x {len(DEEP_ROOTS)} symbols ({', '.join(DEEP_ROOTS)}): {bars:,} "
+        f"SYNTHETIC bars in {len(list(deep.iterdir()))} monthly DBN files; each stage one "
+        "manual run over all of it, alone.",
+        "",
+    ]
+    dates = {"start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()}
+    runs = {}
+    for executor in executors:
+        results, stored = pipeline(
+            executor, admin, deep, list(DEEP_ROOTS), dates, work, stage_floors, stages, extra
+        )
+        report += table(executor, results, stored)
+        runs[executor] = results
+    return report, runs
+
+
+def parse_stages(text: str) -> tuple[str, ...]:
+    """The stages named in ``text`` (comma-separated), in its order; ValueError names any
+    that is not one of :data:`STAGES`."""
+    stages = tuple(s.strip() for s in text.split(",") if s.strip())
+    if unknown := set(stages) - set(STAGES):
+        raise ValueError(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
+    return stages
+
+
+def stage_confs(dates: dict, files: Path, roots: list[str], extra: dict | None = None) -> dict:
+    """Each stage's and each floor's run conf: ``dates`` (ISO ``start`` and ``end``) for
+    ``roots`` on GLBX.MDP3, ``ohlcv_reingest`` reading the DBN files in ``files``, no
+    repairs in ``gap_detection``; ``extra`` params for the three chunk stages (e.g.
+    ``writers``); the floors as many mapped tasks as their stage (one per month; one per
+    symbol for ``floor_gaps``)."""
+    months = _months(dates)
+    dates = {**dates, "symbols": [f"GLBX.MDP3:{r}" for r in roots]}
+    return {
+        "ohlcv_reingest": {
+            **dates,
+            "source": "dbn_file",
+            "dbn_path": str(files / "*.dbn.zst"),
+            **(extra or {}),
+        },
+        "triangle_backfill": {**dates, **(extra or {})},
+        "feature_backfill": {**dates, **(extra or {})},
+        "gap_detection": {**dates, "repair": False},
+        "floor_reingest": {"months": months},
+        "floor_triangles": {"months": months},
+        "floor_features": {"months": months},
+        "floor_gaps": {"symbols": len(roots)},
+    }
 
 
 def _months(dates: dict) -> int:
@@ -369,12 +421,18 @@ def wide(admin: PgTarget, count: int, work: Path) -> list[str]:
 
 
 def floor(
-    admin: PgTarget, years: int, work: Path, repeat: int = 2, reingest: dict | None = None
+    admin: PgTarget,
+    years: int,
+    work: Path,
+    repeat: int = 2,
+    reingest: dict | None = None,
+    figures: dict | None = None,
 ) -> list[str]:
     """Issue 15's running-Airflow figure: ``years`` of NQ through ``ohlcv_reingest`` (more
     params in ``reingest``) against ``floor_reingest`` (a no-op DAG of its shape, as many
     mapped tasks) on one LocalExecutor stack, runs alternating; the seed method's time for
-    the same rows beside it."""
+    the same rows beside it. ``figures`` gets the medians (``running_floor_s``,
+    ``running_ours_s``) and the seed method's seconds (``running_seed_s``)."""
     import bench_insert
 
     from market_backfill.db.schema import apply_schema
@@ -422,6 +480,8 @@ def floor(
     floor_s = statistics.median(r["wall"] for r in runs["floor_reingest"])
     ours = statistics.median(r["wall"] for r in runs["ohlcv_reingest"])
     above, seed_s = ours - floor_s, bars / seed_rate
+    if figures is not None:
+        figures.update(running_floor_s=floor_s, running_ours_s=ours, running_seed_s=seed_s)
     each = {dag_id: ", ".join(f"{r['wall']:.1f}" for r in rs) for dag_id, rs in runs.items()}
     if above > 0:
         verdict = (
@@ -483,40 +543,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / ".local" / "bench" / "scale.md")
     args = parser.parse_args()
     writers = {} if args.writers is None else {"writers": args.writers}
-    if unknown := set(args.stages.split(",")) - set(STAGES):
-        parser.error(f"unknown stages {sorted(unknown)}; known: {', '.join(STAGES)}")
+    try:
+        stages = parse_stages(args.stages)
+    except ValueError as exc:
+        parser.error(str(exc))
     compile_package(ROOT)  # task processes load the package as a pip install leaves it
     args.url = embedded.server_url(args.url, ROOT / ".local" / "bench-pgdata")
     admin = PgTarget.from_url(args.url)
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    end = datetime(2026, 1, 1, tzinfo=UTC)
-    start = datetime(2026 - args.years, 1, 1, tzinfo=UTC)
-    report: list[str] = []
     executors = [e for e in args.executors.split(",") if e]
-    if executors:
-        deep = work / "deep"
-        print(f"writing {args.years} years x {len(DEEP_ROOTS)} symbols ...", flush=True)
-        bars = write_files(deep, list(DEEP_ROOTS), start, end)
-        report += [
-            f"{args.years} years x {len(DEEP_ROOTS)} symbols ({', '.join(DEEP_ROOTS)}): {bars:,} "
-            f"SYNTHETIC bars in {len(list(deep.iterdir()))} monthly DBN files; each stage one "
-            "manual run over all of it, alone.",
-            "",
-        ]
-    dates = {"start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()}
-    for executor in executors:
-        results, stored = pipeline(
-            executor,
-            admin,
-            deep,
-            list(DEEP_ROOTS),
-            dates,
-            work,
-            args.stage_floors,
-            tuple(s for s in args.stages.split(",") if s),
-            writers,
-        )
-        report += table(executor, results, stored)
+    report, _ = deep_history(
+        admin,
+        args.years,
+        executors,
+        work,
+        args.stage_floors,
+        stages,
+        writers,
+    )
     if args.wide_symbols:
         print("wide ...", flush=True)
         report += wide(admin, args.wide_symbols, work)

@@ -1,0 +1,214 @@
+"""Issue 15's targets beside the figures of one ``run_all.py`` run: BENCHMARKS.md's first table.
+
+:func:`targets_table` turns the run's figures (a mapping filled by the sections of
+``run_all.py``; see :data:`FIGURES`) into one row per target: what issue 15 asks, the
+figure measured in this run with the floor it is measured against, whether it is met,
+and the section that holds the method. A figure the run did not measure (the
+running-Airflow ones without ``--full``) is said to be missing, never taken from an
+earlier run.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+FIGURES = {
+    "fixed_cost_runs": "(floor s, empty run s) per alternating `airflow dags test` pair",
+    "year_runs": "(floor s, year run s) per alternating `airflow dags test` pair",
+    "seed_year_s": "the seed method's seconds for the year's rows",
+    "running_floor_s": "two years through a running Airflow: the floor DAG's median s",
+    "running_ours_s": "the same: `ohlcv_reingest`'s median s",
+    "running_seed_s": "the seed method's seconds for those rows",
+    "stages_s": "15 years x 4 symbols: wall s of each stage through a running Airflow",
+    "stages_years": "the years of ``stages_s`` when not 15",
+    "load_dag_ratio": "the DAG's code path / one COPY, rows/s",
+    "load_inserter_ratio": "the inserter alone (two writers) / one COPY, rows/s",
+    "triangles_bars_s": "triangles end to end, bars/s",
+    "gap_runs": "(floor s, first scan s, rescan s) per alternating `airflow dags test` run",
+    "features_bars_s": "features end to end, bars/s",
+    "features_limit_bars_s": "the feature stage's writes as one COPY per table, bars/s",
+    "peak_rss_mb": "peak RSS of each chunk task measured, MB, by task",
+}
+"""The figures :func:`targets_table` reads, each optional."""
+
+FULL = "not measured in this run (`--full` measures it)"
+
+
+class Row(NamedTuple):
+    target: str
+    measured: str
+    met: str  # "yes", "no" or why there is no verdict
+    section: str
+
+
+def _verdict(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def _median_difference(pairs: Sequence[Sequence[float]], column: int = 1) -> tuple[float, str]:
+    """The medians' difference of ``pairs[i][column]`` and ``pairs[i][0]`` (the floor), and
+    each pair's difference as text."""
+    floor = statistics.median(p[0] for p in pairs)
+    ours = statistics.median(p[column] for p in pairs)
+    paired = ", ".join(f"{p[column] - p[0]:.2f}" for p in pairs)
+    return ours - floor, paired
+
+
+def fixed_cost(f: Mapping[str, Any]) -> Row:
+    """At most 1 s by the medians, and by the median of the paired differences."""
+    target = "our fixed cost per run (`airflow dags test`, an empty run - the floor) at most 1 s"
+    section = "Airflow's floor and our fixed cost"
+    pairs = f.get("fixed_cost_runs")
+    if not pairs:
+        return Row(target, "-", "not measured", section)
+    above, paired = _median_difference(pairs)
+    paired_median = statistics.median(p[1] - p[0] for p in pairs)
+    floor = statistics.median(p[0] for p in pairs)
+    measured = f"{above:.2f} s (floor {floor:.1f} s; paired: {paired} s)"
+    return Row(target, measured, _verdict(above <= 1 and paired_median <= 1), section)
+
+
+def year_through_dags_test(f: Mapping[str, Any]) -> Row:
+    target = (
+        "a year through `airflow dags test`: the seed method at least 8x our time above the floor"
+    )
+    section = "Airflow's floor and our fixed cost"
+    pairs, seed = f.get("year_runs"), f.get("seed_year_s")
+    if not pairs or seed is None:
+        return Row(target, "-", "not measured", section)
+    above, paired = _median_difference(pairs)
+    if above <= 0:
+        return Row(
+            target,
+            f"year run {-above:.1f} s below the floor (seed method {seed:.1f} s)",
+            "yes (within the floor's spread)",
+            section,
+        )
+    return Row(
+        target,
+        f"{seed / above:.1f}x (above the floor {above:.2f} s, paired {paired} s; seed method "
+        f"{seed:.1f} s)",
+        _verdict(seed >= 8 * above),
+        section,
+    )
+
+
+def running_two_years(f: Mapping[str, Any]) -> Row:
+    target = (
+        "two years through a running Airflow: the seed method at least 6x our time above the floor"
+    )
+    section = "Airflow's floor through a running Airflow"
+    floor, ours, seed = (f.get(k) for k in ("running_floor_s", "running_ours_s", "running_seed_s"))
+    if floor is None or ours is None or seed is None:
+        return Row(target, "-", FULL, section)
+    above = ours - floor
+    if above <= 0:
+        measured = f"{ours:.1f} s, {-above:.1f} s below the floor's {floor:.1f} s"
+        return Row(target, measured, "yes (within the floor's spread)", section)
+    measured = f"{seed / above:.1f}x ({ours:.1f} s against a floor of {floor:.1f} s)"
+    return Row(target, measured, _verdict(seed >= 6 * above), section)
+
+
+def every_stage(f: Mapping[str, Any]) -> Row:
+    target = "15 years x 4 symbols, every stage through a running Airflow, at most 10 minutes"
+    section = "Every stage through a running Airflow"
+    stages: Mapping[str, float] | None = f.get("stages_s")
+    if not stages:
+        return Row(target, "-", FULL, section)
+    total = sum(stages.values())
+    years = f.get("stages_years", 15)
+    if years != 15:
+        return Row(target, f"{total:.0f} s for {years} years", "not measured at 15 years", section)
+    each = ", ".join(f"`{k}` {v:.0f}" for k, v in stages.items())
+    measured = f"{total:.0f} s ({total / 60:.1f} min: {each})"
+    return Row(target, measured, _verdict(total <= 600), section)
+
+
+def load(f: Mapping[str, Any]) -> Row:
+    target = "the load in 500-row committed batches at least 0.8x one COPY (binary)"
+    section = "Ingest; Insert strategies"
+    dag, alone = f.get("load_dag_ratio"), f.get("load_inserter_ratio")
+    if dag is None:
+        return Row(target, "-", "not measured", section)
+    measured = f"{dag:.2f}x (the DAG's code path)"
+    if alone is not None:
+        measured += f"; {alone:.2f}x (the inserter alone)"
+    return Row(target, measured, _verdict(dag >= 0.8), section)
+
+
+def _rate(target: str, section: str, value: float | None, at_least: float, extra: str = "") -> Row:
+    if value is None:
+        return Row(target, "-", "not measured", section)
+    return Row(target, f"{value:,.0f} bars/s{extra}", _verdict(value >= at_least), section)
+
+
+def triangles(f: Mapping[str, Any]) -> Row:
+    return _rate(
+        "triangles end to end at least 500,000 bars/s",
+        "Triangles",
+        f.get("triangles_bars_s"),
+        500_000,
+    )
+
+
+def gap_scan(f: Mapping[str, Any]) -> Row:
+    """At most 2 s above the floor for a history's first scan and for a rescan."""
+    target = "a 15-year gap scan at most 2 s above the floor"
+    section = "Gap scan through Airflow"
+    runs = f.get("gap_runs")
+    if not runs:
+        return Row(target, "-", "not measured", section)
+    first, first_paired = _median_difference(runs, 1)
+    rescan, rescan_paired = _median_difference(runs, 2)
+    measured = (
+        f"first scan {first:.1f} s (paired {first_paired}), rescan {rescan:.1f} s "
+        f"(paired {rescan_paired})"
+    )
+    return Row(target, measured, _verdict(first <= 2 and rescan <= 2), section)
+
+
+def features(f: Mapping[str, Any]) -> Row:
+    limit = f.get("features_limit_bars_s")
+    extra = "" if limit is None else f" (its writes alone as one COPY: {limit:,.0f} bars/s)"
+    return _rate(
+        "features end to end at least 300,000 bars/s",
+        "Features",
+        f.get("features_bars_s"),
+        300_000,
+        extra,
+    )
+
+
+def memory(f: Mapping[str, Any]) -> Row:
+    target = "peak RSS of a chunk task at most 300 MB"
+    section = "Peak memory of a chunk task"
+    peaks: Mapping[str, float] | None = f.get("peak_rss_mb")
+    if not peaks:
+        return Row(target, "-", "not measured", section)
+    peak = max(peaks.values())
+    each = ", ".join(f"{k} {v:.0f}" for k, v in peaks.items())
+    return Row(target, f"{peak:.0f} MB ({each})", _verdict(peak <= 300), section)
+
+
+TARGETS: tuple[Callable[[Mapping[str, Any]], Row], ...] = (
+    fixed_cost,
+    year_through_dags_test,
+    running_two_years,
+    every_stage,
+    load,
+    triangles,
+    gap_scan,
+    features,
+    memory,
+)
+"""Issue 15's targets, in its order."""
+
+
+def targets_table(figures: Mapping[str, Any]) -> list[str]:
+    """The markdown table of every target of :data:`TARGETS` against ``figures``."""
+    lines = ["| target | measured in this run | met | section |", "|---|---|---|---|"]
+    for row in (target(figures) for target in TARGETS):
+        lines.append(f"| {row.target} | {row.measured} | {row.met} | {row.section} |")
+    return lines
