@@ -166,21 +166,22 @@ STRATEGIES: dict[str, Callable] = {
 
 
 def measure(url: str, frame, repeat: int) -> dict[str, float]:
-    results = {}
-    for name, fn in STRATEGIES.items():
-        times = []
-        for _ in range(repeat):
+    """Median seconds of each strategy writing ``frame`` into an empty table, over
+    ``repeat`` rounds that run every strategy once in turn (so that the ratios share the
+    machine's drift)."""
+    times: dict[str, list[float]] = {name: [] for name in STRATEGIES}
+    for _ in range(repeat):
+        for name, fn in STRATEGIES.items():
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"TRUNCATE {CLEAN_TABLE}")
             started = time.perf_counter()
             fn(url, frame)
-            times.append(time.perf_counter() - started)
+            times[name].append(time.perf_counter() - started)
             with psycopg.connect(url) as conn:
                 assert conn.execute(f"SELECT count(*) FROM {CLEAN_TABLE}").fetchone()[0] == len(
                     frame
                 )
-        results[name] = statistics.median(times)
-    return results
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ from market_backfill.triangles.load import triangle_chunk
 from market_backfill.triangles.params import parse_params as triangle_params
 from market_backfill_devtools import embedded
 from market_backfill_devtools.bytecode import compile_package
+from market_backfill_devtools.pg import PgTarget
 from market_backfill_devtools.sample import write_sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,22 @@ NQ = parse_symbol("GLBX.MDP3:NQ")
 SETTINGS = SymbolSettings(NQ, "v", 0, Decimal(1000), "CME Globex Equity")
 WORK = ROOT / ".local" / "bench"
 FLOOR_DAGS = ROOT / "bench" / "floor_dags"
+
+
+def alternating_medians(
+    fns: dict[str, Callable[[], object]], repeat: int, before: Callable[[], None]
+) -> dict[str, float]:
+    """Median seconds of each of ``fns`` over ``repeat`` rounds, each round running every
+    one once in turn (``before`` ahead of each): what the figures compare shares the
+    machine's drift."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            before()
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def median_time(fn: Callable[[], object], repeat: int, before: Callable[[], None]) -> float:
@@ -145,9 +162,9 @@ def section_ingest(
     seed = frame.iloc[:seed_rows]
     truncate = lambda: db.run(f"TRUNCATE {CLEAN_TABLE}")  # noqa: E731
     t_seed = median_time(lambda: bench_insert.seed_execute_values(db.url, seed), repeat, truncate)
-    t_dag = median_time(dag_path, repeat, truncate)
-    t_one_writer = median_time(lambda: dag_path(one_writer), repeat, truncate)
-    t_copy = median_time(one_copy, repeat, truncate)
+    paths = {"dag": dag_path, "one writer": lambda: dag_path(one_writer), "copy": one_copy}
+    medians = alternating_medians(paths, repeat, truncate)  # the three in turn
+    t_dag, t_one_writer, t_copy = (medians[k] for k in paths)
     seed_rate, dag_rate, copy_rate = len(seed) / t_seed, rows / t_dag, rows / t_copy
     one_rate = rows / t_one_writer
     figures["load_dag_ratio"] = dag_rate / copy_rate
@@ -196,10 +213,12 @@ def section_triangles(
             with bench_insert.task_connector(db.url) as connect:
                 triangle_chunk(chunk, SETTINGS, params, connect)
 
-    t_e2e = median_time(end_to_end, repeat, lambda: db.run("TRUNCATE triangle_events_v1"))
-    t_one = median_time(
-        lambda: end_to_end(one_writer), repeat, lambda: db.run("TRUNCATE triangle_events_v1")
+    medians = alternating_medians(
+        {"two": end_to_end, "one": lambda: end_to_end(one_writer)},
+        repeat,
+        lambda: db.run("TRUNCATE triangle_events_v1"),
     )
+    t_e2e, t_one = medians["two"], medians["one"]
     figures["triangles_bars_s"] = len(arr) / t_e2e
     return [
         f"{len(arr):,} bars, default settings (all five HTF engines run: every row carries "
@@ -359,7 +378,8 @@ def section_memory(
     lines += [
         "",
         "A chunk task holds one month plus its preload (triangles: back to the "
-        "segment's Sunday): the peak does not grow with the size of the history.",
+        "segment's Sunday; features: 400 bars of each timeframe before the month): the "
+        "peak does not grow with the size of the history.",
     ]
     return lines
 
@@ -391,7 +411,7 @@ def section_running(
     import shutil
     import tempfile
 
-    target = bench_scale.PgTarget.from_url(admin)
+    target = PgTarget.from_url(admin)
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         deep, runs = bench_scale.deep_history(target, years, ["local"], work)
@@ -442,7 +462,8 @@ def main() -> None:
         f"Written by `python bench/run_all.py{' --full' if args.full else ''}`"
         f" on {datetime.now(UTC):%Y-%m-%d}. Machine: {machine(admin)}. Data: SYNTHETIC "
         "NQ-like 1-minute bars on the CME Globex calendar. Each figure is the median of "
-        f"{args.repeat} runs in the same process; compare ratios, not absolute seconds.",
+        f"{args.repeat} runs in the same process, what a section compares run in turn in "
+        "each round; compare ratios, not absolute seconds.",
         "",
     ]
     header = len(report)  # the targets table goes here, once every figure is in

@@ -11,7 +11,7 @@ The records are decoded straight from the bytes (an ``ohlcv-1m`` record is a fix
 56-byte struct, the same in DBN versions 1 to 3, the dtype ``databento_dbn`` gives), and
 the metadata, whose layout differs between versions, by ``databento_dbn``:
 neither pandas nor the ``databento`` client is imported to read a file (about 0.5 s and
-70 MB of a chunk task's start: BENCHMARKS.md).
+70 MB of a chunk task's start: docs/benchmark-history.md).
 """
 
 from __future__ import annotations
