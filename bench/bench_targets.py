@@ -47,13 +47,24 @@ def _verdict(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
-def _median_difference(pairs: Sequence[Sequence[float]], column: int = 1) -> tuple[float, str]:
-    """The medians' difference of ``pairs[i][column]`` and ``pairs[i][0]`` (the floor), and
-    each pair's difference as text."""
-    floor = statistics.median(p[0] for p in pairs)
-    ours = statistics.median(p[column] for p in pairs)
-    paired = ", ".join(f"{p[column] - p[0]:.2f}" for p in pairs)
-    return ours - floor, paired
+class AboveFloor(NamedTuple):
+    """Runs of ours beside the floor's: the medians' difference, the floor's median and
+    each run's difference with the floor's run beside it."""
+
+    above: float
+    floor: float
+    paired: list[float]
+
+    @property
+    def paired_text(self) -> str:
+        return ", ".join(f"{d:.2f}" for d in self.paired)
+
+
+def _above_floor(runs: Sequence[Sequence[float]], column: int = 1) -> AboveFloor:
+    """``runs[i][column]`` (ours) against ``runs[i][0]`` (the floor)."""
+    floor = statistics.median(r[0] for r in runs)
+    ours = statistics.median(r[column] for r in runs)
+    return AboveFloor(ours - floor, floor, [r[column] - r[0] for r in runs])
 
 
 def fixed_cost(f: Mapping[str, Any]) -> Row:
@@ -63,11 +74,10 @@ def fixed_cost(f: Mapping[str, Any]) -> Row:
     pairs = f.get("fixed_cost_runs")
     if not pairs:
         return Row(target, "-", "not measured", section)
-    above, paired = _median_difference(pairs)
-    paired_median = statistics.median(p[1] - p[0] for p in pairs)
-    floor = statistics.median(p[0] for p in pairs)
-    measured = f"{above:.2f} s (floor {floor:.1f} s; paired: {paired} s)"
-    return Row(target, measured, _verdict(above <= 1 and paired_median <= 1), section)
+    fixed = _above_floor(pairs)
+    measured = f"{fixed.above:.2f} s (floor {fixed.floor:.1f} s; paired: {fixed.paired_text} s)"
+    met = fixed.above <= 1 and statistics.median(fixed.paired) <= 1
+    return Row(target, measured, _verdict(met), section)
 
 
 def year_through_dags_test(f: Mapping[str, Any]) -> Row:
@@ -78,7 +88,8 @@ def year_through_dags_test(f: Mapping[str, Any]) -> Row:
     pairs, seed = f.get("year_runs"), f.get("seed_year_s")
     if not pairs or seed is None:
         return Row(target, "-", "not measured", section)
-    above, paired = _median_difference(pairs)
+    year = _above_floor(pairs)
+    above = year.above
     if above <= 0:
         return Row(
             target,
@@ -88,8 +99,8 @@ def year_through_dags_test(f: Mapping[str, Any]) -> Row:
         )
     return Row(
         target,
-        f"{seed / above:.1f}x (above the floor {above:.2f} s, paired {paired} s; seed method "
-        f"{seed:.1f} s)",
+        f"{seed / above:.1f}x (above the floor {above:.2f} s, paired {year.paired_text} s; "
+        f"seed method {seed:.1f} s)",
         _verdict(seed >= 8 * above),
         section,
     )
@@ -160,13 +171,12 @@ def gap_scan(f: Mapping[str, Any]) -> Row:
     runs = f.get("gap_runs")
     if not runs:
         return Row(target, "-", "not measured", section)
-    first, first_paired = _median_difference(runs, 1)
-    rescan, rescan_paired = _median_difference(runs, 2)
+    first, rescan = _above_floor(runs, 1), _above_floor(runs, 2)
     measured = (
-        f"first scan {first:.1f} s (paired {first_paired}), rescan {rescan:.1f} s "
-        f"(paired {rescan_paired})"
+        f"first scan {first.above:.1f} s (paired {first.paired_text}), rescan "
+        f"{rescan.above:.1f} s (paired {rescan.paired_text})"
     )
-    return Row(target, measured, _verdict(first <= 2 and rescan <= 2), section)
+    return Row(target, measured, _verdict(first.above <= 2 and rescan.above <= 2), section)
 
 
 def features(f: Mapping[str, Any]) -> Row:
