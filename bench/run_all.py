@@ -500,7 +500,10 @@ def main() -> None:
             "rows) and falls back, for the rest of a chunk, to COPY into a staging "
             "table + `INSERT ... ON CONFLICT` when a batch meets stored rows; with two "
             "writers, two connections take the batches in turn, each still committed "
-            "on its own.",
+            "on its own. A batch's commit does not wait for the disk; every 20 batches "
+            "and at the end of the write one short transaction waits for it (the "
+            "commits before it are then durable; after a lost connection the batches "
+            "since are written again).",
             "",
         ]
         year.run(f"TRUNCATE {CLEAN_TABLE}")

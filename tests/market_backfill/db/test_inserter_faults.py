@@ -4,12 +4,18 @@ again before a chosen retry. The backoff waits are recorded, never slept (confte
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
 
 from market_backfill.airflow.connections import hook_connector
-from market_backfill.db.inserter import BatchAttempt, BatchInserter, BatchInsertError
+from market_backfill.db.inserter import (
+    DURABLE_EVERY,
+    BatchAttempt,
+    BatchInserter,
+    BatchInsertError,
+)
 from market_backfill.db.schema import apply_schema
 from market_backfill.db.tables import CLEAN_TABLE
 from market_backfill.reingest.load import BAR_BINARY, BAR_UPSERT, CLEAN_COLUMNS, clean_rows
@@ -124,6 +130,84 @@ def test_server_stopped_and_restarted_mid_run_recovers(private_server, sleeps):
     assert sleeps == [1.0, 2.0]
     assert (stats.rows, stats.batches, stats.commits) == (6000, 12, 12)
     assert _count(private_server.target) == (6000, 6000)
+
+
+@pytest.fixture
+def slow_wal_writer(private_server):
+    """The private server's WAL writer waits 10 s between flushes: commits that did not
+    wait for the disk stay in the server's memory, which a crash loses."""
+    with private_server.target.connect(autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+        conn.execute("SELECT pg_reload_conf()")
+    return private_server
+
+
+def _crash_before(server: PrivateServer, batch: int, after_restart: list[int]):
+    """A hook: crash the server before ``batch``'s first attempt; the first retry of any
+    writer starts it again and records the rows stored then."""
+    lock = threading.Lock()  # the other writer's retry waits until the crash is over
+
+    def hook(at: BatchAttempt) -> None:
+        with lock:
+            if at.batch == batch and at.attempt == 1:
+                server.crash()
+            if at.attempt > 1 and not after_restart:
+                server.start()
+                after_restart.append(_count(server.target)[0])
+
+    return hook
+
+
+@pytest.mark.parametrize(("writers", "batch"), [(1, 500), (2, 250)])
+def test_commits_a_crash_lost_are_written_again_and_counted_once(
+    slow_wal_writer, sleeps, writers, batch
+):
+    """Batches commit without waiting for the disk; the crash before batch 6 loses the
+    commits before it with the server's memory (when batch 6 is taken, batches 1-4 at
+    least are committed: each writer holds one batch); the insert writes them again:
+    every row stored and counted once. (Two writers: 16 batches, so that neither comes
+    to its end, which makes its batches durable, before the crash.)"""
+    after_restart: list[int] = []
+    hook = _crash_before(slow_wal_writer, 6, after_restart)
+    backoff = Backoff(attempts=3, base_s=1.0)
+    with _inserter(hook=hook, batch_size=batch, backoff=backoff, writers=writers) as ins:
+        stats = ins.insert(rows_of(4000))
+    assert after_restart[0] < 4 * batch  # the crash lost committed batches
+    batches = 4000 // batch
+    assert (stats.rows, stats.batches, stats.commits, stats.written) == (
+        4000,
+        batches,
+        batches,
+        4000,
+    )
+    if writers == 1:  # batch 6's failed attempt, then each lost batch written again
+        assert stats.retries == 1 + (5 * batch - after_restart[0]) // batch
+    assert _count(slow_wal_writer.target) == (4000, 4000)
+
+
+def test_every_twentieth_batch_makes_the_commits_before_it_durable(slow_wal_writer, sleeps):
+    """Batches 1-20 were made durable after the 20th: the crash before batch 24 can only
+    lose batches 21-23."""
+    after_restart: list[int] = []
+    hook = _crash_before(slow_wal_writer, 24, after_restart)
+    with _inserter(hook=hook, batch_size=100, backoff=Backoff(attempts=3, base_s=1.0)) as ins:
+        stats = ins.insert(rows_of(2500))
+    assert DURABLE_EVERY == 20
+    assert 2000 <= after_restart[0] < 2300
+    assert stats.retries == 1 + (2300 - after_restart[0]) // 100
+    assert stats.written == 2500
+    assert _count(slow_wal_writer.target) == (2500, 2500)
+
+
+def test_an_insert_returns_with_its_rows_on_disk(slow_wal_writer):
+    """A crash right after the insert returns keeps every row: its last step waited
+    for the disk."""
+    with _inserter() as ins:
+        stats = ins.insert(rows_of(3000))
+    slow_wal_writer.crash()
+    slow_wal_writer.start()
+    assert stats.written == 3000
+    assert _count(slow_wal_writer.target) == (3000, 3000)
 
 
 def test_server_that_stays_down_fails_clearly_after_the_bound(private_server):
