@@ -290,11 +290,12 @@ def section_airflow(
     end: datetime,
     library_s: float,
     seed_rate: float,
+    rounds: int,
     figures: dict[str, Any],
 ) -> list[str]:
     """``airflow dags test`` of a no-op DAG of the same shape (the floor), an empty
-    ``ohlcv_reingest`` run and a year of it: the project's fixed cost and its time above
-    the floor, beside the seed method's time for the same rows."""
+    ``ohlcv_reingest`` run and a year of it, ``rounds`` times in turn: the project's fixed
+    cost and its time above the floor, beside the seed method's time for the same rows."""
     env = airflow_env(db.airflow_uri())
     empty_file = WORK / "nq-one-day-2024.dbn.zst"  # no bar in the measured year
     if not empty_file.exists():
@@ -306,7 +307,7 @@ def section_airflow(
     runs: dict[str, list[float]] = {"floor": [], "empty": [], "full": []}
     with psycopg.connect(db.url) as conn:
         rows = conn.execute(f"SELECT count(*) FROM {CLEAN_TABLE}").fetchone()[0]
-    for _ in range(3):  # alternating, so the machine's drift is shared
+    for _ in range(rounds):  # alternating, so the machine's drift is shared
         runs["floor"].append(dags_test(env, FLOOR_DAGS, "floor_reingest", {"months": months}))
         db.run(f"TRUNCATE {CLEAN_TABLE}")
         runs["empty"].append(dags_test(env, ROOT / "dags", "ohlcv_reingest", empty))
@@ -318,7 +319,7 @@ def section_airflow(
     figures["seed_year_s"] = seed_s
     return [
         f"Each `airflow dags test` is a whole CLI process (start, parse, run, exit); median "
-        f"of 3, the three kinds alternating. {rows:,} bars in {months} monthly chunks.",
+        f"of {rounds}, the three kinds alternating. {rows:,} bars in {months} monthly chunks.",
         "",
         "| what | seconds |",
         "|---|---:|",
@@ -350,16 +351,16 @@ def memory(kind: str, url: str, path: str, month: str) -> dict:
 
 
 def section_memory(
-    year_db: Db, year_file: Path, big: tuple[Db, Path] | None, figures: dict[str, Any]
+    year_db: Db, year_file: Path, years: int, big: tuple[Db, Path] | None, figures: dict[str, Any]
 ) -> list[str]:
     lines = [
         "| chunk task | bars in chunk | RSS after imports | peak RSS |",
         "|---|---:|---:|---:|",
     ]
     cases = [
-        ("reingest", year_db.url, str(year_file), "2025-06", "1-year file"),
-        ("triangles", year_db.url, "-", "2025-06", "1-year table"),
-        ("features", year_db.url, "-", "2025-06", "1-year table"),
+        ("reingest", year_db.url, str(year_file), "2025-06", f"{years}-year file"),
+        ("triangles", year_db.url, "-", "2025-06", f"{years}-year table"),
+        ("features", year_db.url, "-", "2025-06", f"{years}-year table"),
     ]
     if big is not None:
         cases += [
@@ -519,14 +520,14 @@ def main() -> None:
             )
         print("triangles ...", flush=True)
         report += [
-            "## Triangles (1 year)",
+            f"## Triangles ({scale})",
             "",
             *section_triangles(year, start, end, args.repeat, figures),
             "",
         ]
         print("features ...", flush=True)
         report += [
-            "## Features (1 year)",
+            f"## Features ({scale})",
             "",
             *section_features(year, start, end, args.repeat, figures),
             "",
@@ -564,14 +565,16 @@ def main() -> None:
         report += [
             f"## Airflow's floor and our fixed cost ({scale})",
             "",
-            *section_airflow(year, year_file, start, end, library_s, seed_rate, figures),
+            *section_airflow(
+                year, year_file, start, end, library_s, seed_rate, max(3, args.repeat), figures
+            ),
             "",
         ]
         print("memory ...", flush=True)
         report += [
             "## Peak memory of a chunk task",
             "",
-            *section_memory(year, year_file, big, figures),
+            *section_memory(year, year_file, args.years, big, figures),
             "",
         ]
         print("console ...", flush=True)
