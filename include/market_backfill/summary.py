@@ -9,7 +9,7 @@ one list.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, TypedDict, get_origin, get_type_hints
 
 
 class ChunkHeader(TypedDict):
@@ -31,10 +31,29 @@ def columns_of(*summaries: type) -> tuple[str, ...]:
     return tuple(out)
 
 
-def totals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Totals over chunk results: integers summed, per-reason dicts summed per reason;
-    ``seconds`` and flags are left out; ``chunks`` counts the rows."""
+def zero_counts(*summaries: type) -> dict[str, Any]:
+    """The counts of the given summary TypedDicts at zero: ``0`` for each integer field,
+    ``{}`` for each per-reason dict; other fields (text, seconds, flags) left out."""
     out: dict[str, Any] = {}
+    for summary in summaries:
+        for name, kind in get_type_hints(summary).items():
+            if kind is int:
+                out.setdefault(name, 0)
+            elif get_origin(kind) is dict:
+                out.setdefault(name, {})
+    return out
+
+
+def totals(
+    rows: Sequence[Mapping[str, Any]], zeros: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Totals over chunk results: integers summed, per-reason dicts summed per reason;
+    ``seconds`` and flags are left out; ``chunks`` counts the rows. ``zeros`` (from
+    :func:`zero_counts`) are the totals of no row: a count no row carries is still there."""
+    out: dict[str, Any] = {
+        key: dict(value) if isinstance(value, dict) else value
+        for key, value in (zeros or {}).items()
+    }
     for counts in rows:
         for key, value in counts.items():
             if isinstance(value, bool) or key == "seconds":

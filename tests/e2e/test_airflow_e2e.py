@@ -108,8 +108,7 @@ def test_scheduled_runs_load_their_day_then_triangles_through_the_asset(world):
 
     # catch-up by hand (a manual run without dates): from the last stored bar to now,
     # only what is missing, nothing twice. On a weekend or a holiday nothing is published
-    # after the last stored bar: the pre-flight keeps no chunk and the run's total has no
-    # rows_written (0 rows then)
+    # after the last stored bar: the pre-flight keeps no chunk and the run's total says 0
     n, _ = _stored_between(db, _utc("2000-01-01"), _utc("2100-01-01"))
     run_id = stack.trigger("ohlcv_reingest", {"source": "databento"})
     assert stack.wait_for_run("ohlcv_reingest", run_id) == "success"
@@ -118,7 +117,7 @@ def test_scheduled_runs_load_their_day_then_triangles_through_the_asset(world):
             "SELECT count(*), count(DISTINCT ts) FROM market_bars_ohlcv_1m_clean"
         ).fetchone()
         written = conn.execute(
-            "SELECT coalesce((counts->>'rows_written')::int, 0) FROM backfill_runs WHERE "
+            "SELECT (counts->>'rows_written')::int FROM backfill_runs WHERE "
             "dag_id = 'ohlcv_reingest' AND run_id = %s AND symbol = '*' AND chunk = 'total'",
             (run_id,),
         ).fetchone()[0]

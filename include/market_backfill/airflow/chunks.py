@@ -28,7 +28,7 @@ from market_backfill.planning import (
 )
 from market_backfill.sources import PermanentSourceError
 from market_backfill.sources.costs import Estimate, over_budget
-from market_backfill.summary import format_table, totals
+from market_backfill.summary import columns_of, format_table, totals, zero_counts
 
 log = logging.getLogger(__name__)
 
@@ -183,17 +183,18 @@ def run_audited(chunk_data: Mapping[str, Any], work: ChunkWork[R], run: RunConte
 
 def summarize_run(
     planned: Sequence[Mapping[str, Any]] | None,
-    columns: Sequence[str],
+    summaries: Sequence[type],
     run: RunContext,
     *,
     on_success: Callable[[], None] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Log the per-chunk table, store the run's totals in ``backfill_runs`` (symbol ``*``,
-    chunk ``total``; one short transaction) and fail the task, so the run, when any
-    planned chunk did not succeed. Without a plan (the plan task failed) nothing was
-    loaded: the task fails too, since Airflow judges a run by its leaf tasks. Lifts the
-    run's stop, if any, so that chunks cleared after a fix run again."""
+    """Log the per-chunk table (the columns of the stage's ``summaries`` TypedDicts), store
+    the run's totals in ``backfill_runs`` (symbol ``*``, chunk ``total``; one short
+    transaction; every count of the summaries, 0 when no chunk carries it) and fail the
+    task, so the run, when any planned chunk did not succeed. Without a plan (the plan
+    task failed) nothing was loaded: the task fails too, since Airflow judges a run by its
+    leaf tasks. Lifts the run's stop, if any, so that chunks cleared after a fix run again."""
     connect = run.connect
     audit.clear_stop(connect, run.dag_id, run.run_id)  # cleared chunks may run again
     if planned is None:
@@ -217,11 +218,10 @@ def summarize_run(
             done.append(counts)
         else:
             problems.append(f"{chunk.label} ({status}: {(row or {}).get('error') or 'not run'})")
-    result = totals(done)
+    result = totals(done, zero_counts(*summaries))
     result.update(chunks_planned=len(planned), chunks_failed=len(problems), **(extra or {}))
-    log.info(
-        "per-chunk summary:\n%s", format_table(table, ["chunk", "status", *columns, "attempts"])
-    )
+    columns = ["chunk", "status", *columns_of(*summaries), "attempts"]
+    log.info("per-chunk summary:\n%s", format_table(table, columns))
     log.info("totals: %s", result)
     audit.record_finish(
         connect,

@@ -32,7 +32,8 @@ from market_backfill.planning import Chunk, GroupData, members_of
 from market_backfill.summary import columns_of
 from market_backfill.symbols import settings_of
 
-SUMMARY_COLUMNS = columns_of(RollupSummary, FeatureSummary, Cadence)
+SUMMARIES: tuple[type, ...] = (RollupSummary, FeatureSummary, Cadence)
+SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 
 
 def plan_chunks(run: RunContext) -> list[GroupData]:
@@ -94,7 +95,7 @@ def summarize(planned: Sequence[GroupData] | None, run: RunContext) -> dict[str,
     catch_up = parsed.window is None and not parsed.force_recalc and run.interval is None
     return summarize_run(
         members,
-        SUMMARY_COLUMNS,
+        SUMMARIES,
         run,
         on_success=(lambda: absorb_changes(run.connect, parsed)) if catch_up else None,
     )

@@ -49,7 +49,8 @@ from market_backfill.trading_calendar import minute_count
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = columns_of(GapRecordCounts, RepairOutcome)
+SUMMARIES: tuple[type, ...] = (GapRecordCounts, RepairOutcome)
+SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 REPORT_COLUMNS = (
     "symbol",
     "month",
@@ -347,7 +348,7 @@ def report(
         "stale": stale,
         **({"estimate": estimate} if estimate else {}),
     }
-    totals = summarize_run(planned, SUMMARY_COLUMNS, run, extra=extra)
+    totals = summarize_run(planned, SUMMARIES, run, extra=extra)
     if planned_repairs is None:
         raise fail_fast("the repairs were not planned: plan_repairs failed (see its log)")
     return {**totals, "completeness": rows, "long_gaps": gaps, "stale": stale}

@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # the batch and file sources need pandas: imported by the tas
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = columns_of(ReingestSummary, Cadence)
+SUMMARIES: tuple[type, ...] = (ReingestSummary, Cadence)
+SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 
 
 def plan_chunks(run: RunContext) -> list[GroupData]:
@@ -158,7 +159,7 @@ def summarize(planned: Sequence[Mapping[str, Any]] | None, run: RunContext) -> d
     estimate = audit.read_counts(run.connect, run.dag_id, run.run_id, *audit.ESTIMATE_ROW)
     return summarize_run(
         None if planned is None else members_of(planned),
-        SUMMARY_COLUMNS,
+        SUMMARIES,
         run,
         extra={"estimate": estimate} if estimate else None,
     )

@@ -21,7 +21,8 @@ from market_backfill.triangles.load import (
 )
 from market_backfill.triangles.params import parse_params
 
-SUMMARY_COLUMNS = columns_of(TriangleSummary, Cadence)
+SUMMARIES: tuple[type, ...] = (TriangleSummary, Cadence)
+SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 
 
 def plan_chunks(run: RunContext) -> list[GroupData]:
@@ -53,7 +54,7 @@ def summarize(planned: Sequence[GroupData] | None, run: RunContext) -> dict[str,
     catch_up = parsed.window is None and not parsed.legacy
     return summarize_run(
         None if planned is None else members_of(planned),
-        SUMMARY_COLUMNS,
+        SUMMARIES,
         run,
         on_success=(lambda: absorb_changes(run.connect, parsed)) if catch_up else None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypedDict
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -26,6 +27,14 @@ from market_backfill.sources import PermanentSourceError, SourceError
 RUN = RunContext("stage", "run-1", {"symbols": ["GLBX.MDP3:NQ"]})
 DEC = Chunk("GLBX.MDP3:NQ", "2025-12", "2025-12-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00")
 NOV = Chunk("GLBX.MDP3:NQ", "2025-11", "2025-11-01T00:00:00+00:00", "2025-12-01T00:00:00+00:00")
+
+
+class _Counts(TypedDict):
+    """A stage's summary: a count, counts per reason, a text field."""
+
+    rows_in: int
+    skipped: dict[str, int]
+    note: str
 
 
 def _rows(run: RunContext = RUN) -> dict[str, dict]:
@@ -85,13 +94,14 @@ def test_the_summary_totals_the_chunks_and_stores_the_total_row(market_db):
     done = []
     totals = summarize_run(
         [NOV.to_dict(), DEC.to_dict()],
-        ("rows_in",),
+        (_Counts,),
         RUN,
         on_success=lambda: done.append(True),
         extra={"note": "x"},
     )
     assert totals == {
         "rows_in": 7,
+        "skipped": {},
         "chunks": 2,
         "chunks_planned": 2,
         "chunks_failed": 0,
@@ -103,6 +113,23 @@ def test_the_summary_totals_the_chunks_and_stores_the_total_row(market_db):
             "SELECT status, counts FROM backfill_runs WHERE run_id = 'run-1' AND symbol = '*'"
         ).fetchone()
     assert (status, counts["rows_in"]) == ("success", 7)
+
+
+def test_a_run_that_planned_no_chunk_records_its_counts_at_zero(market_db):
+    """A run with nothing to do (a catch-up on a weekend) stores 0 rows, not no count."""
+    totals = summarize_run([], (_Counts,), RUN)
+    assert totals == {
+        "rows_in": 0,
+        "skipped": {},
+        "chunks": 0,
+        "chunks_planned": 0,
+        "chunks_failed": 0,
+    }
+    with market_db.connect() as conn:
+        status, counts = conn.execute(
+            "SELECT status, counts FROM backfill_runs WHERE run_id = 'run-1' AND symbol = '*'"
+        ).fetchone()
+    assert (status, counts["rows_in"], counts["skipped"]) == ("success", 0, {})
 
 
 def test_the_summary_fails_the_run_naming_failed_and_missing_chunks(market_db):
