@@ -21,16 +21,42 @@ CREATE TABLE IF NOT EXISTS market_symbols (
     CONSTRAINT market_symbols_symbol_format CHECK (symbol = dataset || ':' || root)
 );
 
--- Migrations of databases made by earlier versions (each idempotent).
+-- Migrations of databases made by earlier versions (each idempotent). Each ALTER TABLE
+-- runs only when the catalog shows it is needed: ALTER TABLE locks its table against
+-- every reader and writer (ADD COLUMN IF NOT EXISTS too, column there or not), so on an
+-- up-to-date database it would make every run wait behind any scan, write or vacuum of
+-- the table, and every later reader of it wait behind the run.
+CREATE OR REPLACE FUNCTION pg_temp.has_column(tbl regclass, col name) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = col AND NOT attisdropped
+    )
+$$;
+
 -- 0.2: the price floor is optional; a NULL floor keeps negative prices (crude oil, 2020-04-20).
-ALTER TABLE market_symbols ALTER COLUMN price_floor DROP NOT NULL;
-ALTER TABLE market_symbols ALTER COLUMN price_floor DROP DEFAULT;
+DO $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = 'market_symbols'::regclass AND attname = 'price_floor'
+          AND (attnotnull OR atthasdef)
+    ) THEN
+        ALTER TABLE market_symbols ALTER COLUMN price_floor DROP NOT NULL;
+        ALTER TABLE market_symbols ALTER COLUMN price_floor DROP DEFAULT;
+    END IF;
+END $$;
 
 -- 0.3: the tick size and where a root's trading session opens ("HH:MM Area/City", the
 -- session anchor: 18:00 New York on CME Globex, 19:00 Chicago for the grains).
-ALTER TABLE market_symbols ADD COLUMN IF NOT EXISTS tick_size numeric(20, 9);
-ALTER TABLE market_symbols ADD COLUMN IF NOT EXISTS session_anchor text NOT NULL
-    DEFAULT '18:00 America/New_York';
+DO $$
+BEGIN
+    IF NOT (pg_temp.has_column('market_symbols', 'tick_size')
+            AND pg_temp.has_column('market_symbols', 'session_anchor')) THEN
+        ALTER TABLE market_symbols ADD COLUMN IF NOT EXISTS tick_size numeric(20, 9);
+        ALTER TABLE market_symbols ADD COLUMN IF NOT EXISTS session_anchor text NOT NULL
+            DEFAULT '18:00 America/New_York';
+    END IF;
+END $$;
 
 -- The main GLBX.MDP3 roots of each CME asset class, with their pandas_market_calendars
 -- calendar ('CME Globex Equity' carries a dated session history, trading_calendar.py).
@@ -221,7 +247,12 @@ END $$;
 
 SELECT pg_temp.add_series('market_bars_ohlcv_1m_clean', 'market_bars_ohlcv_1m_clean_pkey',
                           'PRIMARY KEY', 'symbol, roll_rule, rank, ts');
-ALTER TABLE market_bars_ohlcv_1m_clean ADD COLUMN IF NOT EXISTS instrument_id bigint;
+DO $$
+BEGIN
+    IF NOT pg_temp.has_column('market_bars_ohlcv_1m_clean', 'instrument_id') THEN
+        ALTER TABLE market_bars_ohlcv_1m_clean ADD COLUMN instrument_id bigint;
+    END IF;
+END $$;
 SELECT pg_temp.add_series('ohlcv_gaps', 'ohlcv_gaps_pkey',
                           'PRIMARY KEY', 'symbol, roll_rule, rank, gap_start');
 SELECT pg_temp.add_series('triangle_events_v1', 'triangle_events_v1_uniq', 'UNIQUE',
@@ -244,7 +275,13 @@ CREATE TABLE IF NOT EXISTS bar_changes (
     rows_written  integer,
     logged_at     timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS bar_changes_series ON bar_changes (symbol, roll_rule, rank, id);
+-- (CREATE INDEX IF NOT EXISTS locks the table against writers before it looks)
+DO $$
+BEGIN
+    IF to_regclass('bar_changes_series') IS NULL THEN
+        CREATE INDEX bar_changes_series ON bar_changes (symbol, roll_rule, rank, id);
+    END IF;
+END $$;
 
 -- The bar changes each series x triangle settings has absorbed: a catch-up run notes the
 -- newest change it saw (pending) and, when it succeeds, makes it its own (last).

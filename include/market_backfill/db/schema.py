@@ -29,7 +29,9 @@ def apply_schema(conn: Connection) -> None:
     """Create every table of the contract and preload the symbol registry; commits.
 
     One transaction, serialised by an advisory lock: safe under concurrent DAG runs and
-    idempotent (``CREATE ... IF NOT EXISTS``, ``ON CONFLICT DO NOTHING``).
+    idempotent (``CREATE ... IF NOT EXISTS``, ``ON CONFLICT DO NOTHING``). On an up-to-date
+    database no statement takes a table lock that waits for a reader, a writer or a
+    vacuum (migrations look in the catalog before they ALTER).
     """
     started = time.monotonic()
     with conn.cursor() as cur:

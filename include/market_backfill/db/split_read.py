@@ -27,7 +27,7 @@ costs more than its half of a short read saves."""
 HELPER_LOCK_TIMEOUT = "200ms"
 """How long a helper connection's read may wait for a table lock. The caller's
 transaction may hold a lock on the table while its thread waits for the helper; a lock
-request queued in between (``ALTER TABLE`` of a schema apply) would make the helper wait
+request queued in between (an ``ALTER TABLE``: a migration's) would make the helper wait
 for it, it for the caller's transaction, and the caller for the helper: a deadlock no
 server can see. After this wait the helper gives up and the caller reads its part."""
 

@@ -144,3 +144,26 @@ def test_several_runs_creating_the_schema_at_once_all_succeed(pg_db):
     assert errors == []
     with pg_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM market_symbols").fetchone()[0] == 24
+
+
+def test_an_up_to_date_schema_applies_beside_vacuums_and_writers_without_waiting(pg_db):
+    """Every DAG run applies the schema first. On an up-to-date database that takes no
+    lock a vacuum (SHARE UPDATE EXCLUSIVE) or an open write (ROW EXCLUSIVE) holds off:
+    such a wait would stall the run behind a long scan or an autovacuum of years of bars,
+    and every later reader of that table behind the run."""
+    with pg_db.connect() as conn:
+        apply_schema(conn)
+    with pg_db.connect() as holder, pg_db.connect() as conn:
+        tables = [
+            r[0]
+            for r in holder.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        ]
+        assert {"market_bars_ohlcv_1m_clean", "bar_changes", "market_symbols"} <= set(tables)
+        for table in tables:
+            holder.execute(f'LOCK TABLE "{table}" IN SHARE UPDATE EXCLUSIVE MODE')
+            holder.execute(f'LOCK TABLE "{table}" IN ROW EXCLUSIVE MODE')
+        conn.execute("SET lock_timeout = '2s'")
+        apply_schema(conn)  # LockNotAvailable when a statement waits
+        holder.rollback()

@@ -122,7 +122,7 @@ def test_a_lock_request_queued_behind_the_callers_transaction_does_not_deadlock(
     market_db, quarter_bars
 ):
     """The caller's transaction holds the table's share lock; another session asks for
-    an exclusive one (a schema apply's ALTER TABLE) and waits for it; the helper's read
+    an exclusive one (an ALTER TABLE: a migration's) and waits for it; the helper's read
     would wait behind that request, the request for the caller, the caller for the
     helper. The helper gives up after its lock timeout and the caller reads both halves."""
     store_bars(quarter_bars)
