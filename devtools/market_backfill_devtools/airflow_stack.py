@@ -8,6 +8,7 @@ SIGKILL if a group does not exit.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -34,7 +35,18 @@ SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
 _SQLITE_ENV = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.SQLITE_CONNECT_ARGS",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{__name__}.SQLITE_CONNECT_ARGS_ASYNC",
+    # a database error's answer names its cause ("database is locked": retried, request())
+    "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
 }
+REQUEST_TIMEOUT_S = 120
+"""How long a REST call may take: longer than the SQLite lock wait, so that a request
+which waited the whole minute gets its answer (an error to retry) instead of a timeout."""
+LOCKED = "database is locked"
+
+
+def _locked(code: int, body: bytes) -> bool:
+    """Whether an error answer means the metadata database was locked (nothing written)."""
+    return code == 503 or (code == 500 and LOCKED in body.decode(errors="replace"))
 
 
 def free_port() -> int:
@@ -147,8 +159,10 @@ class AirflowStack:
         return self._token
 
     def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
-        """One REST call. A 503 is retried (up to 5 tries): Airflow answers it when its
-        metadata database was locked (SQLite here) and the transaction was rolled back."""
+        """One REST call. Retried (up to 5 tries) when Airflow's metadata database was
+        locked (SQLite here) and the transaction rolled back: a 503, or a 500 naming the
+        lock (two of Airflow's writers in the API server can hold each other off until
+        the lock wait ends, seen when a trigger met a task's start)."""
         data = json.dumps(body).encode() if body is not None else None
         for attempt in range(1, 6):
             req = urllib.request.Request(self.url + path, data=data, method=method)
@@ -156,12 +170,16 @@ class AirflowStack:
             if auth:
                 req.add_header("Authorization", f"Bearer {self.token()}")
             try:
-                with urllib.request.urlopen(req, timeout=60) as resp:
+                with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
                     text = resp.read().decode()
                 return json.loads(text) if text else None
             except urllib.error.HTTPError as exc:
-                if exc.code != 503 or attempt == 5:
-                    raise
+                body = exc.read()
+                if attempt == 5 or not _locked(exc.code, body):
+                    # the body was read: raised again with it, for the caller to read
+                    raise urllib.error.HTTPError(
+                        exc.url, exc.code, exc.msg, exc.hdrs, io.BytesIO(body)
+                    ) from None
                 time.sleep(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
