@@ -44,9 +44,9 @@ which waited the whole minute gets its answer (an error to retry) instead of a t
 LOCKED = "database is locked"
 
 
-def _locked(code: int, body: bytes) -> bool:
+def _locked(code: int, answer: bytes) -> bool:
     """Whether an error answer means the metadata database was locked (nothing written)."""
-    return code == 503 or (code == 500 and LOCKED in body.decode(errors="replace"))
+    return code == 503 or (code == 500 and LOCKED in answer.decode(errors="replace"))
 
 
 def free_port() -> int:
@@ -174,11 +174,11 @@ class AirflowStack:
                     text = resp.read().decode()
                 return json.loads(text) if text else None
             except urllib.error.HTTPError as exc:
-                body = exc.read()
-                if attempt == 5 or not _locked(exc.code, body):
-                    # the body was read: raised again with it, for the caller to read
+                answer = exc.read()
+                if attempt == 5 or not _locked(exc.code, answer):
+                    # the answer was read: raised again with it, for the caller to read
                     raise urllib.error.HTTPError(
-                        exc.url, exc.code, exc.msg, exc.hdrs, io.BytesIO(body)
+                        exc.url, exc.code, exc.msg, exc.hdrs, io.BytesIO(answer)
                     ) from None
                 time.sleep(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
