@@ -12,7 +12,7 @@ from typing import Any
 
 from market_backfill.airflow.connections import MARKET_DB_CONN_ID, hook_connector
 from market_backfill.db.connection import Connection, run_transaction
-from market_backfill.summary import format_table
+from market_backfill.summary import columns_of, format_table
 
 STAGE_TASKS = {
     "ohlcv_reingest": "market_backfill.reingest.tasks",
@@ -20,14 +20,14 @@ STAGE_TASKS = {
     "gap_detection": "market_backfill.gaps.tasks",
     "feature_backfill": "market_backfill.features.tasks",
 }
-"""Each DAG's task-body module; its ``SUMMARY_COLUMNS`` are the report's columns."""
+"""Each DAG's task-body module; the columns of its ``SUMMARIES`` are the report's."""
 
 
 def columns(dag_id: str) -> tuple[str, ...]:
     """The report's columns for ``dag_id``: the stage's summary columns between the
     chunk's identity and status and its duration."""
     module = STAGE_TASKS.get(dag_id)
-    stage = importlib.import_module(module).SUMMARY_COLUMNS if module else ()
+    stage = columns_of(*importlib.import_module(module).SUMMARIES) if module else ()
     return ("symbol", "chunk", "status", "attempts", *stage, "seconds")
 
 

@@ -451,10 +451,7 @@ END $$;
 -- ALTER TABLE would lock the counts against every writer on each run.
 DO $$
 BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_attribute
-        WHERE attrelid = 'bar_month_counts'::regclass AND attname = 'changed' AND NOT attisdropped
-    ) THEN
+    IF NOT pg_temp.has_column('bar_month_counts', 'changed') THEN
         ALTER TABLE bar_month_counts
             ADD COLUMN changed bigint NOT NULL DEFAULT nextval('bar_month_changes');
     END IF;

@@ -32,10 +32,11 @@ def test_latest_run_rows_with_the_total_last(market_db):
 
 
 def test_each_dag_reports_its_own_summary_columns():
-    from market_backfill.gaps.tasks import SUMMARY_COLUMNS as GAPS
-    from market_backfill.reingest.tasks import SUMMARY_COLUMNS as REINGEST
+    from market_backfill.gaps.tasks import SUMMARIES as GAPS
+    from market_backfill.reingest.tasks import SUMMARIES as REINGEST
     from market_backfill.report import columns
-    from market_backfill.triangles.tasks import SUMMARY_COLUMNS as TRIANGLES
+    from market_backfill.summary import columns_of
+    from market_backfill.triangles.tasks import SUMMARIES as TRIANGLES
 
     assert columns("ohlcv_reingest") == (
         "symbol",
@@ -51,9 +52,9 @@ def test_each_dag_reports_its_own_summary_columns():
         "retries",
         "seconds",
     )
-    assert columns("triangle_backfill")[4:-1] == TRIANGLES
-    assert columns("gap_detection")[4:-1] == GAPS
-    assert columns("ohlcv_reingest")[4:-1] == REINGEST
+    assert columns("triangle_backfill")[4:-1] == columns_of(*TRIANGLES)
+    assert columns("gap_detection")[4:-1] == columns_of(*GAPS)
+    assert columns("ohlcv_reingest")[4:-1] == columns_of(*REINGEST)
     assert columns("someone_elses_dag") == ("symbol", "chunk", "status", "attempts", "seconds")
 
 

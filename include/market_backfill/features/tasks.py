@@ -29,11 +29,9 @@ from market_backfill.features.load import (
 )
 from market_backfill.features.params import parse_params
 from market_backfill.planning import Chunk, GroupData, members_of
-from market_backfill.summary import columns_of
 from market_backfill.symbols import settings_of
 
 SUMMARIES: tuple[type, ...] = (RollupSummary, FeatureSummary, Cadence)
-SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 
 
 def plan_chunks(run: RunContext) -> list[GroupData]:

@@ -42,7 +42,7 @@ from market_backfill.sources.costs import (
     quote_all,
 )
 from market_backfill.sources.databento_api import DatabentoSource
-from market_backfill.summary import columns_of, format_table
+from market_backfill.summary import format_table
 from market_backfill.symbols import Series, load_settings, parse_symbol, settings_of
 from market_backfill.timeutil import to_ns
 from market_backfill.trading_calendar import minute_count
@@ -50,7 +50,6 @@ from market_backfill.trading_calendar import minute_count
 log = logging.getLogger(__name__)
 
 SUMMARIES: tuple[type, ...] = (GapRecordCounts, RepairOutcome)
-SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 REPORT_COLUMNS = (
     "symbol",
     "month",

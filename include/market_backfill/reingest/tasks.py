@@ -33,7 +33,6 @@ from market_backfill.reingest.preflight import preflight
 from market_backfill.sources import PermanentSourceError, make_source
 from market_backfill.sources.cache import response_cache_dir
 from market_backfill.sources.databento_api import DatabentoSource
-from market_backfill.summary import columns_of
 from market_backfill.symbols import Symbol, SymbolSettings, load_settings, parse_symbol
 
 if TYPE_CHECKING:  # the batch and file sources need pandas: imported by the tasks using them
@@ -42,7 +41,6 @@ if TYPE_CHECKING:  # the batch and file sources need pandas: imported by the tas
 log = logging.getLogger(__name__)
 
 SUMMARIES: tuple[type, ...] = (ReingestSummary, Cadence)
-SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 
 
 def plan_chunks(run: RunContext) -> list[GroupData]:

@@ -10,7 +10,6 @@ from market_backfill.airflow.context import RunContext
 from market_backfill.db.connection import Connector
 from market_backfill.db.inserter import Cadence
 from market_backfill.planning import Chunk, GroupData, members_of
-from market_backfill.summary import columns_of
 from market_backfill.symbols import settings_of
 from market_backfill.triangles.load import (
     TriangleResult,
@@ -22,7 +21,6 @@ from market_backfill.triangles.load import (
 from market_backfill.triangles.params import parse_params
 
 SUMMARIES: tuple[type, ...] = (TriangleSummary, Cadence)
-SUMMARY_COLUMNS = columns_of(*SUMMARIES)
 
 
 def plan_chunks(run: RunContext) -> list[GroupData]:
