@@ -423,12 +423,26 @@ class BatchInserter:
         """Write again, through the upsert path, every batch this writer committed without
         waiting for the disk and before a lost connection (any writer's) was seen: a
         server that crashed has lost them. A batch that is stored writes nothing; one that
-        was lost is written whole and counted once more as a retry, its rows counted once."""
+        was lost is written whole and counted once more as a retry, its rows counted once.
+        Raises :class:`_BatchFailed` naming the batch the database rejected; a lost
+        connection's error propagates (the caller retries)."""
         seen = self._losses.count
         for i, sent in enumerate(self._unflushed):
             if sent.losses == seen:
                 continue
-            written = self._upsert(self._async_connection(), sent.batch.payload)
+            try:
+                written = self._upsert(self._async_connection(), sent.batch.payload)
+            except Exception as exc:
+                if is_lost_connection(exc):
+                    raise
+                batch = sent.batch
+                raise _BatchFailed(
+                    f"{self.table}: batch {batch.number} (rows {batch.first}-{batch.last}), "
+                    "written again after a lost connection, was rejected by the database "
+                    f"and rolled back (it may not be stored): {type(exc).__name__}: {exc}",
+                    batch,
+                    resumable=False,
+                ) from exc
             if written:
                 log.warning(
                     "%s: batch %d was lost with the connection; written again (%d rows)",
@@ -444,7 +458,8 @@ class BatchInserter:
     def _make_durable(self, stats: InsertStats) -> None:
         """Make this writer's committed batches durable (:data:`_MAKE_DURABLE`), after
         writing again what a lost connection may have cost; retried on a new connection
-        after a lost one. Raises :class:`_BatchFailed` (naming the last batch)."""
+        after a lost one. Raises :class:`_BatchFailed` naming the last batch, or the batch
+        written again that the database rejected."""
         if not self._unflushed:
             return
         last = self._unflushed[-1].batch
@@ -453,6 +468,8 @@ class BatchInserter:
             try:
                 self._write_again(stats)
                 self._async_connection().execute(_MAKE_DURABLE)
+            except _BatchFailed:
+                raise
             except Exception as exc:
                 if not is_lost_connection(exc) or attempt == attempts:
                     raise self._given_up(
@@ -521,6 +538,8 @@ class BatchInserter:
                     )
                 self._write_again(stats)
                 written = self._write_batch(batch.payload)
+            except _BatchFailed:
+                raise
             except Exception as exc:
                 if not is_lost_connection(exc):
                     raise _BatchFailed(

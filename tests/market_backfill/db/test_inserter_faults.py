@@ -107,6 +107,38 @@ def test_a_kill_after_a_rerun_switches_to_upserts_without_doubling(market_db):
     assert _count(market_db) == (2000, 2000)
 
 
+def test_a_batch_written_again_and_rejected_is_the_one_named(market_db, sleeps):
+    """After a lost connection the batches since the last durable step are written
+    again; one the database then rejects is named, not the batch being written."""
+    frame = rows_of(1500)
+    cut = from_ns(int(frame["ts"][499]))  # batch 1's last bar
+
+    def kill_then_refuse_batch_1(at: BatchAttempt) -> None:
+        if at.batch == 2 and at.attempt == 1:
+            with market_db.connect(autocommit=True) as conn:
+                conn.execute(
+                    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "IF NEW.ts <= '" + cut.isoformat() + "'::timestamptz THEN "
+                    "RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+                )
+                conn.execute(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {CLEAN_TABLE} "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse()"
+                )
+            terminate_backend(market_db, at.conn)
+
+    with (
+        _inserter(hook=kill_then_refuse_batch_1) as ins,
+        pytest.raises(BatchInsertError) as err,
+    ):
+        ins.insert(frame)
+    assert (err.value.batch, err.value.first_row, err.value.last_row) == (1, 1, 500)
+    message = str(err.value)
+    assert "batch 1 (rows 1-500), written again after a lost connection, was rejected" in message
+    assert "RaiseException: refused" in message
+    assert "re-running" not in message
+
+
 @pytest.fixture
 def private_server(tmp_path, monkeypatch):
     server = PrivateServer(tmp_path / "pg")
