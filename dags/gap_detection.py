@@ -26,8 +26,9 @@ DOC = """
 Compares the stored bars of each symbol with its trading calendar (`CME Globex Equity`
 for NQ, ES, YM, RTY: Sunday 18:00 ET open, the 17:00-18:00 ET break, holidays and early
 closes, with the hours of each era since 2010: the 15:15 CT close and 15:30 CT reopen
-until 2012-11-16, the 15:15-15:30 CT halt until 2021-06-25). A **gap** is a run of
-consecutive trading minutes with no stored bar, at least `min_gap_minutes` long;
+until 2012-11-16, the 15:15-15:30 CT halt through trade date 2021-06-25, none from
+2021-06-28). A **gap** is a run of consecutive trading minutes with no stored bar, at
+least `min_gap_minutes` long;
 weekends, holidays, early closes and the daily break are never gaps, and shorter runs are
 quiet minutes, not gaps.
 

@@ -25,13 +25,13 @@ Range = tuple[datetime, datetime]
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What a stage's planner gets: where to read, the run's params, the run's end (its
-    data interval end, or None) and the most chunks Airflow may map."""
+    """What a stage's planner gets: where to read, the run's params and the run's end (its
+    data interval end, or None). The plan's size is checked on its mapped tasks
+    (:func:`group_chunks`), not here."""
 
     connect: Connector
     params: Mapping[str, Any]
     run_end: datetime | None = None
-    max_chunks: int | None = 1024  # None: the caller groups the chunks and checks
     now: datetime | None = None  # the current time; tests fix it
     interval: Range | None = None  # a scheduled or backfill run's data interval
 
@@ -127,12 +127,10 @@ def monthly_chunks(symbol: Symbol | str, start: datetime, end: datetime) -> list
     ]
 
 
-def plan(
-    ranges: Mapping[Symbol, Range | Sequence[Range]], *, max_chunks: int | None = 1024
-) -> list[ChunkData]:
+def plan(ranges: Mapping[Symbol, Range | Sequence[Range]]) -> list[ChunkData]:
     """Chunks for every symbol's range (or ranges), symbol-major; ranges of a symbol that
-    meet in one month make one chunk spanning them. Refuses plans over ``max_chunks``
-    (Airflow's ``max_map_length``) with a message that says how to split the run."""
+    meet in one month make one chunk spanning them (the mapped tasks they make are
+    counted against Airflow's ``max_map_length`` by :func:`group_chunks`)."""
     chunks = []
     for sym, value in ranges.items():
         by_month: dict[str, Chunk] = {}
@@ -146,13 +144,6 @@ def plan(
                     else Chunk(c.symbol, c.month, min(had.start, c.start), max(had.end, c.end))
                 )
         chunks += [by_month[m].to_dict() for m in sorted(by_month)]
-    if max_chunks is not None and len(chunks) > max_chunks:
-        raise ParamError(
-            "end",
-            f"the range makes {len(chunks)} chunks (symbol x month), more than Airflow's "
-            f"max_map_length of {max_chunks}: split it into several runs or raise "
-            "[core] max_map_length",
-        )
     return chunks
 
 
@@ -244,6 +235,6 @@ def plan_ranges(
         return dict.fromkeys(symbols, window) if window is not None else catch_up(conn, registry)
 
     ranges = run_transaction(request.connect, ranges_of, what="plan")
-    chunks = plan(ranges, max_chunks=request.max_chunks)
+    chunks = plan(ranges)
     log.info("plan: %s", summarize_plan(chunks))
     return chunks

@@ -30,12 +30,19 @@ def test_no_chunks_for_an_empty_range():
     assert monthly_chunks(NQ, dt(2025, 1, 1), dt(2025, 1, 1)) == []
 
 
-def test_twenty_years_of_four_symbols_is_refused_before_any_work():
+def test_twenty_years_of_four_symbols_map_240_tasks_and_over_the_limit_are_refused():
+    from market_backfill.planning import group_chunks
+
     symbols = [parse_symbol(f"GLBX.MDP3:{r}") for r in ("NQ", "ES", "YM", "RTY")]
-    ranges = dict.fromkeys(symbols, (dt(2006, 1, 1), dt(2026, 1, 1)))
-    with pytest.raises(ParamError, match="960 chunks.*max_map_length of 500"):
-        plan(ranges, max_chunks=500)
-    assert len(plan(ranges, max_chunks=1024)) == 960
+    chunks = plan(dict.fromkeys(symbols, (dt(2006, 1, 1), dt(2026, 1, 1))))
+    assert len(chunks) == 960
+    assert len(group_chunks(chunks, 25)) == 240
+    with pytest.raises(
+        ParamError,
+        match="960 tasks .*max_map_length of 500: raise 'symbols_per_task', split the range",
+    ) as err:
+        group_chunks(chunks, 1, max_groups=500)
+    assert err.value.param == "symbols_per_task"
 
 
 def _chunks(roots: list[str], start=None, end=None):
@@ -43,7 +50,7 @@ def _chunks(roots: list[str], start=None, end=None):
         parse_symbol(f"GLBX.MDP3:{r}"): (start or dt(2025, 11, 15), end or dt(2026, 1, 1))
         for r in roots
     }
-    return plan(ranges, max_chunks=None)
+    return plan(ranges)
 
 
 def test_a_month_of_several_symbols_is_one_group_with_a_short_label():
@@ -86,6 +93,21 @@ def test_sixty_symbols_over_fifteen_years_fit_and_too_small_groups_are_refused()
     assert {len(g["members"]) for g in groups} == {25, 10}
     with pytest.raises(ParamError, match="1800 tasks .*up to 6 symbols.*raise 'symbols_per_task'"):
         group_chunks(chunks, 6, max_groups=1024)
+
+
+def test_hundreds_of_symbols_over_fifteen_years_fit_the_map_limit():
+    """README: 125 symbols fit at the default group size, hundreds with a larger one."""
+    from market_backfill.names import DEFAULT_SYMBOLS_PER_TASK
+    from market_backfill.planning import group_chunks
+
+    roots = [f"R{i:03d}" for i in range(300)]
+    chunks = _chunks(roots, dt(2011, 1, 1), dt(2026, 1, 1))
+    fit = [c for c in chunks if c["symbol"] < "GLBX.MDP3:R125"]
+    assert len(group_chunks(fit, DEFAULT_SYMBOLS_PER_TASK)) == 5 * 180
+    one_more = [c for c in chunks if c["symbol"] < "GLBX.MDP3:R126"]
+    with pytest.raises(ParamError, match="1080 tasks"):
+        group_chunks(one_more, DEFAULT_SYMBOLS_PER_TASK)
+    assert len(group_chunks(chunks, 60)) == 5 * 180
 
 
 def test_month_steps_cross_the_year_and_stay_in_utc():

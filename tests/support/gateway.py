@@ -9,7 +9,8 @@ range, cost, billable size); and the batch API as the client calls it: ``batch.s
 (a job that is done ``batch_seconds`` after it was received), ``batch.list_jobs`` (the short
 form), ``batch.get_job_details``, ``batch.list_files`` (one zstd DBN file per month) and the
 file download, with ``Range`` for resumed downloads. Tests can script failures first
-(``fail_with``): status codes with optional Retry-After, answered in order.
+(``fail_with``): status codes with optional Retry-After, or a connection closed without
+an answer (status 0), answered in order.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ FILE_PATH = "/v0/batch.file/"  # + job id / file name: where list_files points d
 
 @dataclass
 class Scripted:
-    status: int
+    status: int  # 0: the connection is closed without an answer (a network error)
     retry_after: float | None = None
     detail: str = "scripted failure"
     path: str = "/v0/timeseries.get_range"  # the endpoint whose next answer this is
@@ -107,6 +108,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if user != state.key:
             self._json(401, {"detail": "Authentication failed."})
+            return False
+        if scripted is not None and scripted.status == 0:
+            self.close_connection = True  # nothing written: the client sees the drop
             return False
         if scripted is not None:
             headers = {"Retry-After": str(scripted.retry_after)} if scripted.retry_after else {}

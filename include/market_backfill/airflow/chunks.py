@@ -70,17 +70,11 @@ def plan_or_fail(plan: Callable[[], T]) -> T:
         raise fail_fast(str(exc)) from None
 
 
-def plan_monthly(plan_run: PlanRun, run: RunContext, *, limited: bool = True) -> list[ChunkData]:
-    """The plan task of a monthly-chunked DAG: ``plan_run`` with the run's end and
-    Airflow's ``max_map_length`` (``limited=False``: no limit, the caller groups the
-    chunks into mapped tasks and checks those)."""
-    request = PlanRequest(
-        run.connect,
-        run.params,
-        run.run_end,
-        max_chunks=max_map_length() if limited else None,
-        interval=run.interval,
-    )
+def plan_monthly(plan_run: PlanRun, run: RunContext) -> list[ChunkData]:
+    """The plan task of a monthly-chunked DAG: ``plan_run`` with the run's end and data
+    interval (the caller groups the chunks into mapped tasks, :func:`map_groups`, which
+    checks Airflow's ``max_map_length``)."""
+    request = PlanRequest(run.connect, run.params, run.run_end, interval=run.interval)
     return plan_or_fail(lambda: plan_run(request))
 
 
@@ -96,7 +90,7 @@ def map_groups(chunks: Sequence[ChunkData], run: RunContext) -> list[GroupData]:
 
 def plan_grouped(plan_run: PlanRun, run: RunContext) -> list[GroupData]:
     """The plan task of a monthly stage whose mapped tasks hold groups of symbols."""
-    return map_groups(plan_monthly(plan_run, run, limited=False), run)
+    return map_groups(plan_monthly(plan_run, run), run)
 
 
 def run_members(

@@ -47,7 +47,7 @@ def plan_chunks(run: RunContext) -> list[GroupData]:
     """Validate the params and return the groups to map over (up to ``symbols_per_task``
     symbols of one dataset and month each); with the Databento source, after the
     pre-flight (clamp, estimate, cap). ``dry_run`` maps nothing."""
-    planned = plan_monthly(plan_run, run, limited=False)
+    planned = plan_monthly(plan_run, run)
     parsed = parse_params(run.params)
     if parsed.source in ("databento", BATCH_SOURCE):
         planned = plan_or_fail(lambda: _preflight(planned, parsed, run))

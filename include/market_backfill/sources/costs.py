@@ -66,7 +66,8 @@ def clamp(
     items: Sequence[Mapping[str, Any]], published: Mapping[str, datetime]
 ) -> tuple[list[Any], list[str]]:
     """Cut each item (a chunk or a gap: ``symbol``, ``start``, ``end``, ``label``) at its
-    dataset's published end; drop items that start past it. Other keys are kept."""
+    dataset's published end; drop items that start past it (each cut logged). Other keys
+    are kept."""
     kept, notes = [], []
     for item in items:
         end = published[parse_symbol(item["symbol"]).dataset]
@@ -76,6 +77,13 @@ def clamp(
         notes.append(f"{item['label']}: end {item['end']} cut to the published {end.isoformat()}")
         if datetime.fromisoformat(item["start"]) < end:
             kept.append({**item, "end": end.isoformat()})
+    if notes:
+        log.info(
+            "%d of %d item(s) cut at the published end of the data:\n%s",
+            len(notes),
+            len(items),
+            "\n".join(notes),
+        )
     return kept, notes
 
 

@@ -157,7 +157,7 @@ def test_without_a_plan_the_summary_fails_fast(market_db):
         summarize_run(None, (), RUN)
 
 
-def test_planning_passes_the_run_end_and_the_map_limit_and_fails_fast(market_db):
+def test_planning_passes_the_run_end_and_fails_fast(market_db):
     end = datetime(2025, 12, 31, tzinfo=UTC)
     got = {}
 
@@ -167,7 +167,7 @@ def test_planning_passes_the_run_end_and_the_map_limit_and_fails_fast(market_db)
 
     run = RunContext("stage", "r", {"a": 1}, run_end=end)
     assert plan_monthly(plan_run, run) == [DEC.to_dict()]
-    assert (got["params"], got["run_end"], got["max_chunks"]) == ({"a": 1}, end, 1024)
+    assert (got["params"], got["run_end"]) == ({"a": 1}, end)
     got["conn"].close()
 
     def bad():
@@ -186,6 +186,20 @@ def test_ensure_schema_is_idempotent(pg_db, monkeypatch):
     assert n == 24  # the preloaded roots, once
 
 
+def _stop_reason(run: RunContext = RUN) -> str | None:
+    """The error of the run's stop row (symbol ``*``, chunk ``stop``), None without one."""
+    with hook_connector()() as conn:
+        row = conn.execute(
+            "SELECT status, error FROM backfill_runs WHERE dag_id = %s AND run_id = %s "
+            "AND symbol = '*' AND chunk = 'stop'",
+            (run.dag_id, run.run_id),
+        ).fetchone()
+    if row is None:
+        return None
+    assert row[0] == "failed"
+    return row[1]
+
+
 def test_a_run_wide_refusal_stops_later_chunks_until_the_summary(market_db):
     calls = []
 
@@ -195,12 +209,15 @@ def test_a_run_wide_refusal_stops_later_chunks_until_the_summary(market_db):
 
     with pytest.raises(AirflowFailException, match="answered 401"):
         run_audited(NOV.to_dict(), refused, RUN)
+    assert "NQ 2025-11" in _stop_reason()
+    assert "Databento answered 401" in _stop_reason()  # the audit row says why
     with pytest.raises(AirflowFailException, match="the run was stopped: NQ 2025-11"):
         run_audited(DEC.to_dict(), refused, RUN)
     assert calls == ["2025-11"]  # the later chunk never reached the source
     assert "not run" in _rows()["2025-12"]["error"]
     with pytest.raises(RuntimeError, match="2 of 2 chunks"):
         summarize_run([NOV.to_dict(), DEC.to_dict()], (), RUN)
+    assert _stop_reason() is None  # lifted by the summary
     # the key is fixed and the failed chunks are cleared: they run again
     assert run_audited(DEC.to_dict(), lambda c, k: {"rows_in": 1}, RUN) == {"rows_in": 1}
 

@@ -34,6 +34,10 @@ def test_holes_of_known_lengths_are_found_and_nothing_else():
     ]
     assert gaps[3].end_ns == to_ns("2025-11-25T22:00")  # never spans the break
     assert gaps[-1].end_ns == to_ns("2025-11-28T18:15")  # nor the early close
+    assert [g.to_dict()["label"] for g in gaps[:2]] == [  # the repair tasks' UI labels
+        "NQ 2025-11-23 23:00 (12m)",
+        "NQ 2025-11-24 14:30 (30m)",
+    ]
 
 
 def test_weekend_holiday_break_and_the_future_are_never_gaps():

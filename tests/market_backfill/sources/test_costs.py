@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -26,9 +27,10 @@ CHUNKS = [
 ]
 
 
-def test_chunks_are_cut_at_the_published_end_and_later_ones_dropped():
+def test_chunks_are_cut_at_the_published_end_and_later_ones_dropped(caplog):
     published = {"GLBX.MDP3": datetime(2025, 3, 10, tzinfo=UTC)}
-    kept, notes = clamp(CHUNKS, published)
+    with caplog.at_level(logging.INFO, logger="market_backfill.sources.costs"):
+        kept, notes = clamp(CHUNKS, published)
     assert [(c["symbol"], c["end"]) for c in kept] == [
         ("GLBX.MDP3:NQ", "2025-03-01T00:00:00+00:00"),
         ("GLBX.MDP3:NQ", "2025-03-10T00:00:00+00:00"),
@@ -36,6 +38,11 @@ def test_chunks_are_cut_at_the_published_end_and_later_ones_dropped():
         ("GLBX.MDP3:ES", "2025-03-10T00:00:00+00:00"),
     ]
     assert len(notes) == 2
+    assert caplog.messages == [
+        "2 of 4 item(s) cut at the published end of the data:\n"
+        "NQ 2025-03: end 2025-04-01T00:00:00+00:00 cut to the published 2025-03-10T00:00:00+00:00\n"
+        "ES 2025-03: end 2025-04-01T00:00:00+00:00 cut to the published 2025-03-10T00:00:00+00:00"
+    ]
     gone, _ = clamp(CHUNKS, {"GLBX.MDP3": datetime(2025, 2, 1, tzinfo=UTC)})
     assert gone == []
 

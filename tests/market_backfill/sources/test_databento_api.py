@@ -49,6 +49,25 @@ def test_server_errors_and_rate_limits_are_retried(gateway, sleeps):
     assert sleeps == [0.01, 0.25, 0.04]
 
 
+def test_network_errors_are_retried(gateway, sleeps, caplog):
+    gateway.fail_with(Scripted(0), Scripted(0))
+    source = _source(gateway, backoff=Backoff(attempts=3, base_s=0.01))
+    bars = source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    assert bar_count(bars) > 0
+    assert (source.requests, source.retries) == (3, 2)
+    assert sleeps == [0.01, 0.02]
+    assert len(gateway.state.data_requests()) == 3
+    assert "network error ConnectionError, retrying" in caplog.text
+
+
+def test_the_default_is_five_attempts_with_waits_doubling_from_two_seconds(gateway, sleeps):
+    gateway.fail_with(*[Scripted(500)] * 5)
+    with pytest.raises(SourceError, match="failed 5 times, last: 500 server error"):
+        _source(gateway).fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    assert sleeps == [2.0, 4.0, 8.0, 16.0]
+    assert len(gateway.state.data_requests()) == 5
+
+
 def test_retries_are_bounded(gateway):
     gateway.fail_with(*[Scripted(500)] * 3)
     source = _source(gateway, backoff=Backoff(attempts=3, base_s=0))
