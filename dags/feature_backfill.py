@@ -41,10 +41,12 @@ Runs after every update of the bars (Asset schedule) in catch-up mode.
 
 **Params**
 - `symbols`, `roll_rule`, `rank`: the series.
-- `start`, `end` (UTC dates, inclusive): compute the rows **missing** in that window;
-  stored rows are untouched. Both empty: **catch up** from each series' and timeframe's
-  newest feature row (recomputing the newest, possibly incomplete, bar) to the newest bar,
-  plus every range whose bars changed since it was computed.
+- `start`, `end` (UTC dates, inclusive): compute the feature rows **missing** in that
+  window; stored feature rows are untouched (the rollup still rewrites a stored bucket of
+  `market_bars_ohlcv_agg` whose bars changed, as every run does). Both empty: **catch
+  up** from each series' and timeframe's newest feature row (recomputing the newest,
+  possibly incomplete, bar) to the newest bar, plus every range whose bars changed since
+  it was computed.
 - `timeframes`: any of `1m, 5m, 15m, 1h, 4h, 1d` (default all).
 - `force_recalc` with `since` (and optionally `end`): recompute from `since` on and
   overwrite every row whose values differ (a corrected bar, a new logic version).

@@ -51,7 +51,8 @@ run without dates, the last 30 days.
 **Params**: `symbols`, `start`, `end` (empty: see above), `min_gap_minutes`,
 `repair`, `max_repairs`, `max_attempts`, `retry_unfillable`, `max_cost_usd` and
 `dry_run` (the repairs' Databento pre-flight, as in `ohlcv_reingest`), and the source
-params of `ohlcv_reingest` for the repair.
+params of `ohlcv_reingest` for the repair (`source`: `databento` or `dbn_file`; a gap is
+minutes to hours, so batch jobs, `databento_batch`, are left to bulk loads).
 """
 
 

@@ -54,9 +54,10 @@ failed task (with its downstream summary) to retry just that month of its symbol
   jobs, one per dataset, split by month and downloaded once: for multi-year pulls) or
   `dbn_file` (files on disk).
 - `dbn_path`: a `.dbn` / `.dbn.zst` file or glob, for `dbn_file`.
-- `max_cost_usd`, `dry_run`: with `databento`, `plan` first clamps the range to what the
-  dataset has published and asks Databento what the run's requests cost; over the cap the
-  run stops there, before any data request. A dry run stops after the estimate.
+- `max_cost_usd`, `dry_run`: with `databento` or `databento_batch`, `plan` first clamps
+  the range to what the dataset has published and asks Databento what the run's requests
+  cost; over the cap the run stops there, before any data request. A dry run stops after
+  the estimate.
 
 With `databento_batch`, `batch_ready` (a sensor in reschedule mode: no worker slot is held
 while Databento works) submits the jobs, or finds them already submitted, and waits for

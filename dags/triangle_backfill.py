@@ -35,8 +35,9 @@ summary stays per symbol and month.
 Each chunk reads from the start of the weekly segment (Sunday at the root's session open,
 18:00 New York on CME Globex) that contains its first minute, so monthly chunks give
 exactly the rows of one run over the whole range. Re-running adds nothing; `purge`
-replaces the chunk's rows for the same settings. Runs after every successful
-`ohlcv_reingest` (Asset schedule) in catch-up mode.
+replaces the chunk's rows for the same settings. Runs after every update of the bars (a
+successful `ohlcv_reingest`, gap repairs that wrote bars: Asset schedule) in catch-up
+mode.
 
 **Params**
 - `symbols`, `start`, `end` (UTC dates, inclusive; both empty: catch up from the latest

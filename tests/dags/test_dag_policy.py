@@ -186,6 +186,34 @@ def test_triangles_features_and_gaps_run_after_every_update_of_the_bars(bag):
     assert gaps.timetable.asset_condition == CLEAN_BARS  # and daily
 
 
+SPEC_DEFAULTS = {  # interfaces.md, "Runs and dates" (max_repairs: the spec names no default)
+    "ohlcv_reingest": {"symbols": ["GLBX.MDP3:NQ"], "batch_size": 500, "dry_run": False},
+    "triangle_backfill": {"anchor": "weekly", "warmup": 5, "source_table": "clean"},
+    "gap_detection": {
+        "start": None,
+        "end": None,
+        "min_gap_minutes": 5,
+        "repair": True,
+        "max_repairs": 100,
+        "max_attempts": 3,
+        "retry_unfillable": False,
+        "source": "databento",
+    },
+    "feature_backfill": {
+        "timeframes": ["1m", "5m", "15m", "1h", "4h", "1d"],
+        "force_recalc": False,
+    },
+}
+
+
+@pytest.mark.parametrize("dag_id", sorted(SPEC_DEFAULTS))
+def test_the_params_default_as_the_spec_says(bag, dag_id):
+    params = bag.dags[dag_id].params
+    assert {k: params[k] for k in SPEC_DEFAULTS[dag_id]} == SPEC_DEFAULTS[dag_id]
+    # series params: empty, so the registry's roll rule and rank apply
+    assert (params["roll_rule"], params["rank"]) == (None, None)
+
+
 def test_triangle_dag_has_every_filter_flag_off_by_default(bag):
     params = bag.dags["triangle_backfill"].params
     for flag in (*TRIANGLE_FLAGS, "allow_legacy", "purge"):

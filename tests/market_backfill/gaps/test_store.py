@@ -31,6 +31,32 @@ def test_redetection_updates_never_duplicates_and_closes_vanished_gaps(market_db
     assert [(r[1], r[2]) for r in rows] == [(40, "open"), (20, "filled")]
 
 
+def test_open_gaps_are_the_oldest_first_over_every_series_up_to_the_cap(market_db):
+    """``max_repairs``: a run repairs the oldest open gaps of all its series, no more."""
+    from market_backfill.symbols import Series, parse_symbol
+
+    es = Series(parse_symbol("GLBX.MDP3:ES"), "v", 0)
+    nq_gaps = [
+        Gap(NQ_V0, to_ns("2025-11-25T10:00"), to_ns("2025-11-25T10:20")),
+        Gap(NQ_V0, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T15:00")),
+    ]
+    es_gaps = [
+        Gap(es, to_ns("2025-11-24T14:30"), to_ns("2025-11-24T14:40")),
+        Gap(es, to_ns("2025-11-26T09:00"), to_ns("2025-11-26T09:10")),
+    ]
+    with market_db.connect() as conn:
+        record_gaps(conn, NQ_V0, START, END, nq_gaps)
+        record_gaps(conn, es, START, END, es_gaps)
+        picked = open_gaps(conn, [NQ_V0, es], START, END, 3)
+        assert [(g["symbol"], g["gap_start"][:16]) for g in picked] == [
+            ("GLBX.MDP3:ES", "2025-11-24T14:30"),
+            ("GLBX.MDP3:NQ", "2025-11-24T14:30"),
+            ("GLBX.MDP3:NQ", "2025-11-25T10:00"),
+        ]
+        assert len(open_gaps(conn, [NQ_V0, es], START, END, 100)) == 4
+        assert [g["symbol"] for g in open_gaps(conn, [es], START, END, 100)] == [es.symbol.key] * 2
+
+
 def _gap_row(conn, gap: Gap) -> tuple:
     return conn.execute(
         "SELECT status, attempts, last_error FROM ohlcv_gaps WHERE gap_start = %s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import numpy as np
@@ -106,6 +107,24 @@ def test_no_key_is_a_clear_error():
 
 def test_repr_hides_the_key(gateway):
     assert API_KEY not in repr(_source(gateway))
+
+
+def test_the_key_is_never_logged(gateway, sleeps, caplog):
+    """Every log line of a fetch with retries, a quote and a refused key, at DEBUG from
+    every logger (the client's, requests' and urllib3's included), holds no key."""
+    wrong = "db-WRONGKEY000000000000000000000"
+    with caplog.at_level(logging.DEBUG):
+        gateway.fail_with(Scripted(500), Scripted(0))
+        source = _source(gateway, backoff=Backoff(attempts=3, base_s=0.01))
+        source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+        source.quote("GLBX.MDP3", ["NQ.v.0"], START, END)
+        with pytest.raises(PermanentSourceError):
+            DatabentoSource(wrong, gateway.url).fetch(
+                "GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END
+            )
+    assert "Databento" in caplog.text  # the requests were logged
+    assert API_KEY not in caplog.text
+    assert wrong not in caplog.text
 
 
 def test_companions_share_one_cached_request(gateway, tmp_path, synthetic_bars_continuous):
