@@ -259,8 +259,8 @@ def deep_history(
 ) -> tuple[list[str], dict[str, list[dict]]]:
     """``years`` (ending 2026-01-01) x :data:`DEEP_ROOTS` as monthly DBN files, then
     :func:`pipeline` on each executor: the report's lines and each executor's stage
-    results (none without executors)."""
-    if not executors:
+    results (none without executors or years)."""
+    if not executors or years <= 0:
         return [], {}
     end = datetime(2026, 1, 1, tzinfo=UTC)
     start = datetime(2026 - years, 1, 1, tzinfo=UTC)
@@ -432,7 +432,8 @@ def floor(
     params in ``reingest``) against ``floor_reingest`` (a no-op DAG of its shape, as many
     mapped tasks) on one LocalExecutor stack, runs alternating; the seed method's time for
     the same rows beside it. ``figures`` gets the medians (``running_floor_s``,
-    ``running_ours_s``) and the seed method's seconds (``running_seed_s``)."""
+    ``running_ours_s``), each alternating pair of runs (``running_pairs``) and the seed
+    method's seconds (``running_seed_s``)."""
     import bench_insert
     from bench_targets import running_two_years
 
@@ -484,6 +485,10 @@ def floor(
         "running_floor_s": floor_s,
         "running_ours_s": ours,
         "running_seed_s": bars / seed_rate,
+        "running_pairs": [
+            (fl["wall"], o["wall"])
+            for fl, o in zip(runs["floor_reingest"], runs["ohlcv_reingest"], strict=True)
+        ],
     }
     if figures is not None:
         figures.update(measured)

@@ -1,4 +1,6 @@
-"""Peak memory (RSS) of one chunk's work, in a fresh process.
+"""Peak memory (RSS) of one chunk's work, in a fresh process holding what an Airflow task
+process holds first (Airflow's task runner, the standard Python operator, the postgres
+provider's hook: about 120 MB before any of this project's code).
 
     python bench/chunk_memory.py reingest URL DBN_PATH 2025-06
     python bench/chunk_memory.py triangles URL - 2025-06
@@ -31,6 +33,9 @@ def main() -> None:
     from datetime import UTC, datetime
     from decimal import Decimal
 
+    import airflow.providers.postgres.hooks.postgres  # noqa: F401 - a task process's imports
+    import airflow.providers.standard.operators.python  # noqa: F401
+    import airflow.sdk.execution_time.task_runner  # noqa: F401
     import psycopg
 
     from market_backfill.planning import monthly_chunks

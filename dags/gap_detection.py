@@ -17,7 +17,7 @@ from market_backfill.airflow.params import (
     range_params,
     source_params,
 )
-from market_backfill.airflow.schedules import DAILY, FIRST_DAY
+from market_backfill.airflow.schedules import DAILY, daily_start
 from market_backfill.names import DATABENTO_POOL, DEFAULT_MAX_COST_USD
 
 DOC = """
@@ -61,7 +61,7 @@ minutes to hours, so batch jobs, `databento_batch`, are left to bulk loads).
     description="Find missing 1-minute bars against the trading calendar and repair them",
     doc_md=DOC,
     schedule=AssetOrTimeSchedule(timetable=DAILY, assets=CLEAN_BARS),
-    start_date=FIRST_DAY,
+    start_date=daily_start()[0],
     catchup=False,  # one run after downtime is enough: its 30-day look-back covers the gap
     max_active_runs=1,
     max_active_tasks=4,

@@ -20,7 +20,7 @@ from market_backfill.airflow.params import (
     symbols_per_task_param,
     writers_param,
 )
-from market_backfill.airflow.schedules import DAILY, FIRST_DAY, batch_poke_seconds
+from market_backfill.airflow.schedules import DAILY, batch_poke_seconds, daily_start
 from market_backfill.names import (
     DATABENTO_POOL,
     DEFAULT_MAX_COST_USD,
@@ -69,13 +69,18 @@ batches, commits, retries) and writes it to `backfill_runs`.
 """
 
 
+# catch-up (every missed day's run, each loading its day) only from the day the operator
+# set, MARKET_BACKFILL_FIRST_DAY; without it only the latest day runs
+FIRST_DAY, CATCH_UP = daily_start()
+
+
 @dag(
     dag_id="ohlcv_reingest",
     description="Load Databento 1-minute futures bars into the clean bars table",
     doc_md=DOC,
     schedule=DAILY,
     start_date=FIRST_DAY,
-    catchup=True,  # after downtime, Airflow creates the missed days' runs; each loads its day
+    catchup=CATCH_UP,
     max_active_runs=1,
     max_active_tasks=4,
     tags=["market-data", "databento", "backfill"],

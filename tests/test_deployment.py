@@ -108,6 +108,15 @@ def test_dev_run_runs_every_stage_on_the_sample_and_prints_their_tables(market_d
     for dag_id in ("ohlcv_reingest", "gap_detection", "triangle_backfill", "feature_backfill"):
         assert f"==> airflow dags test {dag_id}" in out
         assert f"{dag_id} run manual__" in out  # the report's header
+    # the reingest's table as the README shows it: a row per chunk, then the total
+    rows = [line.split() for line in out.splitlines() if line.startswith(("GLBX.MDP3:NQ", "*"))]
+    assert rows[:3] == [
+        ["GLBX.MDP3:NQ", "NQ", "2025-11", "success", "1", "26931", "26931", "-", "26931", "54"]
+        + rows[0][10:],
+        ["GLBX.MDP3:NQ", "NQ", "2025-12", "success", "1", "20428", "20428", "-", "20428", "41"]
+        + rows[1][10:],
+        ["*", "total", "success", "1", "47359", "47359", "-", "47359", "95", "95", "0", "-"],
+    ]
     with market_db.connect() as conn:
         counts = dict(
             conn.execute(

@@ -52,3 +52,9 @@ def test_stages_are_run_in_the_order_given():
     assert scale.parse_stages(",".join(scale.STAGES)) == scale.STAGES
     with pytest.raises(ValueError, match="unknown stages \\['triangles'\\]"):
         scale.parse_stages("ohlcv_reingest,triangles")
+
+
+def test_zero_years_skips_the_deep_history(tmp_path):
+    """README: ``--years 0`` skips that part (no files written, no stack started)."""
+    assert scale.deep_history(None, 0, ["local"], tmp_path) == ([], {})
+    assert list(tmp_path.iterdir()) == []

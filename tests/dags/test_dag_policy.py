@@ -7,7 +7,7 @@ at parse time would fail here.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
@@ -63,7 +63,7 @@ def test_documented_and_tagged(dag):
 
 
 CATCHUP = {
-    "ohlcv_reingest": True,  # each missed day's run loads that day
+    "ohlcv_reingest": False,  # MARKET_BACKFILL_FIRST_DAY unset (below: set)
     "gap_detection": False,  # the next run's 30-day look-back covers missed days
     "triangle_backfill": False,  # runs on the bars Asset, catches up from the data
     "feature_backfill": False,  # likewise
@@ -74,6 +74,38 @@ ASSET_SCHEDULED = ("triangle_backfill", "feature_backfill")
 def test_one_run_at_a_time_and_catchup_decided(dag):
     assert dag.max_active_runs == 1
     assert dag.catchup is CATCHUP[dag.dag_id]
+
+
+def test_unpausing_the_reingest_catches_up_only_from_a_first_day_the_operator_set(monkeypatch):
+    """Without MARKET_BACKFILL_FIRST_DAY unpausing ``ohlcv_reingest`` runs only the latest
+    day (no paid run for every day since a default date); with it, every day from it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_CONN_MARKET_DB", "postgresql://nobody@192.0.2.1:1/none")
+    path = str(ROOT / "dags" / "ohlcv_reingest.py")
+    monkeypatch.delenv("MARKET_BACKFILL_FIRST_DAY", raising=False)
+    unset = DagBag(dag_folder=path).dags["ohlcv_reingest"]
+    monkeypatch.setenv("MARKET_BACKFILL_FIRST_DAY", "2026-06-01")
+    chosen = DagBag(dag_folder=path).dags["ohlcv_reingest"]
+    assert (unset.catchup, chosen.catchup) == (False, True)
+    assert chosen.start_date == datetime(2026, 6, 1, tzinfo=UTC)
+    # the first run the scheduler creates on unpausing each
+    assert _first_run(chosen) == datetime(2026, 6, 1, tzinfo=UTC)
+    assert _first_run(unset) >= datetime.now(UTC) - timedelta(days=2)  # the latest day
+
+
+def _first_run(dag) -> datetime:
+    """The data interval start of the first run the scheduler would create for ``dag``."""
+    from airflow.serialization.serialized_objects import decode_timetable, encode_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = decode_timetable(encode_timetable(dag.timetable))
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(dag.start_date, None, dag.catchup),
+    )
+    assert info is not None
+    return info.data_interval.start
 
 
 def test_a_time_scheduled_run_stands_for_one_utc_day(dag):

@@ -15,22 +15,33 @@ from airflow.sdk import CronDataIntervalTimetable
 
 DAILY = CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
 FIRST_DAY_ENV = "MARKET_BACKFILL_FIRST_DAY"
-DEFAULT_FIRST_DAY = date(2026, 11, 1)
+DEFAULT_START = datetime(2026, 11, 1, tzinfo=UTC)
+"""The time-scheduled DAGs' ``start_date`` without ``MARKET_BACKFILL_FIRST_DAY``: they do
+not catch up then, so only the latest day runs and no earlier day is ever created."""
 
 
-def first_day(environ: Mapping[str, str] = os.environ) -> datetime:
-    """The first scheduled day (``MARKET_BACKFILL_FIRST_DAY``, ``YYYY-MM-DD``; default
-    2026-11-01). With catch-up on, unpausing a DAG creates a run for every day since: set
-    it to the day you deploy; load older history with dates or the Backfill dialog."""
+def first_day(environ: Mapping[str, str] = os.environ) -> datetime | None:
+    """The first scheduled day ``ohlcv_reingest`` catches up from
+    (``MARKET_BACKFILL_FIRST_DAY``, ``YYYY-MM-DD``), or None when it is not set."""
     text = environ.get(FIRST_DAY_ENV, "").strip()
+    if not text:
+        return None
     try:
-        day = date.fromisoformat(text) if text else DEFAULT_FIRST_DAY
+        day = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{FIRST_DAY_ENV} must be a date YYYY-MM-DD, got {text!r}") from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-FIRST_DAY = first_day()
+def daily_start(environ: Mapping[str, str] = os.environ) -> tuple[datetime, bool]:
+    """(``start_date``, ``catchup``) of ``ohlcv_reingest``'s daily schedule, read when the
+    DAG file is parsed. With ``MARKET_BACKFILL_FIRST_DAY``: that day, catching up (after
+    downtime every missed day runs, each a paid request). Without: no catch-up, so
+    unpausing the DAG or starting it after downtime runs only the latest day (the days
+    missed meanwhile are gaps: ``gap_detection``'s daily 30-day look-back repairs them)."""
+    day = first_day(environ)
+    return (DEFAULT_START, False) if day is None else (day, True)
+
 
 BATCH_POKE_ENV = "MARKET_BACKFILL_BATCH_POKE_SECONDS"
 

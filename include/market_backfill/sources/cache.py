@@ -10,7 +10,6 @@ paying again. Several hosts share it only if it is on shared storage.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,11 +17,13 @@ DATA_DIR_ENV = "MARKET_BACKFILL_DATA_DIR"
 
 
 def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """``MARKET_BACKFILL_DATA_DIR``, else ``$AIRFLOW_HOME/market_backfill_data``."""
+    """``MARKET_BACKFILL_DATA_DIR``, else ``market_backfill_data`` in Airflow's home
+    (``$AIRFLOW_HOME``, which Airflow itself defaults to ``~/airflow``)."""
     configured = environ.get(DATA_DIR_ENV)
     if configured:
         return Path(configured)
-    return Path(environ.get("AIRFLOW_HOME") or tempfile.gettempdir()) / "market_backfill_data"
+    home = environ.get("AIRFLOW_HOME") or "~/airflow"
+    return Path(home).expanduser() / "market_backfill_data"
 
 
 def response_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:

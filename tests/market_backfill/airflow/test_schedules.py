@@ -7,13 +7,17 @@ import pytest
 from market_backfill.airflow.schedules import first_day
 
 
-def test_the_first_scheduled_day_comes_from_the_environment_or_the_default():
-    assert first_day({}) == datetime(2026, 11, 1, tzinfo=UTC)
-    assert first_day({"MARKET_BACKFILL_FIRST_DAY": " 2027-02-03 "}) == datetime(
-        2027, 2, 3, tzinfo=UTC
-    )
+def test_the_first_scheduled_day_comes_from_the_environment_and_decides_catch_up():
+    from market_backfill.airflow.schedules import DEFAULT_START, daily_start
+
+    assert first_day({}) is None
+    assert first_day({"MARKET_BACKFILL_FIRST_DAY": "  "}) is None
+    day = datetime(2027, 2, 3, tzinfo=UTC)
+    assert first_day({"MARKET_BACKFILL_FIRST_DAY": " 2027-02-03 "}) == day
     with pytest.raises(ValueError, match="MARKET_BACKFILL_FIRST_DAY must be a date"):
         first_day({"MARKET_BACKFILL_FIRST_DAY": "yesterday"})
+    assert daily_start({"MARKET_BACKFILL_FIRST_DAY": "2027-02-03"}) == (day, True)
+    assert daily_start({}) == (DEFAULT_START, False)
 
 
 def test_the_batch_poke_interval_comes_from_the_environment_or_the_default():
