@@ -41,9 +41,11 @@ failed task (with its downstream summary) to retry just that month of its symbol
 **What a run loads**
 - *Trigger* with `start`/`end`: those UTC days, both inclusive. Without dates: catch-up,
   each symbol from its last stored bar up to now.
-- *Schedule* (daily, catch-up on) and the *Backfill* dialog: each run loads exactly its
-  data interval, one UTC day `[data_interval_start, data_interval_end)`. After downtime
-  Airflow creates the missed days' runs.
+- *Schedule* (daily) and the *Backfill* dialog: each run loads exactly its data interval,
+  one UTC day `[data_interval_start, data_interval_end)`. With `MARKET_BACKFILL_FIRST_DAY`
+  set (an environment variable), unpausing or restarting after downtime creates a run
+  for every missed day since it; unset, only the latest day runs and `gap_detection`
+  repairs the days missed.
 
 **Params**
 - `symbols`: registry symbols `DATASET:ROOT`, e.g. `GLBX.MDP3:NQ`.
