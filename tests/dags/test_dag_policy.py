@@ -27,6 +27,7 @@ def bag():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_MARKET_DB", "postgresql://nobody@192.0.2.1:1/none")
+        mp.delenv("MARKET_BACKFILL_FIRST_DAY", raising=False)  # CATCHUP: the default
         yield DagBag(dag_folder=str(ROOT / "dags"))
 
 
@@ -91,7 +92,13 @@ def test_unpausing_the_reingest_catches_up_only_from_a_first_day_the_operator_se
     assert chosen.start_date == datetime(2026, 6, 1, tzinfo=UTC)
     # the first run the scheduler creates on unpausing each
     assert _first_run(chosen) == datetime(2026, 6, 1, tzinfo=UTC)
-    assert _first_run(unset) >= datetime.now(UTC) - timedelta(days=2)  # the latest day
+    before = datetime.now(UTC)
+    latest = _first_run(unset)
+    after = datetime.now(UTC)
+    yesterday = {  # the last whole UTC day (either side of a midnight during the call)
+        datetime(t.year, t.month, t.day, tzinfo=UTC) - timedelta(days=1) for t in (before, after)
+    }
+    assert latest in yesterday
 
 
 def _first_run(dag) -> datetime:

@@ -114,7 +114,8 @@ BatchHook = Callable[[BatchAttempt], None]
 
 class BatchInsertError(RuntimeError):
     """A batch could not be written; ``batch`` is 1-based, earlier batches are committed
-    (with several writers, some later ones may be too: the message says how many)."""
+    (with several writers, some later ones may be too; a batch rejected when written again
+    after a lost connection has later ones committed: the message says how many)."""
 
     def __init__(self, message: str, *, batch: int, first_row: int, last_row: int) -> None:
         super().__init__(message)
@@ -208,19 +209,26 @@ class _BatchFailed(Exception):
     """A batch that could not be written (the cause chained), before the insert knows
     how many batches are committed."""
 
-    def __init__(self, what: str, batch: _Batch, *, resumable: bool) -> None:
+    def __init__(
+        self, what: str, batch: _Batch, *, resumable: bool, rewritten: bool = False
+    ) -> None:
         super().__init__(what)
         self.what, self.batch, self.resumable = what, batch, resumable
+        self.rewritten = rewritten  # committed once, rejected when written again
 
     def error(self, commits: int, writers: int) -> BatchInsertError:
         """The :class:`BatchInsertError` to raise once ``commits`` batches are committed
-        by ``writers`` connections."""
-        committed = (
-            f"{commits} earlier batches are committed"
-            if writers == 1
-            else f"{commits} other batches are committed ({writers} writers: later batches "
-            "may be among them)"
-        )
+        by ``writers`` connections (a batch written again counts among them: it is left
+        out, and the batches after it are committed too)."""
+        if self.rewritten:
+            committed = f"{commits - 1} other batches are committed"
+        elif writers == 1:
+            committed = f"{commits} earlier batches are committed"
+        else:
+            committed = (
+                f"{commits} other batches are committed ({writers} writers: later batches "
+                "may be among them)"
+            )
         resume = "; re-running the task resumes safely" if self.resumable else ""
         return BatchInsertError(
             f"{self.what}. {committed}{resume}.",
@@ -442,6 +450,7 @@ class BatchInserter:
                     f"and rolled back (it may not be stored): {type(exc).__name__}: {exc}",
                     batch,
                     resumable=False,
+                    rewritten=True,
                 ) from exc
             if written:
                 log.warning(

@@ -74,12 +74,18 @@ def clamp(
         if datetime.fromisoformat(item["end"]) <= end:
             kept.append(item)
             continue
-        notes.append(f"{item['label']}: end {item['end']} cut to the published {end.isoformat()}")
         if datetime.fromisoformat(item["start"]) < end:
             kept.append({**item, "end": end.isoformat()})
+            notes.append(
+                f"{item['label']}: end {item['end']} cut to the published {end.isoformat()}"
+            )
+        else:
+            notes.append(
+                f"{item['label']}: starts after the published end {end.isoformat()}: dropped"
+            )
     if notes:
         log.info(
-            "%d of %d item(s) cut at the published end of the data:\n%s",
+            "%d of %d item(s) cut or dropped at the published end of the data:\n%s",
             len(notes),
             len(items),
             "\n".join(notes),

@@ -136,6 +136,7 @@ def test_a_batch_written_again_and_rejected_is_the_one_named(market_db, sleeps):
     message = str(err.value)
     assert "batch 1 (rows 1-500), written again after a lost connection, was rejected" in message
     assert "RaiseException: refused" in message
+    assert message.endswith("0 other batches are committed.")  # batch 2 never was
     assert "re-running" not in message
 
 

@@ -39,12 +39,15 @@ def test_chunks_are_cut_at_the_published_end_and_later_ones_dropped(caplog):
     ]
     assert len(notes) == 2
     assert caplog.messages == [
-        "2 of 4 item(s) cut at the published end of the data:\n"
+        "2 of 4 item(s) cut or dropped at the published end of the data:\n"
         "NQ 2025-03: end 2025-04-01T00:00:00+00:00 cut to the published 2025-03-10T00:00:00+00:00\n"
         "ES 2025-03: end 2025-04-01T00:00:00+00:00 cut to the published 2025-03-10T00:00:00+00:00"
     ]
-    gone, _ = clamp(CHUNKS, {"GLBX.MDP3": datetime(2025, 2, 1, tzinfo=UTC)})
+    gone, notes = clamp(CHUNKS, {"GLBX.MDP3": datetime(2025, 2, 1, tzinfo=UTC)})
     assert gone == []
+    assert (
+        notes[0] == "NQ 2025-02: starts after the published end 2025-02-01T00:00:00+00:00: dropped"
+    )
 
 
 def test_over_budget_names_the_estimate_the_cap_and_the_way_out():
