@@ -87,6 +87,21 @@ def test_the_init_container_creates_the_pools_after_migrating():
     )
 
 
+def test_the_init_container_hands_the_data_volume_and_build_folders_to_airflow_uid():
+    """The init container runs as root: after installing the project it gives the data
+    volume (a named volume is created root-owned) and the in-tree build folders its pip
+    left to AIRFLOW_UID, whose containers write there; the command is valid bash."""
+    import subprocess
+
+    assert SERVICES["airflow-init"]["user"] == "0:0"
+    script = SERVICES["airflow-init"]["command"][-1]
+    data = COMPOSE["x-airflow-common"]["environment"]["MARKET_BACKFILL_DATA_DIR"]
+    assert f'chown -R "${{AIRFLOW_UID:-50000}}:0" {data}' in script
+    assert "build market_backfill.egg-info" in script
+    assert script.index("market_backfill.airflow.pools") < script.index("chown")
+    subprocess.run(["bash", "-n", "-c", script], check=True)
+
+
 @pytest.mark.airflow
 def test_dev_run_runs_every_stage_on_the_sample_and_prints_their_tables(market_db, tmp_path):
     """``./dev run`` without params: reingest, gap detection, triangles and features on
