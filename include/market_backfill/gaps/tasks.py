@@ -35,6 +35,7 @@ from market_backfill.gaps.store import (
 from market_backfill.names import MINUTE
 from market_backfill.planning import Chunk, ChunkData, monthly_chunks
 from market_backfill.sources import make_source
+from market_backfill.sources.cache import REPAIR_CACHE_DAYS, prune_repair_caches, repair_cache_dir
 from market_backfill.sources.costs import (
     DataRequest,
     clamp,
@@ -155,6 +156,11 @@ def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
     if not gp.repair:
         log.info("repair is off: nothing to repair")
         return []
+    pruned = prune_repair_caches()
+    if pruned:
+        log.info(
+            "removed the repair responses of %d runs older than %d days", pruned, REPAIR_CACHE_DAYS
+        )
 
     def wanted(conn: Connection) -> list[dict[str, Any]]:
         registry = load_settings(conn, gp.symbols)
@@ -219,6 +225,7 @@ def run_repair(gap: Mapping[str, Any], run: RunContext) -> RepairResult:
             gp.reingest.get("source", "databento"),
             gp.reingest.get("dbn_path"),
             credentials=databento_credentials,
+            cache_dir=repair_cache_dir(run.run_id),  # a retried repair pays once
         )
         return repair_gap(gap, gp, source, connect)
 

@@ -1,15 +1,19 @@
 """Where Databento responses are kept: one data directory shared by every worker of a host.
 
-``MARKET_BACKFILL_DATA_DIR`` (default ``$AIRFLOW_HOME/market_backfill_data``) holds the
+``MARKET_BACKFILL_DATA_DIR`` (default ``market_backfill_data`` in Airflow's home) holds the
 response cache, keyed by request (dataset, symbols, window): a response is written once,
 atomically (a temporary file renamed into place) under a file lock that holds across
 processes, so sibling chunks on other workers, retries and later runs read it instead of
-paying again. Several hosts share it only if it is on shared storage.
+paying again. Gap repairs keep theirs per run (:func:`repair_cache_dir`). Several hosts
+share it only if it is on shared storage.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,3 +33,30 @@ def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
 def response_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """The folder of cached Databento responses inside the data directory."""
     return data_dir(environ) / "databento" / "responses"
+
+
+REPAIR_CACHE_DAYS = 7
+"""How long a run's repair responses are kept (a cleared repair task of the run reads them)."""
+
+
+def repair_cache_dir(run_id: str, environ: Mapping[str, str] = os.environ) -> Path:
+    """The cached Databento responses of one ``gap_detection`` run's repairs: a repair
+    retried inside its task, by Airflow or cleared by hand reads the response the run
+    paid for; a later run asks Databento afresh (a gap left open may be published since,
+    and ``retry_unfillable`` means asking again)."""
+    return data_dir(environ) / "databento" / "repairs" / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+
+
+def prune_repair_caches(
+    environ: Mapping[str, str] = os.environ, max_age_days: float = REPAIR_CACHE_DAYS
+) -> int:
+    """Delete the repair responses of runs older than ``max_age_days`` (by the folder's
+    last change); return how many runs' folders went."""
+    root = data_dir(environ) / "databento" / "repairs"
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - max_age_days * 86_400
+    old = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(old)

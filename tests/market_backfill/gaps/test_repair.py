@@ -54,3 +54,40 @@ def test_repair_fills_from_a_source_with_the_data_and_keeps_open_without(market_
         again = scan(conn, NQ_V0, CAL, START, utc("2025-11-25T00:00"), 5)
         assert again.gaps == []
         assert record_gaps(conn, NQ_V0, START, utc("2025-11-25T00:00"), again.gaps)["new"] == 0
+
+
+def test_a_retried_repair_reads_what_its_run_paid_for_and_a_later_run_asks_again(
+    market_db, gateway, synthetic_bars_continuous, data_dir
+):
+    """Gap repairs through the Databento stand-in: the repair task run again in the same
+    run (an Airflow retry, a cleared task) makes no second data request; the next run
+    asks afresh (a gap left open may have been published since)."""
+    from market_backfill.airflow.context import RunContext
+    from market_backfill.gaps.tasks import run_repair
+    from market_backfill.sources.cache import repair_cache_dir
+
+    src = synthetic_bars_continuous
+    week = src[
+        (src.symbol == "NQ.v.0") & (src.ts >= to_ns("2025-02-03")) & (src.ts < to_ns("2025-02-08"))
+    ]
+    hole = (week.ts >= to_ns("2025-02-04T15:00")) & (week.ts < to_ns("2025-02-04T15:30"))
+    store_bars(week[~hole])
+    start, end = utc("2025-02-03"), utc("2025-02-08")
+    with market_db.connect() as conn:
+        record_gaps(conn, NQ_V0, start, end, scan(conn, NQ_V0, CAL, start, end, 5).gaps)
+        (gap,) = open_gaps(conn, [NQ_V0], start, end, 100)
+    # the repair task's argument, as plan_repairs maps it
+    item = {
+        **gap,
+        **Chunk(NQ, "gap", gap["gap_start"], gap["gap_end"]).to_dict(),
+        "label": gap["label"],
+    }
+    params = {"symbols": [NQ], "start": "2025-02-03", "end": "2025-02-07", "source": "databento"}
+    first = RunContext("gap_detection", "scheduled__2025-02-08T00:00:00+00:00", params)
+    assert run_repair(item, first)["rows_written"] == 30
+    assert run_repair(item, first)["rows_written"] == 0  # cleared: the response it paid for
+    assert len(gateway.state.data_requests()) == 1
+    assert repair_cache_dir(first.run_id).is_relative_to(data_dir)
+    later = RunContext("gap_detection", "scheduled__2025-02-09T00:00:00+00:00", params)
+    run_repair(item, later)
+    assert len(gateway.state.data_requests()) == 2

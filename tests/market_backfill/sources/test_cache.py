@@ -13,3 +13,23 @@ def test_the_data_directory_is_the_setting_else_under_airflow_home(tmp_path):
     assert response_cache_dir({"MARKET_BACKFILL_DATA_DIR": str(tmp_path)}) == (
         tmp_path / "databento" / "responses"
     )
+
+
+def test_repair_responses_are_kept_per_run_and_pruned_after_a_week(tmp_path):
+    import os
+    import time
+
+    from market_backfill.sources.cache import prune_repair_caches, repair_cache_dir
+
+    env = {"MARKET_BACKFILL_DATA_DIR": str(tmp_path)}
+    run = repair_cache_dir("scheduled__2026-11-27T00:00:00+00:00", env)
+    assert run == tmp_path / "databento" / "repairs" / "scheduled__2026-11-27T00_00_00_00_00"
+    assert prune_repair_caches(env) == 0  # nothing kept yet
+    old, new = repair_cache_dir("old", env), repair_cache_dir("new", env)
+    for folder in (old, new):
+        folder.mkdir(parents=True)
+        (folder / "response.dbn.zst").write_bytes(b"x")
+    week_ago = time.time() - 8 * 86_400
+    os.utime(old, (week_ago, week_ago))
+    assert prune_repair_caches(env) == 1
+    assert (not old.exists(), new.exists()) == (True, True)
