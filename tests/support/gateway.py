@@ -10,7 +10,8 @@ range, cost, billable size); and the batch API as the client calls it: ``batch.s
 form), ``batch.get_job_details``, ``batch.list_files`` (one zstd DBN file per month) and the
 file download, with ``Range`` for resumed downloads. Tests can script failures first
 (``fail_with``): status codes with optional Retry-After, or a connection closed without
-an answer (status 0), answered in order.
+an answer (status 0), answered in order; with ``lost_answer`` the request is carried out
+first (a job is made) and its answer replaced by the failure.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Scripted:
     retry_after: float | None = None
     detail: str = "scripted failure"
     path: str = "/v0/timeseries.get_range"  # the endpoint whose next answer this is
+    lost_answer: bool = False  # the request is carried out, then answered with ``status``
 
 
 @dataclass
@@ -82,6 +84,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        lost = getattr(self, "_lost", None)
+        if lost is not None:  # the work is done, the answer the client gets is a failure
+            self._lost = None
+            status, body, headers = lost.status, {"detail": lost.detail}, None
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -109,6 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
         if user != state.key:
             self._json(401, {"detail": "Authentication failed."})
             return False
+        if scripted is not None and scripted.lost_answer:
+            self._lost = scripted  # carried out; :meth:`_json` answers with the failure
+            return True
         if scripted is not None and scripted.status == 0:
             self.close_connection = True  # nothing written: the client sees the drop
             return False

@@ -174,13 +174,15 @@ class DatabentoSource:
         size = self.call(what, lambda: client.metadata.get_billable_size(**kw))
         return Quote(cost_usd=float(cost), billable_bytes=int(size))
 
-    def call(self, what: str, request: Callable[[], T]) -> T:
+    def call(self, what: str, request: Callable[[], T], *, attempts: int | None = None) -> T:
         """``request()`` with the retries and error mapping of every Databento call: 429
-        waits for ``Retry-After``; 5xx and network errors back off; 4xx fail at once."""
+        waits for ``Retry-After``; 5xx and network errors back off; 4xx fail at once.
+        ``attempts`` (default: the backoff's) bounds the tries; after the last a
+        :class:`SourceError` says how the last one failed."""
         from databento.common.error import BentoClientError, BentoError, BentoServerError
         from requests import RequestException
 
-        attempts = self.backoff.attempts
+        attempts = attempts or self.backoff.attempts
         for attempt in range(1, attempts + 1):
             started = time.monotonic()
             try:

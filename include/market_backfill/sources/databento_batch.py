@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from market_backfill.names import OHLCV_1M
-from market_backfill.sources import SourceError
+from market_backfill.sources import PermanentSourceError, SourceError
 from market_backfill.sources.cache import data_dir
 from market_backfill.sources.costs import DataRequest
 from market_backfill.sources.databento_api import DatabentoSource
@@ -115,12 +115,29 @@ class DatabentoBatch:
                 return found, False
             client = self.api.client()
             params = submit_params(request)
-            job = self.api.call(
-                f"batch job for {request.dataset} {len(request.symbols)} symbols",
-                lambda: client.batch.submit_job(**params),
-            )
-            log.info("batch job %s submitted (%s)", job["id"], job.get("state"))
-            return str(job["id"]), True
+            what = f"batch job for {request.dataset} {len(request.symbols)} symbols"
+            attempts = self.api.backoff.attempts
+            for attempt in range(1, attempts + 1):
+                try:  # one try at a time: a failed answer may hide a job Databento made
+                    job = self.api.call(what, lambda: client.batch.submit_job(**params), attempts=1)
+                except PermanentSourceError:
+                    raise
+                except SourceError as exc:
+                    if attempt == attempts:
+                        raise SourceError(
+                            f"Databento {what}: no job after {attempts} submits, last: {exc}"
+                        ) from exc
+                    self.api.backoff.wait(attempt)
+                    found = self.find(request)
+                    if found is not None:
+                        log.warning(
+                            "batch job %s was made by a submit whose answer was lost", found
+                        )
+                        return found, True
+                    continue
+                log.info("batch job %s submitted (%s)", job["id"], job.get("state"))
+                return str(job["id"]), True
+            raise AssertionError("unreachable")  # pragma: no cover
 
     def state(self, job_id: str) -> str:
         """The job's state: 'received', 'queued', 'processing', 'done' or 'expired'."""

@@ -65,6 +65,25 @@ def test_a_job_is_submitted_once_and_found_again_by_its_parameters(gateway, tmp_
     assert len(gateway.state.submits()) == 2
 
 
+def test_a_submit_whose_answer_was_lost_is_found_not_submitted_again(gateway, tmp_path, sleeps):
+    """A job is billed when Databento makes it: a submit that made the job but whose
+    answer was lost (a 502 from a proxy) is not sent again; the job is found."""
+    from tests.support.gateway import SUBMIT_PATH, Scripted
+
+    gateway.fail_with(Scripted(502, path=SUBMIT_PATH, lost_answer=True))
+    job_id, submitted = _batch(gateway, tmp_path).submit_or_reuse(REQUEST)
+    assert len(gateway.state.submits()) == 1  # one job made, and billed, once
+    assert (job_id, submitted) == (next(iter(gateway.state.jobs)), True)
+    assert sleeps == [2.0]  # the backoff before looking for it
+    # a submit that failed before Databento made anything is sent again
+    other = DataRequest("GLBX.MDP3", REQUEST.symbols, START, datetime(2025, 3, 1, tzinfo=UTC))
+    gateway.fail_with(Scripted(503, path=SUBMIT_PATH))
+    again, _ = _batch(gateway, tmp_path).submit_or_reuse(other)
+    assert len(gateway.state.submits()) == 3  # the refused one, then the one that made it
+    assert again != job_id
+    assert len(gateway.state.jobs) == 2
+
+
 def test_files_are_downloaded_once_and_hold_the_same_bars_as_get_range(gateway, tmp_path):
     gateway.state.batch_seconds = 0.2
     batch = _batch(gateway, tmp_path)
