@@ -13,6 +13,7 @@ what to fix. The API key is never logged.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -115,7 +116,11 @@ class DatabentoSource:
                 log.info("Databento %s %s: reusing the cached response", dataset, ",".join(symbols))
                 return open_store(path, str(path))
             partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-            self._get_range(dataset, symbols, start, end, path=partial)
+            try:
+                self._get_range(dataset, symbols, start, end, path=partial)
+            except BaseException:
+                partial.unlink(missing_ok=True)  # never a half-written response left
+                raise
             os.replace(partial, path)
         return open_store(path, str(path))
 
@@ -203,6 +208,14 @@ class DatabentoSource:
             except BentoServerError as exc:
                 delay, reason = self.backoff.delay(attempt), f"{exc.http_status} server error"
             except (RequestException, BentoError, OSError) as exc:
+                local = _local_write_error(exc)
+                if local is not None:  # another try would download (and bill) it again
+                    raise PermanentSourceError(
+                        f"Databento {what}: the response could not be written to the data "
+                        f"directory ({local}): free space or fix its permissions, then clear "
+                        "the failed chunks",
+                        run_wide=True,
+                    ) from None
                 delay, reason = self.backoff.delay(attempt), f"network error {type(exc).__name__}"
             if attempt == attempts:
                 raise SourceError(
@@ -227,6 +240,28 @@ class Quote:
 
     cost_usd: float
     billable_bytes: int
+
+
+_LOCAL_WRITE_ERRNOS = frozenset(
+    (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+)
+
+
+def _local_write_error(exc: BaseException) -> str | None:
+    """Why the response could not be written on this host (a full disk, a quota, a file
+    size limit, a read-only or forbidden folder), or None for a network error. The client
+    wraps a failed write in ``BentoError("Error streaming response")``, the ``OSError``
+    kept as its context."""
+    from requests import RequestException
+
+    for err in (exc, exc.__context__, exc.__cause__):
+        if (
+            isinstance(err, OSError)
+            and not isinstance(err, RequestException)
+            and err.errno in _LOCAL_WRITE_ERRNOS
+        ):
+            return f"{type(err).__name__}: {os.strerror(err.errno)}"
+    return None
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -69,6 +69,29 @@ def test_the_default_is_five_attempts_with_waits_doubling_from_two_seconds(gatew
     assert len(gateway.state.data_requests()) == 5
 
 
+def test_a_response_this_host_cannot_write_is_not_downloaded_again(gateway, tmp_path, sleeps):
+    """A write that fails on this host (here a file size limit, as a full disk or a quota
+    would) is not retried like a network error: every try would download and bill the
+    month again. It stops the run (every chunk would meet the same disk)."""
+    import resource
+    import signal
+
+    source = _source(gateway, cache_dir=tmp_path / "cache")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limit[1]))
+    try:
+        with pytest.raises(PermanentSourceError, match="could not be written") as err:
+            source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert "File too large" in str(err.value)
+    assert err.value.run_wide
+    assert (len(gateway.state.data_requests()), sleeps) == (1, [])
+    assert not list((tmp_path / "cache").glob("*.part"))  # nothing half-written kept
+
+
 def test_retries_are_bounded(gateway):
     gateway.fail_with(*[Scripted(500)] * 3)
     source = _source(gateway, backoff=Backoff(attempts=3, base_s=0))
