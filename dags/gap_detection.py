@@ -34,8 +34,7 @@ quiet minutes, not gaps.
 
 Gaps go to `ohlcv_gaps` (re-detection updates, never duplicates). With `repair`, each open
 gap is re-ingested (one mapped task per gap, labelled `NQ 2025-12-03 14:05 (35m)`,
-at most `max_repairs` per run; without dates only gaps ending before the days the daily
-`ohlcv_reingest` has yet to load) through the `ohlcv_reingest` code, checked again and
+at most `max_repairs` per run) through the `ohlcv_reingest` code, checked again and
 marked `filled`, or left `open` with `attempts` and `last_error` when the source has no
 data (not a failure); after `max_attempts` such repairs it becomes `unfillable` and is no
 longer requested (`retry_unfillable` asks again). When repairs wrote bars, `announce`

@@ -43,24 +43,6 @@ class GapParams:
     dry_run: bool = False  # detect and estimate the repairs, repair nothing
     retry_unfillable: bool = False
     max_lag_minutes: int = 60  # a series whose newest bar lags more trading minutes is stale
-    repair_before: datetime | None = None  # only gaps ending by then are repaired (None: all)
-
-
-def repair_horizon(
-    dated: bool, interval: tuple[datetime, datetime] | None, now: datetime
-) -> datetime | None:
-    """Where a run's repairs stop: days ``ohlcv_reingest``'s daily runs have yet to load
-    (one UTC day each, run at the day's end) are left to them, so no minute is bought
-    twice. With dates: None, every gap in them. A scheduled or Backfill run: up to its
-    day's end for a past day, up to its day's start for the day that just ended (its
-    reingest runs at the same time). Else (a manual run, one after a bars update): up to
-    the start of the current UTC day."""
-    if dated:
-        return None
-    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
-    if interval is not None:
-        return interval[1] if interval[1] < today else interval[0]
-    return today
 
 
 def parse_params(
@@ -103,5 +85,4 @@ def parse_params(
         max_cost_usd=param_cost_cap(params),
         dry_run=bool(params.get("dry_run", False)),
         max_lag_minutes=param_int(params, "max_lag_minutes", 60, 1),
-        repair_before=repair_horizon(date_range(params) is not None, interval, now),
     )

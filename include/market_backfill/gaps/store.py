@@ -70,7 +70,6 @@ SELECT symbol, roll_rule, rank, gap_start, gap_end FROM ohlcv_gaps
 WHERE (symbol, roll_rule, rank) IN (
         SELECT * FROM unnest(%s::text[], %s::text[], %s::smallint[]))
   AND status = ANY(%s) AND gap_start < %s AND gap_end > %s
-  AND (%s::timestamptz IS NULL OR gap_end <= %s)
 ORDER BY gap_start, symbol LIMIT %s
 """
 
@@ -83,18 +82,13 @@ def open_gaps(
     limit: int,
     *,
     retry_unfillable: bool = False,
-    ending_by: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Gaps to repair overlapping ``[start, end)``, oldest first, at most ``limit``: the
-    open ones, and with ``retry_unfillable`` the unfillable ones too; with ``ending_by``
-    only those that end by then."""
+    open ones, and with ``retry_unfillable`` the unfillable ones too."""
     statuses = ["open", "unfillable"] if retry_unfillable else ["open"]
     keys = list(zip(*(one.key for one in series), strict=True)) or [(), (), ()]
     with conn.cursor() as cur:
-        cur.execute(
-            _OPEN_GAPS,
-            (*(list(k) for k in keys), statuses, end, start, ending_by, ending_by, limit),
-        )
+        cur.execute(_OPEN_GAPS, (*(list(k) for k in keys), statuses, end, start, limit))
         return [
             Gap(Series(parse_symbol(s), roll, rank), to_ns(a), to_ns(b)).to_dict()
             for s, roll, rank, a, b in cur.fetchall()

@@ -166,21 +166,10 @@ def plan_repairs(run: RunContext) -> list[dict[str, Any]]:
         registry = load_settings(conn, gp.symbols)
         series = [registry[s].series(gp.roll_rule, gp.rank) for s in gp.symbols]
         return open_gaps(
-            conn,
-            series,
-            gp.start,
-            gp.end,
-            gp.max_repairs,
-            retry_unfillable=gp.retry_unfillable,
-            ending_by=gp.repair_before,
+            conn, series, gp.start, gp.end, gp.max_repairs, retry_unfillable=gp.retry_unfillable
         )
 
     gaps = run_transaction(run.connect, wanted)
-    if gp.repair_before is not None:
-        log.info(
-            "repairing gaps that end by %s: later days are the daily reingest's to load",
-            gp.repair_before.isoformat(),
-        )
     log.info(
         "%d gaps to repair (cap %d%s)",
         len(gaps),

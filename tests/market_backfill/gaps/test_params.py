@@ -22,21 +22,6 @@ def test_params():
         parse_params({"symbols": [NQ], "start": "2025-02-01", "end": "2025-01-01"})
 
 
-def test_repairs_leave_the_days_the_daily_reingest_has_yet_to_load():
-    now = utc("2025-12-31T00:05")
-    assert parse_params({"symbols": [NQ]}, now=now).repair_before == utc("2025-12-31")
-    just_ended = (utc("2025-12-30"), utc("2025-12-31"))  # its reingest runs beside it
-    assert parse_params({"symbols": [NQ]}, interval=just_ended, now=now).repair_before == (
-        utc("2025-12-30")
-    )
-    past = (utc("2025-11-03"), utc("2025-11-04"))  # a Backfill run of a past day
-    assert parse_params({"symbols": [NQ]}, interval=past, now=now).repair_before == (
-        utc("2025-11-04")
-    )
-    dated = {"symbols": [NQ], "start": "2025-12-01", "end": "2025-12-31"}
-    assert parse_params(dated, now=now).repair_before is None  # the dates, all of them
-
-
 def test_a_scheduled_run_checks_its_interval_and_the_look_back_before_it():
     day = (utc("2025-11-03"), utc("2025-11-04"))
     gp = parse_params({"symbols": [NQ]}, interval=day, now=utc("2025-12-31"))
