@@ -179,16 +179,19 @@ class DatabentoSource:
         size = self.call(what, lambda: client.metadata.get_billable_size(**kw))
         return Quote(cost_usd=float(cost), billable_bytes=int(size))
 
-    def call(self, what: str, request: Callable[[], T], *, attempts: int | None = None) -> T:
+    def call(self, what: str, request: Callable[[], T], *, retry_unsure: bool = True) -> T:
         """``request()`` with the retries and error mapping of every Databento call: 429
         waits for ``Retry-After``; 5xx and network errors back off; 4xx fail at once.
-        ``attempts`` (default: the backoff's) bounds the tries; after the last a
-        :class:`SourceError` says how the last one failed."""
+        With ``retry_unsure`` False a failure after which the request may have taken
+        effect (5xx, network) is raised at once as a :class:`SourceError`, so the caller
+        can look before sending it again; a 429 (refused before any work) is still
+        retried."""
         from databento.common.error import BentoClientError, BentoError, BentoServerError
         from requests import RequestException
 
-        attempts = attempts or self.backoff.attempts
+        attempts = self.backoff.attempts
         for attempt in range(1, attempts + 1):
+            unsure = True
             started = time.monotonic()
             try:
                 result = request()
@@ -204,7 +207,7 @@ class DatabentoSource:
                         run_wide=status in (401, 402, 403),
                     ) from None
                 delay = _retry_after(exc.headers) or self.backoff.delay(attempt)
-                reason = "429 rate limited"
+                reason, unsure = "429 rate limited", False
             except BentoServerError as exc:
                 delay, reason = self.backoff.delay(attempt), f"{exc.http_status} server error"
             except (RequestException, BentoError, OSError) as exc:
@@ -212,11 +215,13 @@ class DatabentoSource:
                 if local is not None:  # another try would download (and bill) it again
                     raise PermanentSourceError(
                         f"Databento {what}: the response could not be written to the data "
-                        f"directory ({local}): free space or fix its permissions, then clear "
+                        f"directory ({local}): free space or raise the limit, then clear "
                         "the failed chunks",
                         run_wide=True,
                     ) from None
                 delay, reason = self.backoff.delay(attempt), f"network error {type(exc).__name__}"
+            if unsure and not retry_unsure:
+                raise SourceError(f"Databento request for {what} failed: {reason}")
             if attempt == attempts:
                 raise SourceError(
                     f"Databento request for {what} failed {attempts} times, last: {reason}"

@@ -119,7 +119,9 @@ class DatabentoBatch:
             attempts = self.api.backoff.attempts
             for attempt in range(1, attempts + 1):
                 try:  # one try at a time: a failed answer may hide a job Databento made
-                    job = self.api.call(what, lambda: client.batch.submit_job(**params), attempts=1)
+                    job = self.api.call(
+                        what, lambda: client.batch.submit_job(**params), retry_unsure=False
+                    )
                 except PermanentSourceError:
                     raise
                 except SourceError as exc:

@@ -82,6 +82,17 @@ def test_a_submit_whose_answer_was_lost_is_found_not_submitted_again(gateway, tm
     assert len(gateway.state.submits()) == 3  # the refused one, then the one that made it
     assert again != job_id
     assert len(gateway.state.jobs) == 2
+    # a 429 is a refusal before any work: waited for as told and sent again, no lookup
+    third = DataRequest("GLBX.MDP3", REQUEST.symbols, START, datetime(2025, 2, 15, tzinfo=UTC))
+    gateway.fail_with(Scripted(429, retry_after=0.25, path=SUBMIT_PATH))
+    sleeps.clear()
+    looked = len(gateway.state.requests)
+    _batch(gateway, tmp_path).submit_or_reuse(third)
+    assert sleeps == [0.25]
+    paths = [r["path"] for r in gateway.state.requests[looked:]]
+    assert paths.count(SUBMIT_PATH) == 2
+    assert paths.count("/v0/batch.list_jobs") == 1  # the one look before submitting
+    assert len(gateway.state.jobs) == 3
 
 
 def test_files_are_downloaded_once_and_hold_the_same_bars_as_get_range(gateway, tmp_path):
