@@ -48,7 +48,8 @@ class Scripted:
     retry_after: float | None = None
     detail: str = "scripted failure"
     path: str = "/v0/timeseries.get_range"  # the endpoint whose next answer this is
-    lost_answer: bool = False  # the request is carried out, then answered with ``status``
+    lost_answer: bool = False  # carried out, then answered with ``status`` (a JSON answer:
+    # the metadata and batch endpoints; not the streamed data, nor with ``status`` 0)
 
 
 @dataclass
