@@ -39,12 +39,17 @@ REPAIR_CACHE_DAYS = 7
 """How long a run's repair responses are kept (a cleared repair task of the run reads them)."""
 
 
+def _repairs_root(environ: Mapping[str, str]) -> Path:
+    """The folder holding each run's repair responses (:func:`repair_cache_dir`)."""
+    return data_dir(environ) / "databento" / "repairs"
+
+
 def repair_cache_dir(run_id: str, environ: Mapping[str, str] = os.environ) -> Path:
     """The cached Databento responses of one ``gap_detection`` run's repairs: a repair
     retried inside its task, by Airflow or cleared by hand reads the response the run
     paid for; a later run asks Databento afresh (a gap left open may be published since,
     and ``retry_unfillable`` means asking again)."""
-    return data_dir(environ) / "databento" / "repairs" / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    return _repairs_root(environ) / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
 
 
 def prune_repair_caches(
@@ -52,7 +57,7 @@ def prune_repair_caches(
 ) -> int:
     """Delete the repair responses of runs older than ``max_age_days`` (by the folder's
     last change); return how many runs' folders went."""
-    root = data_dir(environ) / "databento" / "repairs"
+    root = _repairs_root(environ)
     if not root.is_dir():
         return 0
     cutoff = time.time() - max_age_days * 86_400

@@ -136,9 +136,9 @@ class DatabentoBatch:
                             "batch job %s was made by a submit whose answer was lost", found
                         )
                         return found, True
-                    continue
-                log.info("batch job %s submitted (%s)", job["id"], job.get("state"))
-                return str(job["id"]), True
+                else:
+                    log.info("batch job %s submitted (%s)", job["id"], job.get("state"))
+                    return str(job["id"]), True
             raise AssertionError("unreachable")  # pragma: no cover
 
     def state(self, job_id: str) -> str:
