@@ -117,7 +117,7 @@ def running_two_years(f: Mapping[str, Any]) -> Row:
         return Row(target, "-", FULL, section)
     pairs = f.get("running_pairs")
     if pairs:  # judged on the largest paired difference: the medians' may be noise
-        paired = [o - fl for fl, o in pairs]
+        paired = _above_floor(pairs).paired
         worst = max(paired)
         text = ", ".join(f"{d:+.1f}" for d in paired)
         if worst <= 0:
