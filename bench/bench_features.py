@@ -6,15 +6,20 @@ Loads SYNTHETIC NQ-like bars into a fresh database (one COPY), then times, media
 --repeat: the engine alone (rollup into five timeframes and the ten features of all six,
 in memory, one core), end to end (the DAG's code path: per monthly chunk the rollup
 stage, then the feature stage, read from and written to PostgreSQL in 500-row committed
-batches, from empty tables) and the limit of its writes (the rows it wrote, as one COPY
-per table in one transaction into empty tables with the same keys).
+batches, from empty tables), the limit of its writes (the rows it wrote, as one COPY
+per table in one transaction into empty tables with the same keys) and the stage's floor
+on this machine: those writes as two such COPYs at once (each half of the range on a
+connection of its own: both cores) plus one read of the range's 1-minute bars (two halves
+at once), with the machine's CPU seconds of each (``/proc/stat``).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +28,7 @@ import numpy as np
 import psycopg
 from bench_gaps import NQ_V0, load_years, scratch_database
 from bench_insert import task_connector
+from bench_scale import machine_busy_s
 
 from market_backfill.features.compute import bar_features
 from market_backfill.features.load import feature_chunk, rollup_chunk
@@ -81,41 +87,110 @@ def measure(url: str, start: datetime, end: datetime, repeat: int) -> dict:
         "engine_s": t_engine,
         "end_to_end_s": statistics.median(e2e[2]),
         "end_to_end_one_writer_s": statistics.median(e2e[1]),
-        "one_copy_s": one_copy(url, repeat),
-        "one_copy_unkeyed_s": one_copy(url, repeat, keys=False),
+        "one_copy_s": one_copy(url, repeat)[0],
+        "one_copy_unkeyed_s": one_copy(url, repeat, keys=False)[0],
+        **floor(url, start, end, repeat),
     }
 
 
 WRITTEN = ("market_bars_ohlcv_agg", "market_features_v1")
 
 
-def one_copy(url: str, repeat: int, keys: bool = True) -> float:
-    """Median seconds of the stage's writes at their limit: every row the end-to-end path
-    wrote (rolled-up bars, feature rows), as one binary COPY per table into empty tables
-    of the same columns and keys (without the keys: ``keys=False``), in one transaction."""
+def one_copy(
+    url: str, repeat: int, keys: bool = True, halves: datetime | None = None
+) -> tuple[float, float]:
+    """(median seconds, median machine CPU seconds) of the stage's writes at their limit:
+    every row the end-to-end path wrote (rolled-up bars, feature rows), as one binary COPY
+    per table into empty tables of the same columns and keys (without the keys:
+    ``keys=False``), in one transaction. With ``halves``, the rows before that instant and
+    the rest are written at once, each on a connection (and in a transaction) of its own."""
     like = "INCLUDING ALL" if keys else "INCLUDING DEFAULTS"
+    parts = ["TRUE"] if halves is None else ["ts < %s", "ts >= %s"]
     with psycopg.connect(url) as conn:
-        data = {}
+        data: list[dict[str, bytes]] = []
+        for where in parts:
+            data.append({})
+            for table in WRITTEN:
+                query = f"COPY (SELECT * FROM {table} WHERE {where}) TO STDOUT (FORMAT binary)"
+                with conn.cursor().copy(query, None if halves is None else (halves,)) as copy:
+                    data[-1][table] = b"".join(bytes(part) for part in copy)
         for table in WRITTEN:
-            with conn.cursor().copy(f"COPY {table} TO STDOUT (FORMAT binary)") as copy:
-                data[table] = b"".join(bytes(part) for part in copy)
             conn.execute(f"CREATE TABLE limit_{table} (LIKE {table} {like})")
         conn.commit()
-        times = []
-        for _ in range(repeat):
+
+        def write(part: dict[str, bytes]) -> None:
+            with psycopg.connect(url) as writer:
+                for table in WRITTEN:
+                    copy_sql = f"COPY limit_{table} FROM STDIN (FORMAT binary)"
+                    with writer.cursor().copy(copy_sql) as copy:
+                        copy.write(part[table])
+                writer.commit()
+
+        def all_parts() -> None:
+            threads = [threading.Thread(target=write, args=(part,)) for part in data]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        def truncate() -> None:
             for table in WRITTEN:
                 conn.execute(f"TRUNCATE limit_{table}")
             conn.commit()
-            started = time.perf_counter()
-            for table in WRITTEN:
-                with conn.cursor().copy(f"COPY limit_{table} FROM STDIN (FORMAT binary)") as copy:
-                    copy.write(data[table])
-            conn.commit()
-            times.append(time.perf_counter() - started)
+
+        timed = timed_runs(all_parts, repeat, before=truncate)
         for table in WRITTEN:
             conn.execute(f"DROP TABLE limit_{table}")
         conn.commit()
-    return statistics.median(times)
+    return timed
+
+
+def timed_runs(
+    run: Callable[[], object], repeat: int, before: Callable[[], object] | None = None
+) -> tuple[float, float]:
+    """(median seconds, median machine CPU seconds) of ``repeat`` calls of ``run``, each
+    after ``before`` (not timed)."""
+    times, cpus = [], []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        cpu, started = machine_busy_s(), time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+        cpus.append(machine_busy_s() - cpu)
+    return statistics.median(times), statistics.median(cpus)
+
+
+def floor(url: str, start: datetime, end: datetime, repeat: int) -> dict[str, float]:
+    """The stage's floor on this machine, by parts (median seconds and machine CPU
+    seconds of each): the writes of the end-to-end path as two COPYs at once (each half
+    of ``[start, end)`` on a connection of its own), and one read of the range's 1-minute
+    bars as the stage reads them (two halves at once)."""
+    two_s, two_cpu = one_copy(url, repeat, halves=start + (end - start) / 2)
+    with task_connector(url) as connect:
+        conn = connect()
+
+        def read() -> None:
+            read_bars(conn, NQ_V0, "1m", start, end, connect)
+            conn.rollback()
+
+        read_s, read_cpu = timed_runs(read, repeat)
+        conn.close()
+    return {
+        "two_copies_s": two_s,
+        "two_copies_cpu_s": two_cpu,
+        "read_once_s": read_s,
+        "read_once_cpu_s": read_cpu,
+    }
+
+
+def floor_s(res: dict) -> tuple[float, float]:
+    """The stage's floor from :func:`floor`'s parts: (one after the other, seconds; their
+    CPU seconds spread over both cores, seconds)."""
+    return (
+        res["two_copies_s"] + res["read_once_s"],
+        (res["two_copies_cpu_s"] + res["read_once_cpu_s"]) / 2,
+    )
 
 
 def main() -> None:
@@ -135,7 +210,10 @@ def main() -> None:
             f"with one writer {res['end_to_end_one_writer_s']:.2f}s); "
             f"its writes as one COPY {res['one_copy_s']:.2f}s "
             f"({res['bars'] / res['one_copy_s']:,.0f} bars/s), without the keys "
-            f"{res['one_copy_unkeyed_s']:.2f}s"
+            f"{res['one_copy_unkeyed_s']:.2f}s; as two COPYs at once "
+            f"{res['two_copies_s']:.2f}s ({res['two_copies_cpu_s']:.2f} CPU-s), one read of "
+            f"the bars {res['read_once_s']:.2f}s ({res['read_once_cpu_s']:.2f} CPU-s): floor "
+            + " / ".join(f"{s:.2f}s ({res['bars'] / s:,.0f} bars/s)" for s in floor_s(res))
         )
 
 

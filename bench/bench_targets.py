@@ -197,8 +197,11 @@ def gap_scan(f: Mapping[str, Any]) -> Row:
 
 
 def features(f: Mapping[str, Any]) -> Row:
-    limit = f.get("features_limit_bars_s")
-    extra = "" if limit is None else f" (its writes alone as one COPY: {limit:,.0f} bars/s)"
+    limit, floor = f.get("features_limit_bars_s"), f.get("features_floor_bars_s")
+    parts = [] if limit is None else [f"its writes alone as one COPY: {limit:,.0f} bars/s"]
+    if floor is not None:
+        parts.append(f"the stage's floor on this machine by CPU seconds: {floor:,.0f} bars/s")
+    extra = f" ({'; '.join(parts)})" if parts else ""
     return _rate(
         "features end to end at least 300,000 bars/s",
         "Features",

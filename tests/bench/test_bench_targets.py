@@ -153,3 +153,19 @@ def test_every_stage_at_another_scale_is_not_the_15_year_target():
     assert judged.met == "not measured at 15 years"
     assert judged.measured == "555 s for 1 years"
     assert targets.every_stage({**MET, "stages_years": 15}).met == "yes"
+
+
+def test_the_features_row_names_the_writes_limit_and_the_stages_floor_when_measured():
+    """The features' row says how far the machine lets the stage go: its writes alone as
+    one COPY and, when ``bench_features.floor`` measured it, the stage's floor; a figure
+    not measured is left out, not shown as zero."""
+    floor = {**MET, "features_floor_bars_s": 329_199.0}
+    assert targets.features(floor).measured == (
+        "310,000 bars/s (its writes alone as one COPY: 400,000 bars/s; "
+        "the stage's floor on this machine by CPU seconds: 329,199 bars/s)"
+    )
+    assert targets.features(MET).measured == (
+        "310,000 bars/s (its writes alone as one COPY: 400,000 bars/s)"
+    )
+    bare = {k: v for k, v in MET.items() if k != "features_limit_bars_s"}
+    assert targets.features(bare).measured == "310,000 bars/s"
