@@ -50,6 +50,8 @@ class Scripted:
     path: str = "/v0/timeseries.get_range"  # the endpoint whose next answer this is
     lost_answer: bool = False  # carried out, then answered with ``status`` (a JSON answer:
     # the metadata and batch endpoints; not the streamed data, nor with ``status`` 0)
+    cut: bool = False  # the data answered (200, ``status`` unused) with its second half
+    # missing and a length to match: a damaged response the client takes as whole
 
 
 @dataclass
@@ -118,6 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if scripted is not None and scripted.lost_answer:
             self._lost = scripted  # carried out; :meth:`_json` answers with the failure
+            return True
+        if scripted is not None and scripted.cut:
+            self._cut = True  # :meth:`do_POST` sends half the data
             return True
         if scripted is not None and scripted.status == 0:
             self.close_connection = True  # nothing written: the client sees the drop
@@ -292,6 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == SUBMIT_PATH:
             return self._submit(form, start, end)
         body = self._dbn_body(symbols, start, end)
+        if getattr(self, "_cut", False):
+            self._cut = False
+            body = body[: len(body) // 2]
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))

@@ -2,10 +2,11 @@
 
 ``MARKET_BACKFILL_DATA_DIR`` (default ``market_backfill_data`` in Airflow's home) holds the
 response cache, keyed by request (dataset, symbols, window): a response is written once,
-atomically (a temporary file renamed into place) under a file lock that holds across
-processes, so sibling chunks on other workers, retries and later runs read it instead of
-paying again. Gap repairs keep theirs per run (:func:`repair_cache_dir`). Several hosts
-share it only if it is on shared storage.
+atomically and durably (a temporary file flushed to disk, then renamed into place:
+:func:`durable_replace`) under a file lock that holds across processes, so sibling chunks
+on other workers, retries and later runs read it instead of paying again. Gap repairs
+keep theirs per run (:func:`repair_cache_dir`). Several hosts share it only if it is on
+shared storage.
 """
 
 from __future__ import annotations
@@ -28,6 +29,22 @@ def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
         return Path(configured)
     home = environ.get("AIRFLOW_HOME") or "~/airflow"
     return Path(home).expanduser() / "market_backfill_data"
+
+
+def durable_replace(partial: Path, target: Path) -> None:
+    """Put the completely written file ``partial`` in place as ``target``, so that after a
+    crash of the host ``target`` is either absent or whole: the file's data reach the disk
+    before the rename (``fsync``), and the rename reaches it before this returns (``fsync``
+    of the folder). Without the first, a host that crashes soon after the rename can leave
+    a renamed file with its data missing: a cached response that reads as damaged."""
+    with open(partial, "rb") as handle:  # Linux flushes a file through any descriptor
+        os.fsync(handle.fileno())
+    os.replace(partial, target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def response_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:

@@ -2,10 +2,13 @@
 
 One ``timeseries.get_range`` request per call, for every wanted continuous symbol of one
 dataset (``schema=ohlcv-1m``, ``stype_in=continuous``). With a ``cache_dir`` the response
-is kept on disk (zstd DBN, written atomically, one writer at a time through a file lock)
-and ``companions`` (the other symbols of the same run and dataset) ride along in the same
-request: the sibling chunks of one month then read the file instead of paying for
-another request, and a retried or cleared chunk costs nothing. The client does not retry, so this
+is kept on disk (zstd DBN, written atomically and flushed to disk, one writer at a time
+through a file lock) and ``companions`` (the other symbols of the same run and dataset)
+ride along in the same request: the sibling chunks of one month then read the file
+instead of paying for another request, and a retried or cleared chunk costs nothing. A
+kept response that cannot be read (damaged on disk) is removed and requested once more;
+one that cannot be read as it arrives is removed and fails the attempt, so the next
+attempt requests it again instead of reading it forever. The client does not retry, so this
 module does: 429 waits for ``Retry-After``; 5xx, timeouts and network errors back off
 exponentially; 401, 402, 403, 422 (and other 4xx) fail at once with a message that says
 what to fix. The API key is never logged.
@@ -19,18 +22,22 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from market_backfill.names import OHLCV_1M
 from market_backfill.retry import Backoff
 from market_backfill.sources import PermanentSourceError, SourceError
+from market_backfill.sources.cache import durable_replace
 from market_backfill.timeutil import from_ns, to_ns
 
 if TYPE_CHECKING:
-    from market_backfill.sources.dbn import Bars, DbnStore
+    from collections.abc import Iterator
+
+    from market_backfill.sources.dbn import Bars
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,22 @@ _PERMANENT_HINTS = {
 }
 REQUEST_BACKOFF = Backoff(attempts=5, base_s=2.0, max_s=60.0)
 T = TypeVar("T")
+
+
+class _Kept(NamedTuple):
+    """A response in the cache: its entry's name (its lock's), its file, what the file was
+    when this process took it (inode, size, modification time: :func:`_identity`),
+    whether this process downloaded it just now."""
+
+    entry: str
+    path: Path
+    identity: tuple[int, int, int]
+    fresh: bool
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class DatabentoSource:
@@ -89,40 +112,82 @@ class DatabentoSource:
 
         symbols = sorted(set(wanted) | set(self.companions.get(dataset, ())))
         name = f"Databento {dataset}"
-        try:
-            if self.cache_dir is None:
+        if self.cache_dir is None:
+            try:
                 store = open_store(self._get_range(dataset, symbols, start, end).raw, name)
-            else:
-                store = self._cached_range(dataset, symbols, start, end)
-            return read_bars(store, wanted, to_ns(start), to_ns(end), name)
-        except DbnDataError as exc:
-            raise SourceError(str(exc)) from exc
+                return read_bars(store, wanted, to_ns(start), to_ns(end), name)
+            except DbnDataError as exc:
+                raise SourceError(str(exc)) from exc
+        for last in (False, True):
+            kept = self._cached_range(dataset, symbols, start, end)
+            try:
+                store = open_store(kept.path, str(kept.path))
+                return read_bars(store, wanted, to_ns(start), to_ns(end), name)
+            except DbnDataError as exc:
+                self._discard(kept)
+                if kept.fresh or last:  # as it arrived: the next attempt asks again
+                    raise SourceError(
+                        f"{exc}; the response was removed: the next attempt requests it again"
+                    ) from exc
+                log.warning(
+                    "Databento %s %s: the cached response cannot be read (%s); removed, "
+                    "requesting it again",
+                    dataset,
+                    ",".join(symbols),
+                    exc,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        """Hold the cache entry ``name``'s file lock (across processes) meanwhile."""
+        import fcntl
+
+        assert self.cache_dir is not None
+        with open(self.cache_dir / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    @staticmethod
+    def _entry(dataset: str, symbols: list[str], start: datetime, end: datetime) -> str:
+        """The cache entry's name for a request."""
+        ident = f"{dataset}|{','.join(symbols)}|{start.isoformat()}|{end.isoformat()}"
+        return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
     def _cached_range(
         self, dataset: str, symbols: list[str], start: datetime, end: datetime
-    ) -> DbnStore:
-        import fcntl
-
-        from market_backfill.sources.dbn import open_store
-
+    ) -> _Kept:
+        """The request's response in the cache: the file kept, else downloaded now (under
+        the entry's lock: one request for every process asking at once)."""
         assert self.cache_dir is not None
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        ident = f"{dataset}|{','.join(symbols)}|{start.isoformat()}|{end.isoformat()}"
-        name = hashlib.sha256(ident.encode()).hexdigest()[:24]
+        name = self._entry(dataset, symbols, start, end)
         path = self.cache_dir / f"{dataset}-{name}.dbn.zst"
-        with open(self.cache_dir / f"{name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._locked(name):
             if path.exists():
                 log.info("Databento %s %s: reusing the cached response", dataset, ",".join(symbols))
-                return open_store(path, str(path))
+                return _Kept(name, path, _identity(path), fresh=False)
             partial = path.with_name(f"{path.name}.{os.getpid()}.part")
             try:
                 self._get_range(dataset, symbols, start, end, path=partial)
+                try:
+                    durable_replace(partial, path)
+                except OSError as exc:  # paid for: a retry would pay again
+                    raise _unwritable(f"{dataset} {','.join(symbols)}", str(exc)) from None
             except BaseException:
                 partial.unlink(missing_ok=True)  # never a half-written response left
                 raise
-            os.replace(partial, path)
-        return open_store(path, str(path))
+            return _Kept(name, path, _identity(path), fresh=True)
+
+    def _discard(self, kept: _Kept) -> None:
+        """Remove a response that cannot be read, unless another process has replaced it
+        since (its identity changed): that one is left for the next read to judge."""
+        with self._locked(kept.entry):
+            try:
+                if _identity(kept.path) == kept.identity:
+                    kept.path.unlink()
+            except FileNotFoundError:
+                pass
 
     def _get_range(
         self,
@@ -213,12 +278,7 @@ class DatabentoSource:
             except (RequestException, BentoError, OSError) as exc:
                 local = _local_write_error(exc)
                 if local is not None:  # another try would download (and bill) it again
-                    raise PermanentSourceError(
-                        f"Databento {what}: the response could not be written to the data "
-                        f"directory ({local}): free space or raise the limit, then clear "
-                        "the failed chunks",
-                        run_wide=True,
-                    ) from None
+                    raise _unwritable(what, local) from None
                 delay, reason = self.backoff.delay(attempt), f"network error {type(exc).__name__}"
             if unsure and not retry_unsure:
                 raise SourceError(f"Databento request for {what} failed: {reason}")
@@ -250,6 +310,17 @@ class Quote:
 _LOCAL_WRITE_ERRNOS = frozenset(
     (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 )
+
+
+def _unwritable(what: str, reason: str) -> PermanentSourceError:
+    """The error of a response this host could not keep (``reason``): it stops the run,
+    since every other chunk would download (and bill) its response only to fail the same
+    way."""
+    return PermanentSourceError(
+        f"Databento {what}: the response could not be written to the data directory "
+        f"({reason}): free space or raise the limit, then clear the failed chunks",
+        run_wide=True,
+    )
 
 
 def _local_write_error(exc: BaseException) -> str | None:

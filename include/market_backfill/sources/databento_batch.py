@@ -8,10 +8,11 @@ directory, so two workers cannot both submit the same job.
 
 Files are downloaded (``batch.download``, one file at a time, resumed with ``Range`` after
 an interruption) into ``<data dir>/databento/batch/partial/<job id>/``, their SHA-256 is
-checked against the job's manifest, and each finished file is renamed into
-``<data dir>/databento/batch/<job id>/``: a file there is complete and is never fetched
-again. Every call goes through :meth:`DatabentoSource.call` (429, 5xx and network errors
-retried; 4xx fail at once with a hint). The files are then read as any DBN file.
+checked against the job's manifest, and each finished file is flushed to disk and renamed
+into ``<data dir>/databento/batch/<job id>/``: a file there is complete, even after a crash
+of the host, and is never fetched again. Every call goes through
+:meth:`DatabentoSource.call` (429, 5xx and network errors retried; 4xx fail at once with a
+hint). The files are then read as any DBN file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +30,7 @@ import pandas as pd
 
 from market_backfill.names import OHLCV_1M
 from market_backfill.sources import PermanentSourceError, SourceError
-from market_backfill.sources.cache import data_dir
+from market_backfill.sources.cache import data_dir, durable_replace
 from market_backfill.sources.costs import DataRequest
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.timeutil import to_ns
@@ -177,7 +177,7 @@ class DatabentoBatch:
                         ),
                     )
                 _check_hash(partial, str(entry.get("hash") or ""))
-                os.replace(partial, target)
+                durable_replace(partial, target)
                 self.downloaded += 1
                 paths.append(target)
         log.info("batch job %s: %d files, %d downloaded now", job_id, len(paths), self.downloaded)

@@ -33,3 +33,38 @@ def test_repair_responses_are_kept_per_run_and_pruned_after_a_week(tmp_path):
     os.utime(old, (week_ago, week_ago))
     assert prune_repair_caches(env) == 1
     assert (not old.exists(), new.exists()) == (True, True)
+
+
+def test_a_file_is_on_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    """:func:`durable_replace` flushes the file, renames it, then flushes the folder that
+    holds the rename: a crash at any point leaves the target absent or whole. The order is
+    read from the real calls (the files each ``fsync`` was given, through ``/proc``)."""
+    import os
+
+    from market_backfill.sources.cache import durable_replace
+
+    calls: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", f"{src} -> {dst}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    partial, target = tmp_path / "a.part", folder / "a.dbn.zst"
+    partial.write_bytes(b"response")
+    durable_replace(partial, target)
+    assert calls == [
+        ("fsync", str(partial)),
+        ("replace", f"{partial} -> {target}"),
+        ("fsync", str(folder)),
+    ]
+    assert target.read_bytes() == b"response"
+    assert not partial.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 
 import numpy as np
@@ -174,6 +175,75 @@ def test_a_failed_attempt_leaves_no_partial_file_behind(gateway, tmp_path):
     assert source.requests == 2
     assert [p.suffix for p in tmp_path.glob("*.dbn.zst")] == [".zst"]
     assert not list(tmp_path.glob("*.part"))
+
+
+def _cached_files(cache):
+    return sorted(cache.glob("*.dbn.zst"))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # lost its end (a crash before the data reached disk)
+        lambda data: b"\0" * len(data),  # zeros where the data should be
+    ],
+    ids=["cut", "zeroed"],
+)
+def test_a_damaged_cached_response_is_requested_once_more(gateway, tmp_path, caplog, damage):
+    """A kept response that cannot be read would fail every retry and every later run
+    that reads it: it is removed and requested again, once, and the bars are the same."""
+    cache = tmp_path / "cache"
+    wanted = {"NQ.v.0": "GLBX.MDP3:NQ"}
+    first = _source(gateway, cache_dir=cache).fetch("GLBX.MDP3", wanted, START, END)
+    (kept,) = _cached_files(cache)
+    kept.write_bytes(damage(kept.read_bytes()))
+    source = _source(gateway, cache_dir=cache)
+    with caplog.at_level(logging.WARNING, logger="market_backfill.sources.databento_api"):
+        again = source.fetch("GLBX.MDP3", wanted, START, END)
+    assert "the cached response cannot be read" in caplog.text
+    assert (source.requests, len(gateway.state.data_requests())) == (1, 2)
+    pd.testing.assert_frame_equal(pd.DataFrame(again), pd.DataFrame(first))
+    assert _cached_files(cache) == [kept]  # the new response is kept in its place
+    third = _source(gateway, cache_dir=cache)
+    third.fetch("GLBX.MDP3", wanted, START, END)
+    assert third.requests == 0
+
+
+def test_a_response_damaged_as_it_arrives_is_not_kept(gateway, tmp_path):
+    """A response that cannot be read as it arrives fails the attempt and is removed, so
+    the next attempt requests it again instead of reading the damaged copy forever."""
+    cache = tmp_path / "cache"
+    wanted = {"NQ.v.0": "GLBX.MDP3:NQ"}
+    gateway.fail_with(Scripted(200, cut=True))
+    with pytest.raises(SourceError, match="the response was removed") as err:
+        _source(gateway, cache_dir=cache).fetch("GLBX.MDP3", wanted, START, END)
+    assert not isinstance(err.value, PermanentSourceError)  # a retry may succeed
+    assert (_cached_files(cache), list(cache.glob("*.part"))) == ([], [])
+    retry = _source(gateway, cache_dir=cache)
+    assert bar_count(retry.fetch("GLBX.MDP3", wanted, START, END)) > 0
+    assert (retry.requests, len(gateway.state.data_requests())) == (1, 2)
+
+
+def test_a_response_that_cannot_be_flushed_to_disk_stops_the_run(gateway, tmp_path, monkeypatch):
+    """The flush before the rename failing (an I/O error, a full disk on a server-side
+    filesystem) is a host that cannot keep what it paid for: the run stops like a failed
+    write, with nothing half-kept, instead of each retry paying again. (The failure is
+    injected: no filesystem here fails an ``fsync`` on demand.)"""
+    import errno
+
+    from market_backfill.sources import databento_api
+
+    def failing(partial, target):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(databento_api, "durable_replace", failing)
+    cache = tmp_path / "cache"
+    with pytest.raises(PermanentSourceError, match="could not be written") as err:
+        _source(gateway, cache_dir=cache).fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    assert err.value.run_wide
+    assert "Input/output error" in str(err.value)
+    assert len(gateway.state.data_requests()) == 1
+    assert (_cached_files(cache), list(cache.glob("*.part"))) == ([], [])
 
 
 def test_metadata_the_published_end_and_quotes(gateway):

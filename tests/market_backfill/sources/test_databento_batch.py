@@ -95,12 +95,24 @@ def test_a_submit_whose_answer_was_lost_is_found_not_submitted_again(gateway, tm
     assert len(gateway.state.jobs) == 3
 
 
-def test_files_are_downloaded_once_and_hold_the_same_bars_as_get_range(gateway, tmp_path):
+def test_files_are_downloaded_once_and_hold_the_same_bars_as_get_range(
+    gateway, tmp_path, monkeypatch
+):
+    from market_backfill.sources import cache, databento_batch
+
+    placed = []  # each file goes in place through the flush-then-rename (spied, still run)
+
+    def durable_replace(partial, target):
+        placed.append(target)
+        cache.durable_replace(partial, target)
+
+    monkeypatch.setattr(databento_batch, "durable_replace", durable_replace)
     gateway.state.batch_seconds = 0.2
     batch = _batch(gateway, tmp_path)
     job_id, _ = batch.submit_or_reuse(REQUEST)
     _wait_done(batch, job_id)
     paths = batch.download(job_id)
+    assert placed == paths
     assert [p.name for p in paths] == [
         "glbx-mdp3-20250120-20250131.ohlcv-1m.dbn.zst",
         "glbx-mdp3-20250201-20250228.ohlcv-1m.dbn.zst",
