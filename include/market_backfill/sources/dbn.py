@@ -111,9 +111,50 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _DBN_PREFIX = 8  # b"DBN", the version byte, the metadata's length (uint32 little-endian)
 
 
+class _ZstdFrames:
+    """The decompressed bytes of every zstd frame of ``raw``, read on demand. Input that
+    ends inside a frame raises ``EOFError`` (zstandard's stream reader ends such input
+    early and quietly: a file cut short would read as a shorter, whole one)."""
+
+    CHUNK = 1 << 17  # compressed bytes read at a time
+
+    def __init__(self, raw: BinaryIO) -> None:
+        import zstandard
+
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._frame: Any = None  # the current frame's decompressor
+        self._buffer = bytearray()
+        self._ended = False
+
+    def _more(self) -> None:
+        """Decompress the next chunk of input into the buffer (frames one after another)."""
+        chunk = self._raw.read(self.CHUNK)
+        if not chunk:
+            if self._frame is not None and not self._frame.eof:
+                raise EOFError("the zstd data end inside a frame: the file is cut short")
+            self._ended = True
+            return
+        while chunk:
+            if self._frame is None or self._frame.eof:
+                self._frame = self._dctx.decompressobj()
+            self._buffer += self._frame.decompress(chunk)
+            chunk = self._frame.unused_data if self._frame.eof else b""
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that are left when negative); fewer only at the end."""
+        while (n < 0 or len(self._buffer) < n) and not self._ended:
+            self._more()
+        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+
 @contextmanager
 def _decompressed(source: Path | bytes) -> Iterator[BinaryIO]:
-    """The DBN bytes of a file or of bytes, zstd-compressed (every frame) or not."""
+    """The DBN bytes of a file or of bytes, zstd-compressed (every frame: input cut inside
+    one raises ``EOFError`` when read, :class:`_ZstdFrames`) or not."""
     raw: BinaryIO = source.open("rb") if isinstance(source, Path) else io.BytesIO(source)
     with raw:
         magic = raw.read(4)
@@ -121,10 +162,7 @@ def _decompressed(source: Path | bytes) -> Iterator[BinaryIO]:
         if magic != _ZSTD_MAGIC:
             yield raw
             return
-        import zstandard
-
-        with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as stream:
-            yield stream  # type: ignore[misc]
+        yield _ZstdFrames(raw)  # type: ignore[misc]
 
 
 def _read_up_to(stream: BinaryIO, n: int) -> bytes:

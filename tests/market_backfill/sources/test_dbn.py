@@ -205,6 +205,45 @@ def test_a_zstd_file_of_several_frames_is_read_to_its_end(tmp_path):
     np.testing.assert_array_equal(got["ts"], bars.ts.to_numpy())
 
 
+def test_a_compressed_file_cut_anywhere_is_an_error_never_a_shorter_read(tmp_path):
+    """zstd data cut short can end on a whole record of what it decompresses to: a reader
+    that stops quietly at the end of the input reads such a file as a whole, shorter
+    one, and the bars after the cut are lost without a word. Every cut inside a frame is
+    refused (here at each 1% of a file of about 17,000 bars, in many blocks of
+    compressed data); the whole file reads every bar."""
+    bars = _continuous(17_000)
+    whole = write_bars(
+        tmp_path / "whole.dbn.zst", bars, dataset="GLBX.MDP3", instruments={"NQ.v.0": 5}
+    )
+    data = whole.read_bytes()
+    got = read_bars(open_store(whole, whole.name), WANTED, 0, 2**62)
+    np.testing.assert_array_equal(got["ts"], bars.ts.to_numpy())
+    cut = tmp_path / "cut.dbn.zst"
+    read, refused = [], []
+    for percent in range(1, 100):
+        cut.write_bytes(data[: len(data) * percent // 100])
+        try:
+            got = read_bars(open_store(cut, cut.name), WANTED, 0, 2**62)
+            read.append((percent, len(got["ts"])))
+        except DbnDataError as exc:
+            refused.append(str(exc))
+    assert read == []
+    assert all("cut.dbn.zst" in message for message in refused)
+
+
+def test_a_file_of_several_frames_cut_inside_its_last_frame_is_an_error(tmp_path):
+    import zstandard
+
+    data = encode_bars(_continuous(3000), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5})
+    middle = len(data) - 56 * 1000
+    compressor = zstandard.ZstdCompressor()
+    first, last = compressor.compress(data[:middle]), compressor.compress(data[middle:])
+    path = tmp_path / "frames.dbn.zst"
+    path.write_bytes(first + last[: len(last) // 2])
+    with pytest.raises(DbnDataError, match="cut short"):
+        read_bars(open_store(path, path.name), WANTED, 0, 2**62)
+
+
 def test_a_record_of_another_type_is_a_clear_error(tmp_path):
     data = bytearray(encode_bars(_continuous(10), dataset="GLBX.MDP3", instruments={"NQ.v.0": 5}))
     data[-56 + 1] = 32  # the last record's rtype: ohlcv-1s under ohlcv-1m metadata
