@@ -50,8 +50,9 @@ class Scripted:
     path: str = "/v0/timeseries.get_range"  # the endpoint whose next answer this is
     lost_answer: bool = False  # carried out, then answered with ``status`` (a JSON answer:
     # the metadata and batch endpoints; not the streamed data, nor with ``status`` 0)
-    cut: bool = False  # the data answered (200, ``status`` unused) with its second half
-    # missing and a length to match: a damaged response the client takes as whole
+    cut_to: float | None = None  # the data answered (200, ``status`` unused) with only
+    # this share of its bytes and a length to match: a damaged response the client takes
+    # as whole (0.5: cut in its records; 0.001: in its header)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Record the request; answer auth failures and scripted answers. True: go on."""
         state = self.server.state
         path = self.path.split("?", 1)[0]
+        self._cut_to = None  # a keep-alive handler serves several requests: this one's
         with state.lock:
             state.requests.append({"path": path, "form": form})
             scripted = None
@@ -121,8 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         if scripted is not None and scripted.lost_answer:
             self._lost = scripted  # carried out; :meth:`_json` answers with the failure
             return True
-        if scripted is not None and scripted.cut:
-            self._cut = True  # :meth:`do_POST` sends half the data
+        if scripted is not None and scripted.cut_to is not None:
+            self._cut_to = scripted.cut_to  # :meth:`do_POST` sends that share of the data
             return True
         if scripted is not None and scripted.status == 0:
             self.close_connection = True  # nothing written: the client sees the drop
@@ -297,9 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == SUBMIT_PATH:
             return self._submit(form, start, end)
         body = self._dbn_body(symbols, start, end)
-        if getattr(self, "_cut", False):
-            self._cut = False
-            body = body[: len(body) // 2]
+        if self._cut_to is not None:
+            body = body[: max(1, int(len(body) * self._cut_to))]
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))

@@ -11,6 +11,7 @@ shared storage.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -35,16 +36,25 @@ def durable_replace(partial: Path, target: Path) -> None:
     """Put the completely written file ``partial`` in place as ``target``, so that after a
     crash of the host ``target`` is either absent or whole: the file's data reach the disk
     before the rename (``fsync``), and the rename reaches it before this returns (``fsync``
-    of the folder). Without the first, a host that crashes soon after the rename can leave
-    a renamed file with its data missing: a cached response that reads as damaged."""
+    of the folder, where the filesystem can flush one). Without the first, a host that
+    crashes soon after the rename can leave a renamed file with its data missing: a cached
+    response that reads as damaged."""
     with open(partial, "rb") as handle:  # Linux flushes a file through any descriptor
         os.fsync(handle.fileno())
     os.replace(partial, target)
     folder = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(folder)
+    except OSError as exc:
+        if exc.errno not in _NO_FOLDER_FSYNC:
+            raise
     finally:
         os.close(folder)
+
+
+_NO_FOLDER_FSYNC = frozenset((errno.EINVAL, errno.ENOTSUP, errno.EBADF))
+"""What a filesystem that cannot flush a folder answers (some network and FUSE mounts):
+the rename is then as durable as that filesystem makes it."""
 
 
 def response_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:

@@ -6,9 +6,10 @@ is kept on disk (zstd DBN, written atomically and flushed to disk, one writer at
 through a file lock) and ``companions`` (the other symbols of the same run and dataset)
 ride along in the same request: the sibling chunks of one month then read the file
 instead of paying for another request, and a retried or cleared chunk costs nothing. A
-kept response that cannot be read (damaged on disk) is removed and requested once more;
-one that cannot be read as it arrives is removed and fails the attempt, so the next
-attempt requests it again instead of reading it forever. The client does not retry, so this
+response that cannot be read, kept (damaged on disk) or as it arrives, is removed and
+requested again; two in a row that arrive unreadable stop the run (a client older than
+the data's format would pay for every chunk's response only to fail), instead of a
+damaged copy being read forever or paid for at every retry. The client does not retry, so this
 module does: 429 waits for ``Retry-After``; 5xx, timeouts and network errors back off
 exponentially; 401, 402, 403, 422 (and other 4xx) fail at once with a message that says
 what to fix. The API key is never logged.
@@ -53,6 +54,31 @@ REQUEST_BACKOFF = Backoff(attempts=5, base_s=2.0, max_s=60.0)
 T = TypeVar("T")
 
 
+class _Damaged(SourceError):
+    """A response that cannot be read, removed; ``fresh``: requested just now (not kept
+    from before)."""
+
+    def __init__(self, message: str, *, fresh: bool) -> None:
+        super().__init__(message)
+        self.fresh = fresh
+
+
+def _raised_reading(exc: BaseException) -> bool:
+    """True when the client raised ``exc`` reading the response it had received whole
+    (its ``DBNStore`` and the DBN decoder), not sending the request or receiving the
+    answer."""
+    from databento_dbn import DBNError
+
+    if isinstance(exc, DBNError):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") == "databento.common.dbnstore":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class _Kept(NamedTuple):
     """A response in the cache: its entry's name (its lock's), its file, what the file was
     when this process took it (inode, size, modification time: :func:`_identity`),
@@ -65,8 +91,10 @@ class _Kept(NamedTuple):
 
 
 def _identity(path: Path) -> tuple[int, int, int]:
+    """What tells one file at ``path`` from another put there later: its inode, its
+    modification and its status change times."""
     st = path.stat()
-    return st.st_ino, st.st_size, st.st_mtime_ns
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
 
 
 class DatabentoSource:
@@ -108,35 +136,56 @@ class DatabentoSource:
         return databento.Historical(key=self._key)
 
     def fetch(self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime) -> Bars:
+        symbols = sorted(set(wanted) | set(self.companions.get(dataset, ())))
+        unreadable = 0  # responses requested by this call that could not be read
+        for _ in range(4):  # kept copies another process wrote, then at most two requests
+            try:
+                return self._read(dataset, symbols, wanted, start, end)
+            except _Damaged as damaged:
+                unreadable += damaged.fresh
+                if unreadable == 2:
+                    raise PermanentSourceError(
+                        f"Databento {dataset} {','.join(symbols)}: two responses in a row "
+                        f"could not be read ({damaged}): if the client libraries are older "
+                        "than Databento's data format, upgrade databento and databento-dbn, "
+                        "then clear the failed chunks",
+                        run_wide=True,
+                    ) from damaged
+                log.warning(
+                    "Databento %s %s: %s; requesting it again", dataset, ",".join(symbols), damaged
+                )
+        raise SourceError(  # pragma: no cover - a kept copy damaged again and again
+            f"Databento {dataset} {','.join(symbols)}: no readable response"
+        )
+
+    def _read(
+        self,
+        dataset: str,
+        symbols: list[str],
+        wanted: dict[str, str],
+        start: datetime,
+        end: datetime,
+    ) -> Bars:
+        """The ``wanted`` bars of the request's response: kept in the cache, else
+        requested. Raises :class:`_Damaged` when the response cannot be read (it is
+        removed: none is kept to be read again)."""
         from market_backfill.sources.dbn import DbnDataError, open_store, read_bars
 
-        symbols = sorted(set(wanted) | set(self.companions.get(dataset, ())))
         name = f"Databento {dataset}"
         if self.cache_dir is None:
             try:
                 store = open_store(self._get_range(dataset, symbols, start, end).raw, name)
                 return read_bars(store, wanted, to_ns(start), to_ns(end), name)
             except DbnDataError as exc:
-                raise SourceError(str(exc)) from exc
-        for last in (False, True):
-            kept = self._cached_range(dataset, symbols, start, end)
-            try:
-                store = open_store(kept.path, str(kept.path))
-                return read_bars(store, wanted, to_ns(start), to_ns(end), name)
-            except DbnDataError as exc:
-                self._discard(kept)
-                if kept.fresh or last:  # as it arrived: the next attempt asks again
-                    raise SourceError(
-                        f"{exc}; the response was removed: the next attempt requests it again"
-                    ) from exc
-                log.warning(
-                    "Databento %s %s: the cached response cannot be read (%s); removed, "
-                    "requesting it again",
-                    dataset,
-                    ",".join(symbols),
-                    exc,
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise _Damaged(f"the response cannot be read ({exc})", fresh=True) from exc
+        kept = self._cached_range(dataset, symbols, start, end)
+        try:
+            store = open_store(kept.path, str(kept.path))
+            return read_bars(store, wanted, to_ns(start), to_ns(end), name)
+        except DbnDataError as exc:
+            self._discard(kept)
+            which = "the response" if kept.fresh else "the cached response"
+            raise _Damaged(f"{which} cannot be read ({exc})", fresh=kept.fresh) from exc
 
     @contextmanager
     def _locked(self, name: str) -> Iterator[None]:
@@ -181,13 +230,17 @@ class DatabentoSource:
 
     def _discard(self, kept: _Kept) -> None:
         """Remove a response that cannot be read, unless another process has replaced it
-        since (its identity changed): that one is left for the next read to judge."""
-        with self._locked(kept.entry):
-            try:
+        since (its identity changed): that one is left for the next read to judge. A file
+        this host cannot remove is left with a warning (the next read finds it damaged
+        again)."""
+        try:
+            with self._locked(kept.entry):
                 if _identity(kept.path) == kept.identity:
                     kept.path.unlink()
-            except FileNotFoundError:
-                pass
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("%s: cannot remove the damaged response (%s)", kept.path.name, exc)
 
     def _get_range(
         self,
@@ -204,15 +257,22 @@ class DatabentoSource:
             self.requests += 1
             if path is not None:
                 path.unlink(missing_ok=True)  # the client refuses to overwrite
-            return client.timeseries.get_range(
-                dataset=dataset,
-                symbols=symbols,
-                schema=OHLCV_1M,
-                stype_in="continuous",
-                start=start.isoformat(),
-                end=end.isoformat(),
-                path=path,
-            )
+            try:
+                return client.timeseries.get_range(
+                    dataset=dataset,
+                    symbols=symbols,
+                    schema=OHLCV_1M,
+                    stype_in="continuous",
+                    start=start.isoformat(),
+                    end=end.isoformat(),
+                    path=path,
+                )
+            except Exception as exc:
+                if _raised_reading(exc):  # received whole: asking again is no network retry
+                    raise _Damaged(
+                        f"the response cannot be read ({type(exc).__name__}: {exc})", fresh=True
+                    ) from exc
+                raise
 
         return self.call(what, request)
 
@@ -318,7 +378,8 @@ def _unwritable(what: str, reason: str) -> PermanentSourceError:
     way."""
     return PermanentSourceError(
         f"Databento {what}: the response could not be written to the data directory "
-        f"({reason}): free space or raise the limit, then clear the failed chunks",
+        f"({reason}): free space, raise the limit or mend the disk, then clear the failed "
+        "chunks",
         run_wide=True,
     )
 

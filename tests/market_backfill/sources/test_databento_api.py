@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -209,41 +210,108 @@ def test_a_damaged_cached_response_is_requested_once_more(gateway, tmp_path, cap
     assert third.requests == 0
 
 
-def test_a_response_damaged_as_it_arrives_is_not_kept(gateway, tmp_path):
-    """A response that cannot be read as it arrives fails the attempt and is removed, so
-    the next attempt requests it again instead of reading the damaged copy forever."""
-    cache = tmp_path / "cache"
+@pytest.mark.parametrize("cut_to", [0.5, 0.001], ids=["in_its_records", "in_its_header"])
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "uncached"])
+def test_a_response_damaged_as_it_arrives_is_requested_once_more(
+    gateway, tmp_path, caplog, cut_to, cached
+):
+    """A response that cannot be read as it arrives (cut short: the client takes the
+    length it was given) is not kept and not retried as a network error: it is asked for
+    once more, and the bars are those of a whole response."""
+    cache = tmp_path / "cache" if cached else None
     wanted = {"NQ.v.0": "GLBX.MDP3:NQ"}
-    gateway.fail_with(Scripted(200, cut=True))
-    with pytest.raises(SourceError, match="the response was removed") as err:
-        _source(gateway, cache_dir=cache).fetch("GLBX.MDP3", wanted, START, END)
-    assert not isinstance(err.value, PermanentSourceError)  # a retry may succeed
-    assert (_cached_files(cache), list(cache.glob("*.part"))) == ([], [])
-    retry = _source(gateway, cache_dir=cache)
-    assert bar_count(retry.fetch("GLBX.MDP3", wanted, START, END)) > 0
-    assert (retry.requests, len(gateway.state.data_requests())) == (1, 2)
+    whole = _source(gateway).fetch("GLBX.MDP3", wanted, START, END)
+    gateway.fail_with(Scripted(200, cut_to=cut_to))
+    source = _source(gateway, cache_dir=cache)
+    with caplog.at_level(logging.WARNING, logger="market_backfill.sources.databento_api"):
+        got = source.fetch("GLBX.MDP3", wanted, START, END)
+    assert "the response cannot be read" in caplog.text
+    assert "requesting it again" in caplog.text
+    assert (source.requests, source.retries, len(gateway.state.data_requests())) == (2, 0, 3)
+    pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(whole))
+    if cached:
+        assert len(_cached_files(cache)) == 1
+        assert not list(cache.glob("*.part"))
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "uncached"])
+def test_two_responses_in_a_row_that_cannot_be_read_stop_the_run(gateway, tmp_path, cached):
+    """Two unreadable answers in a row look like a client that cannot read Databento's
+    format: every chunk would pay for a response only to fail, so the run stops (no
+    Airflow retry), with nothing kept."""
+    cache = tmp_path / "cache" if cached else None
+    gateway.fail_with(Scripted(200, cut_to=0.5), Scripted(200, cut_to=0.001))
+    source = _source(gateway, cache_dir=cache)
+    with pytest.raises(PermanentSourceError, match="two responses in a row") as err:
+        source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    assert err.value.run_wide
+    assert "upgrade databento" in str(err.value)
+    assert (source.requests, len(gateway.state.data_requests())) == (2, 2)
+    if cached:
+        assert (_cached_files(cache), list(cache.glob("*.part"))) == ([], [])
+
+
+def test_a_damaged_response_another_process_has_replaced_is_left_alone(gateway, tmp_path):
+    """The damaged copy is removed only if it is still the one that was read: a response
+    another process put in its place meanwhile is left for the next read."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    source = _source(gateway, cache_dir=cache)
+    source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+    symbols = ["NQ.v.0"]
+    kept = source._cached_range("GLBX.MDP3", symbols, START, END)  # the copy read
+    replacement = tmp_path / "replacement"
+    shutil.copy(kept.path, replacement)
+    os.replace(replacement, kept.path)  # another process's new copy: another file
+    source._discard(kept)
+    assert kept.path.exists()
+    source._discard(source._cached_range("GLBX.MDP3", symbols, START, END))
+    assert not kept.path.exists()
+
+
+def _failing_fsync(monkeypatch, fails):
+    """``os.fsync`` failing with ``fails(path)``'s errno (None: the real flush) for the
+    file or folder its descriptor is open on."""
+    real = os.fsync
+
+    def fsync(fd):
+        code = fails(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        if code is not None:
+            raise OSError(code, os.strerror(code))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
 
 
 def test_a_response_that_cannot_be_flushed_to_disk_stops_the_run(gateway, tmp_path, monkeypatch):
-    """The flush before the rename failing (an I/O error, a full disk on a server-side
-    filesystem) is a host that cannot keep what it paid for: the run stops like a failed
-    write, with nothing half-kept, instead of each retry paying again. (The failure is
-    injected: no filesystem here fails an ``fsync`` on demand.)"""
+    """The response's flush before its rename failing (an I/O error) is a host that cannot
+    keep what it paid for: the run stops like a failed write, with nothing kept, instead
+    of each retry paying again. (The error is injected into ``os.fsync``: no filesystem
+    here fails a flush on demand.)"""
     import errno
 
-    from market_backfill.sources import databento_api
-
-    def failing(partial, target):
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    monkeypatch.setattr(databento_api, "durable_replace", failing)
+    _failing_fsync(monkeypatch, lambda path: errno.EIO if path.is_file() else None)
     cache = tmp_path / "cache"
+    source = _source(gateway, cache_dir=cache)
     with pytest.raises(PermanentSourceError, match="could not be written") as err:
-        _source(gateway, cache_dir=cache).fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
+        source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)
     assert err.value.run_wide
     assert "Input/output error" in str(err.value)
     assert len(gateway.state.data_requests()) == 1
     assert (_cached_files(cache), list(cache.glob("*.part"))) == ([], [])
+
+
+def test_a_folder_its_filesystem_cannot_flush_keeps_the_response(gateway, tmp_path, monkeypatch):
+    """Some network and FUSE filesystems refuse to flush a folder (EINVAL): the response,
+    flushed and renamed, is kept and read."""
+    import errno
+
+    _failing_fsync(monkeypatch, lambda path: errno.EINVAL if path.is_dir() else None)
+    cache = tmp_path / "cache"
+    source = _source(gateway, cache_dir=cache)
+    assert bar_count(source.fetch("GLBX.MDP3", {"NQ.v.0": "GLBX.MDP3:NQ"}, START, END)) > 0
+    assert len(_cached_files(cache)) == 1
 
 
 def test_metadata_the_published_end_and_quotes(gateway):
