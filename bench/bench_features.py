@@ -9,17 +9,18 @@ stage, then the feature stage, read from and written to PostgreSQL in 500-row co
 batches, from empty tables), the limit of its writes (the rows it wrote, as one COPY
 per table in one transaction into empty tables with the same keys) and the stage's floor
 on this machine: those writes as two such COPYs at once (each half of the range on a
-connection of its own: both cores) plus one read of the range's 1-minute bars (two halves
+connection of its own) plus one read of the range's 1-minute bars (two halves
 at once), with the machine's CPU seconds of each (``/proc/stat``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -100,10 +101,11 @@ def one_copy(
     url: str, repeat: int, keys: bool = True, halves: datetime | None = None
 ) -> tuple[float, float]:
     """(median seconds, median machine CPU seconds) of the stage's writes at their limit:
-    every row the end-to-end path wrote (rolled-up bars, feature rows), as one binary COPY
-    per table into empty tables of the same columns and keys (without the keys:
-    ``keys=False``), in one transaction. With ``halves``, the rows before that instant and
-    the rest are written at once, each on a connection (and in a transaction) of its own."""
+    every row the end-to-end path wrote (rolled-up bars, feature rows, in the order it
+    wrote them), as one binary COPY per table into empty tables of the same columns and
+    keys (without the keys: ``keys=False``), in one transaction. With ``halves``, the rows
+    before that instant and the rest are written at once, each on a connection (and in a
+    transaction) of its own. The connections are open before the clock starts."""
     like = "INCLUDING ALL" if keys else "INCLUDING DEFAULTS"
     parts = ["TRUE"] if halves is None else ["ts < %s", "ts >= %s"]
     with psycopg.connect(url) as conn:
@@ -117,28 +119,31 @@ def one_copy(
         for table in WRITTEN:
             conn.execute(f"CREATE TABLE limit_{table} (LIKE {table} {like})")
         conn.commit()
+        writers = [psycopg.connect(url) for _ in data]
+        try:
 
-        def write(part: dict[str, bytes]) -> None:
-            with psycopg.connect(url) as writer:
+            def write(writer: psycopg.Connection, part: dict[str, bytes]) -> None:
                 for table in WRITTEN:
                     copy_sql = f"COPY limit_{table} FROM STDIN (FORMAT binary)"
                     with writer.cursor().copy(copy_sql) as copy:
                         copy.write(part[table])
                 writer.commit()
 
-        def all_parts() -> None:
-            threads = [threading.Thread(target=write, args=(part,)) for part in data]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            def all_parts() -> None:
+                with ThreadPoolExecutor(len(data)) as pool:
+                    pairs = zip(writers, data, strict=True)
+                    for done in [pool.submit(write, *pair) for pair in pairs]:
+                        done.result()  # a failed write fails the measurement
 
-        def truncate() -> None:
-            for table in WRITTEN:
-                conn.execute(f"TRUNCATE limit_{table}")
-            conn.commit()
+            def truncate() -> None:
+                for table in WRITTEN:
+                    conn.execute(f"TRUNCATE limit_{table}")
+                conn.commit()
 
-        timed = timed_runs(all_parts, repeat, before=truncate)
+            timed = timed_runs(all_parts, repeat, before=truncate)
+        finally:
+            for writer in writers:
+                writer.close()
         for table in WRITTEN:
             conn.execute(f"DROP TABLE limit_{table}")
         conn.commit()
@@ -149,7 +154,9 @@ def timed_runs(
     run: Callable[[], object], repeat: int, before: Callable[[], object] | None = None
 ) -> tuple[float, float]:
     """(median seconds, median machine CPU seconds) of ``repeat`` calls of ``run``, each
-    after ``before`` (not timed)."""
+    after ``before`` (not timed). CPU seconds are the busy time of every core
+    (``/proc/stat``, counted in ticks of 10 ms: figures of a second or so are good to a
+    few percent)."""
     times, cpus = [], []
     for _ in range(repeat):
         if before is not None:
@@ -165,17 +172,19 @@ def floor(url: str, start: datetime, end: datetime, repeat: int) -> dict[str, fl
     """The stage's floor on this machine, by parts (median seconds and machine CPU
     seconds of each): the writes of the end-to-end path as two COPYs at once (each half
     of ``[start, end)`` on a connection of its own), and one read of the range's 1-minute
-    bars as the stage reads them (two halves at once)."""
+    bars as the stages read them (two halves at once, in a transaction rolled back)."""
     two_s, two_cpu = one_copy(url, repeat, halves=start + (end - start) / 2)
     with task_connector(url) as connect:
         conn = connect()
+        try:
 
-        def read() -> None:
-            read_bars(conn, NQ_V0, "1m", start, end, connect)
-            conn.rollback()
+            def read() -> None:
+                read_bars(conn, NQ_V0, "1m", start, end, connect)
+                conn.rollback()
 
-        read_s, read_cpu = timed_runs(read, repeat)
-        conn.close()
+            read_s, read_cpu = timed_runs(read, repeat)
+        finally:
+            conn.close()
     return {
         "two_copies_s": two_s,
         "two_copies_cpu_s": two_cpu,
@@ -184,12 +193,16 @@ def floor(url: str, start: datetime, end: datetime, repeat: int) -> dict[str, fl
     }
 
 
+CORES = len(os.sched_getaffinity(0))
+"""The cores this process may run on (the machine's, unless it is pinned)."""
+
+
 def floor_s(res: dict) -> tuple[float, float]:
     """The stage's floor from :func:`floor`'s parts: (one after the other, seconds; their
-    CPU seconds spread over both cores, seconds)."""
+    CPU seconds spread over :data:`CORES` cores without an idle moment, seconds)."""
     return (
         res["two_copies_s"] + res["read_once_s"],
-        (res["two_copies_cpu_s"] + res["read_once_cpu_s"]) / 2,
+        (res["two_copies_cpu_s"] + res["read_once_cpu_s"]) / CORES,
     )
 
 

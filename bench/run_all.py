@@ -274,7 +274,7 @@ def section_features(
         f"| the same without the tables' primary keys | {res['one_copy_unkeyed_s']:.2f} | "
         f"{bars / res['one_copy_unkeyed_s']:,.0f} |",
         f"| the floor, part 1: the writes' limit as two COPYs at once, each half of the range "
-        f"on a connection (and in a transaction) of its own: both cores "
+        f"on a connection (and in a transaction) of its own "
         f"({res['two_copies_cpu_s']:.2f} CPU-s) | {res['two_copies_s']:.2f} | "
         f"{bars / res['two_copies_s']:,.0f} |",
         f"| the floor, part 2: one read of the range's 1-minute bars as the stages read them "
@@ -282,7 +282,8 @@ def section_features(
         f"{bars / res['read_once_s']:,.0f} |",
         f"| **the stage's floor on this machine**: parts 1 and 2 one after the other | "
         f"{in_turn:.2f} | {bars / in_turn:,.0f} |",
-        f"| the same from their CPU seconds, spread over both cores without an idle moment | "
+        f"| the same from their CPU seconds, spread over the machine's {bench_features.CORES} "
+        "cores without an idle moment | "
         f"{on_cores:.2f} | {bars / on_cores:,.0f} |",
         "",
         "Target (issues 14 and 15): 300,000 bars/s end to end; met in this run: "
@@ -292,9 +293,10 @@ def section_features(
         "rolled-up bars' (binary COPY too), and reading the bars (two halves at once). The "
         "writes' limit row is those writes alone, as one COPY per table over one "
         "connection; the row without the primary keys shows what those keys (fixed by the "
-        "spec) cost of them. The floor rows are what any implementation of the stage needs "
-        "on this machine: it has to write these rows (here as two COPYs over both cores, "
-        "one commit a connection, in the order the stage writes them) and read the "
+        "spec) cost of them. The floor rows are what the stage needs at the least on this "
+        "machine, writing in its own order: it has to write these rows (here as two COPYs "
+        "over two connections at once, one commit each, in the order the stage writes "
+        "them; rows in key order would be cheaper, but chunks are months) and read the "
         "1-minute bars at least once (the stage reads them twice, once a stage, and the "
         "rolled-up bars too). The target is "
         f"{300_000 / (bars / on_cores):.2f}x the floor's bars/s by CPU seconds, "
