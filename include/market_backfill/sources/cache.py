@@ -38,7 +38,9 @@ def durable_replace(partial: Path, target: Path) -> None:
     before the rename (``fsync``), and the rename reaches it before this returns (``fsync``
     of the folder, where the filesystem can flush one). Without the first, a host that
     crashes soon after the rename can leave a renamed file with its data missing: a cached
-    response that reads as damaged."""
+    response that reads as damaged. A failed flush is raised; when it is the folder's, the
+    target is removed first (not known to last, so not kept); the file's leaves
+    ``partial`` to the caller."""
     with open(partial, "rb") as handle:  # Linux flushes a file through any descriptor
         os.fsync(handle.fileno())
     os.replace(partial, target)
@@ -47,6 +49,7 @@ def durable_replace(partial: Path, target: Path) -> None:
         os.fsync(folder)
     except OSError as exc:
         if exc.errno not in _NO_FOLDER_FSYNC:
+            target.unlink(missing_ok=True)  # not known to last: not kept
             raise
     finally:
         os.close(folder)

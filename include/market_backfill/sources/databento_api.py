@@ -63,14 +63,22 @@ class _Damaged(SourceError):
         self.fresh = fresh
 
 
+def _undecodable(cause: BaseException | None) -> bool:
+    """False when a failed read's ``cause`` is this host's (an I/O error, no memory): the
+    bytes may be whole, so they are neither removed nor bought again."""
+    return not isinstance(cause, (OSError, MemoryError))
+
+
 def _raised_reading(exc: BaseException) -> bool:
-    """True when the client raised ``exc`` reading the response it had received whole
-    (its ``DBNStore`` and the DBN decoder), not sending the request or receiving the
-    answer."""
+    """True when the client raised ``exc`` decoding the response it had received whole
+    (its ``DBNStore`` and the DBN decoder), not sending the request, receiving the
+    answer, or meeting an error of this host (:func:`_undecodable`)."""
     from databento_dbn import DBNError
 
     if isinstance(exc, DBNError):
         return True
+    if not _undecodable(exc):
+        return False
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_globals.get("__name__") == "databento.common.dbnstore":
@@ -81,8 +89,8 @@ def _raised_reading(exc: BaseException) -> bool:
 
 class _Kept(NamedTuple):
     """A response in the cache: its entry's name (its lock's), its file, what the file was
-    when this process took it (inode, size, modification time: :func:`_identity`),
-    whether this process downloaded it just now."""
+    when this process took it (:func:`_identity`), whether this process downloaded it
+    just now."""
 
     entry: str
     path: Path
@@ -177,12 +185,16 @@ class DatabentoSource:
                 store = open_store(self._get_range(dataset, symbols, start, end).raw, name)
                 return read_bars(store, wanted, to_ns(start), to_ns(end), name)
             except DbnDataError as exc:
+                if not _undecodable(exc.__cause__):
+                    raise SourceError(str(exc)) from exc
                 raise _Damaged(f"the response cannot be read ({exc})", fresh=True) from exc
         kept = self._cached_range(dataset, symbols, start, end)
         try:
             store = open_store(kept.path, str(kept.path))
             return read_bars(store, wanted, to_ns(start), to_ns(end), name)
         except DbnDataError as exc:
+            if not _undecodable(exc.__cause__):  # kept as it is: a retry reads it again
+                raise SourceError(str(exc)) from exc
             self._discard(kept)
             which = "the response" if kept.fresh else "the cached response"
             raise _Damaged(f"{which} cannot be read ({exc})", fresh=kept.fresh) from exc

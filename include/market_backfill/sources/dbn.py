@@ -116,7 +116,8 @@ class _ZstdFrames:
     ends inside a frame raises ``EOFError`` (zstandard's stream reader ends such input
     early and quietly: a file cut short would read as a shorter, whole one)."""
 
-    CHUNK = 1 << 17  # compressed bytes read at a time
+    CHUNK = 1 << 17  # compressed bytes read at a time, at most
+    SMALL = 1 << 12  # ... and at least: a header's read decompresses a few kB, not MBs
 
     def __init__(self, raw: BinaryIO) -> None:
         import zstandard
@@ -127,9 +128,10 @@ class _ZstdFrames:
         self._buffer = bytearray()
         self._ended = False
 
-    def _more(self) -> None:
-        """Decompress the next chunk of input into the buffer (frames one after another)."""
-        chunk = self._raw.read(self.CHUNK)
+    def _more(self, wanted: int) -> None:
+        """Decompress the next chunk of input (about ``wanted`` bytes' worth, within
+        :data:`SMALL` and :data:`CHUNK`) into the buffer (frames one after another)."""
+        chunk = self._raw.read(min(self.CHUNK, max(self.SMALL, wanted)))
         if not chunk:
             if self._frame is not None and not self._frame.eof:
                 raise EOFError("the zstd data end inside a frame: the file is cut short")
@@ -144,9 +146,10 @@ class _ZstdFrames:
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all that are left when negative); fewer only at the end."""
         while (n < 0 or len(self._buffer) < n) and not self._ended:
-            self._more()
+            self._more(self.CHUNK if n < 0 else n - len(self._buffer))
         size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
-        out = bytes(self._buffer[:size])
+        with memoryview(self._buffer) as view:
+            out = bytes(view[:size])
         del self._buffer[:size]
         return out
 
@@ -198,7 +201,7 @@ def _header(stream: BinaryIO) -> tuple[Any, int]:
 
 def peek_metadata(path: Path) -> Any | None:
     """The DBN metadata of a ``.dbn`` / ``.dbn.zst`` file, read from its header alone
-    (a few hundred bytes decompressed, no record touched), or None when the header is
+    (a few kB decompressed, no record touched), or None when the header is
     not readable: :func:`open_store` then says why. For choosing the files a range
     needs without opening every file of a long glob."""
     try:

@@ -270,6 +270,37 @@ def test_a_damaged_response_another_process_has_replaced_is_left_alone(gateway, 
     assert not kept.path.exists()
 
 
+def test_an_io_error_reading_a_kept_response_keeps_it(gateway, tmp_path, monkeypatch):
+    """An error of this host while reading (an I/O error, no memory) says nothing of the
+    bytes: the kept response is not removed nor bought again; the attempt fails for a
+    retry to read it. (The error is injected into the decompression: no disk here fails a
+    read on demand.)"""
+    import errno
+
+    from market_backfill.sources import dbn
+
+    cache = tmp_path / "cache"
+    wanted = {"NQ.v.0": "GLBX.MDP3:NQ"}
+    _source(gateway, cache_dir=cache).fetch("GLBX.MDP3", wanted, START, END)
+    (kept,) = _cached_files(cache)
+
+    def failing(self, wanted_bytes):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dbn._ZstdFrames, "_more", failing)
+        source = _source(gateway, cache_dir=cache)
+        with pytest.raises(SourceError, match="Input/output error") as err:
+            source.fetch("GLBX.MDP3", wanted, START, END)
+    assert not isinstance(err.value, PermanentSourceError)
+    assert (source.requests, len(gateway.state.data_requests()), _cached_files(cache)) == (
+        0,
+        1,
+        [kept],
+    )
+    assert bar_count(_source(gateway, cache_dir=cache).fetch("GLBX.MDP3", wanted, START, END))
+
+
 def _failing_fsync(monkeypatch, fails):
     """``os.fsync`` failing with ``fails(path)``'s errno (None: the real flush) for the
     file or folder its descriptor is open on."""
@@ -284,14 +315,20 @@ def _failing_fsync(monkeypatch, fails):
     monkeypatch.setattr(os, "fsync", fsync)
 
 
-def test_a_response_that_cannot_be_flushed_to_disk_stops_the_run(gateway, tmp_path, monkeypatch):
-    """The response's flush before its rename failing (an I/O error) is a host that cannot
-    keep what it paid for: the run stops like a failed write, with nothing kept, instead
-    of each retry paying again. (The error is injected into ``os.fsync``: no filesystem
-    here fails a flush on demand.)"""
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_response_that_cannot_be_flushed_to_disk_stops_the_run(
+    gateway, tmp_path, monkeypatch, what
+):
+    """The response's flush failing (an I/O error; the file's before its rename, or the
+    folder's after it) is a host that cannot keep what it paid for: the run stops like a
+    failed write, with nothing kept, instead of each retry paying again. (The error is
+    injected into ``os.fsync``: no filesystem here fails a flush on demand.)"""
     import errno
 
-    _failing_fsync(monkeypatch, lambda path: errno.EIO if path.is_file() else None)
+    def fails(path):
+        return errno.EIO if (path.is_file() if what == "file" else path.is_dir()) else None
+
+    _failing_fsync(monkeypatch, fails)
     cache = tmp_path / "cache"
     source = _source(gateway, cache_dir=cache)
     with pytest.raises(PermanentSourceError, match="could not be written") as err:
