@@ -144,6 +144,11 @@ class DatabentoSource:
         return databento.Historical(key=self._key)
 
     def fetch(self, dataset: str, wanted: dict[str, str], start: datetime, end: datetime) -> Bars:
+        """The ``wanted`` continuous symbols' bars (mapped to registry symbols) in
+        ``[start, end)`` of one request for them and their companions: the cached response,
+        else a new one. A response that cannot be read is removed and requested again; the
+        second new one that cannot be read raises a run-wide :class:`PermanentSourceError`.
+        No database work."""
         symbols = sorted(set(wanted) | set(self.companions.get(dataset, ())))
         unreadable = 0  # responses requested by this call that could not be read
         for _ in range(4):  # kept copies another process wrote, then at most two requests
