@@ -12,11 +12,13 @@ shared storage.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 DATA_DIR_ENV = "MARKET_BACKFILL_DATA_DIR"
@@ -30,6 +32,17 @@ def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
         return Path(configured)
     home = environ.get("AIRFLOW_HOME") or "~/airflow"
     return Path(home).expanduser() / "market_backfill_data"
+
+
+@contextmanager
+def file_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold the exclusive lock ``<folder>/<name>.lock`` (``flock``: across the processes of
+    a host, released when the holder ends, even by a crash) meanwhile; ``folder`` is made
+    if missing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def durable_replace(partial: Path, target: Path) -> None:

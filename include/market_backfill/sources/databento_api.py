@@ -23,7 +23,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,12 +31,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from market_backfill.names import OHLCV_1M
 from market_backfill.retry import Backoff
 from market_backfill.sources import PermanentSourceError, SourceError
-from market_backfill.sources.cache import durable_replace
+from market_backfill.sources.cache import durable_replace, file_lock
 from market_backfill.timeutil import from_ns, to_ns
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from market_backfill.sources.dbn import Bars
 
 log = logging.getLogger(__name__)
@@ -204,16 +201,6 @@ class DatabentoSource:
             which = "the response" if kept.fresh else "the cached response"
             raise _Damaged(f"{which} cannot be read ({exc})", fresh=kept.fresh) from exc
 
-    @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        """Hold the cache entry ``name``'s file lock (across processes) meanwhile."""
-        import fcntl
-
-        assert self.cache_dir is not None
-        with open(self.cache_dir / f"{name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
     @staticmethod
     def _entry(dataset: str, symbols: list[str], start: datetime, end: datetime) -> str:
         """The cache entry's name for a request."""
@@ -226,10 +213,9 @@ class DatabentoSource:
         """The request's response in the cache: the file kept, else downloaded now (under
         the entry's lock: one request for every process asking at once)."""
         assert self.cache_dir is not None
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         name = self._entry(dataset, symbols, start, end)
         path = self.cache_dir / f"{dataset}-{name}.dbn.zst"
-        with self._locked(name):
+        with file_lock(self.cache_dir, name):
             if path.exists():
                 log.info("Databento %s %s: reusing the cached response", dataset, ",".join(symbols))
                 return _Kept(name, path, _identity(path), fresh=False)
@@ -251,7 +237,7 @@ class DatabentoSource:
         this host cannot remove is left with a warning (the next read finds it damaged
         again)."""
         try:
-            with self._locked(kept.entry):
+            with file_lock(kept.path.parent, kept.entry):
                 if _identity(kept.path) == kept.identity:
                     kept.path.unlink()
         except FileNotFoundError:

@@ -17,12 +17,9 @@ hint). The files are then read as any DBN file.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ import pandas as pd
 
 from market_backfill.names import OHLCV_1M
 from market_backfill.sources import PermanentSourceError, SourceError
-from market_backfill.sources.cache import data_dir, durable_replace
+from market_backfill.sources.cache import data_dir, durable_replace, file_lock
 from market_backfill.sources.costs import DataRequest
 from market_backfill.sources.databento_api import DatabentoSource
 from market_backfill.timeutil import to_ns
@@ -85,13 +82,6 @@ class DatabentoBatch:
         """Where the complete files of ``job_id`` are kept."""
         return self.root / job_id
 
-    @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f"{name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
     def find(self, request: DataRequest) -> str | None:
         """The id of a live job already submitted for ``request``, else None."""
         client = self.api.client()
@@ -108,7 +98,7 @@ class DatabentoBatch:
 
     def submit_or_reuse(self, request: DataRequest) -> tuple[str, bool]:
         """The job for ``request`` and whether it was submitted now (False: reused)."""
-        with self._locked("submit"):
+        with file_lock(self.root, "submit"):
             found = self.find(request)
             if found is not None:
                 log.info("batch job %s already holds %s: reused", found, request.dataset)
@@ -157,7 +147,7 @@ class DatabentoBatch:
         final_dir = self.job_dir(job_id)
         partial_root = self.root / "partial"
         paths = []
-        with self._locked(job_id):
+        with file_lock(self.root, job_id):
             final_dir.mkdir(parents=True, exist_ok=True)
             for entry in manifest:
                 name, size = str(entry["filename"]), int(entry["size"])
